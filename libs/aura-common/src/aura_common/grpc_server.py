@@ -1,0 +1,57 @@
+"""The lifecycle every Aura gRPC service shares: standard health and reflection services
+beside its own, and a graceful stop on SIGTERM/SIGINT (in-flight calls get `grace` seconds)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger(__name__)
+
+Register = Callable[[grpc.aio.Server], None]
+
+
+async def serve(
+    *,
+    service_names: Sequence[str],
+    register: Register,
+    host: str,
+    port: int,
+    grace: float = 5.0,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run a gRPC server until SIGTERM or SIGINT, then drain it and call `on_stop`."""
+    server = grpc.aio.server()
+    register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    address = f"{host}:{port}"
+    if server.add_insecure_port(address) == 0:
+        raise SystemExit(f"cannot listen on {address}")
+    await server.start()
+    for name in ("", *service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("listening on %s", address)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("shutting down, grace %.1fs", grace)
+    # Load balancers and probes see NOT_SERVING while in-flight calls finish.
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace)
+    if on_stop is not None:
+        await on_stop()
+    log.info("stopped")

@@ -1,0 +1,1 @@
+"""Aura llm service: turns what a caller said into what the assistant answers."""

@@ -1,0 +1,3 @@
+from aura_llm.server import main
+
+main()

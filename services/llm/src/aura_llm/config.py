@@ -1,0 +1,39 @@
+"""llm service settings, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from aura_common.settings import AuraSettings
+
+SAMPLE_KNOWLEDGE_BASE = Path(__file__).parent / "knowledge" / "sample_bakery.yaml"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are {assistant_name}, a friendly voice assistant answering the phone. "
+    "Everything you write is read aloud to a caller, so answer in one to three short "
+    "sentences of plain speech: no markdown, no lists, no emojis, no links. "
+    "If you do not know something, say so and offer what you can help with."
+)
+
+ProviderName = Literal["local", "openai", "gemini"]
+
+
+class Settings(AuraSettings):
+    LLM_HOST: str = "0.0.0.0"
+    LLM_PORT: int = Field(default=50051, ge=1, le=65535)
+    AI_PROVIDER: ProviderName = "local"
+    AI_ASSISTANT_NAME: str = "Aura"
+    AI_SYSTEM_PROMPT: str = DEFAULT_SYSTEM_PROMPT
+    KNOWLEDGE_BASE_PATH: Path = SAMPLE_KNOWLEDGE_BASE
+    OPENAI_API_KEY: str = ""
+    OPENAI_MODEL: str = "gpt-4o-mini"
+    OPENAI_BASE_URL: str = ""
+    GEMINI_API_KEY: str = ""
+    GEMINI_MODEL: str = "gemini-2.5-flash"
+    GEMINI_BASE_URL: str = ""
+    # Used when a caller sets no gRPC deadline; telephony always sets one.
+    LLM_DEFAULT_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    GRACEFUL_SHUTDOWN_SECONDS: float = Field(default=5.0, ge=0)

@@ -1,0 +1,163 @@
+"""The offline provider: answers from a knowledge base file, deterministically.
+
+It is the embedded default, so it has to be useful on its own: it recognises greetings,
+thanks and "who are you", finds a natural phrasing of a known question by keywords (after
+light stemming, tolerating small misrecognitions) and by fuzzy similarity to the listed
+questions, and when nothing matches it says plainly what it can help with."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rapidfuzz import fuzz
+
+from aura_llm.knowledge import Entry, KnowledgeBase
+from aura_llm.providers.base import Prompt, Provider
+
+# Words that carry no topic; question words such as "where" and "when" are kept on purpose.
+_STOPWORDS = frozenset(
+    """a an the i me my we our you your yours is are am was were be been do does did can
+    could would will shall should may might to of in on at for from with about and or but
+    if so it its this that these those what which who how there here any some have has had
+    get got please just like want wanna need know tell let us im id ok okay um uh er yes
+    yeah well hi hello hey guys guy one""".split()
+)
+_GREETINGS = frozenset("hi hello hey hiya howdy morning afternoon evening good there".split())
+_THANKS = frozenset("thanks thank thankyou cheers appreciate appreciated".split())
+_IDENTITY = re.compile(
+    r"\b(who are you|what are you|your name|who (am i|is this)( talking| speaking)?( to| with)?"
+    r"|are you (a |an )?(robot|bot|human|real|person|machine|computer|ai))\b"
+)
+_CAPABILITIES = re.compile(
+    r"\b(what can you (do|help)|how can you help|what do you (know|do)|what can i ask)\b"
+)
+_FOLLOW_UP = re.compile(r"^(and|also|what about|how about|and what about)\b")
+_MIN_QUESTION_SIMILARITY = 0.75
+_FUZZY_KEYWORD = 85
+
+
+def _normalise(text: str) -> str:
+    text = text.lower().replace("'", "").replace("\u2019", "")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 5 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) > 4 and word.endswith("ed"):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def _content_stems(text: str) -> list[str]:
+    return [_stem(w) for w in _normalise(text).split() if w not in _STOPWORDS]
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexedEntry:
+    entry: Entry
+    keywords: tuple[tuple[str, ...], ...]  # each keyword as a sequence of stems
+    questions: tuple[str, ...]  # each question as its content stems joined
+
+
+def _word_matches(word: str, keyword: str) -> bool:
+    if word == keyword:
+        return True
+    # Fuzzy only on longer words: short ones ("cake", "take") differ by one letter too often.
+    return min(len(word), len(keyword)) >= 5 and fuzz.ratio(word, keyword) >= _FUZZY_KEYWORD
+
+
+def _keyword_hits(stems: list[str], keywords: tuple[tuple[str, ...], ...]) -> int:
+    hits = 0
+    for keyword in keywords:
+        size = len(keyword)
+        if any(
+            all(_word_matches(w, k) for w, k in zip(stems[i : i + size], keyword, strict=True))
+            for i in range(len(stems) - size + 1)
+        ):
+            hits += 1
+    return hits
+
+
+class LocalProvider(Provider):
+    name = "local"
+
+    def __init__(self, knowledge: KnowledgeBase, assistant_name: str, model: str) -> None:
+        self.knowledge = knowledge
+        self.assistant_name = assistant_name
+        self.model = model
+        self._index = tuple(
+            _IndexedEntry(
+                entry=e,
+                keywords=tuple(tuple(_content_stems(k) or [_stem(k.lower())]) for k in e.keywords),
+                questions=tuple(" ".join(_content_stems(q)) for q in e.questions),
+            )
+            for e in knowledge.entries
+        )
+
+    @classmethod
+    def from_file(cls, path: Path, assistant_name: str) -> LocalProvider:
+        return cls(KnowledgeBase.load(path), assistant_name, f"knowledge-base/{path.stem}")
+
+    @property
+    def topics(self) -> str:
+        names = [e.topic for e in self.knowledge.entries]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    def match(self, text: str) -> Entry | None:
+        """The best entry for `text`, or None when nothing is a convincing match."""
+        stems = _content_stems(text)
+        if not stems:
+            return None
+        joined = " ".join(stems)
+        best: tuple[float, Entry] | None = None
+        for item in self._index:
+            hits = _keyword_hits(stems, item.keywords)
+            similarity = max(
+                (fuzz.token_sort_ratio(joined, q) / 100 for q in item.questions if q),
+                default=0.0,
+            )
+            if hits == 0 and similarity < _MIN_QUESTION_SIMILARITY:
+                continue
+            score = hits + similarity
+            if best is None or score > best[0]:
+                best = (score, item.entry)
+        return best[1] if best else None
+
+    async def generate(self, prompt: Prompt) -> str:
+        return self.answer(prompt)
+
+    def answer(self, prompt: Prompt) -> str:
+        name = prompt.assistant_name or self.assistant_name
+        business = self.knowledge.business_name
+        text = _normalise(prompt.user_text)
+        words = set(text.split())
+        if _IDENTITY.search(text):
+            return (
+                f"I'm {name}, the automated assistant for {business}. "
+                f"I can answer questions about {self.topics}."
+            )
+        entry = self.match(text)
+        if entry is None and _FOLLOW_UP.match(text):
+            previous = next((t.text for t in reversed(prompt.history) if t.role == "user"), "")
+            entry = self.match(f"{previous} {text}") if previous else None
+        if entry is not None:
+            return entry.answer
+        if _CAPABILITIES.search(text):
+            return f"I can help with {self.topics}. What would you like to know?"
+        if words & _GREETINGS and words <= _GREETINGS | _STOPWORDS:
+            return f"Hello! This is {name} at {business}. How can I help you today?"
+        if words & _THANKS:
+            return "You're welcome! Is there anything else I can help you with?"
+        return (
+            "I'm sorry, I don't have an answer to that. "
+            f"I can help with {self.topics}. Which of those would you like to know about?"
+        )

@@ -1,0 +1,54 @@
+"""Entry point of the llm service: `aura-llm` or `python -m aura_llm`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import grpc
+
+from aura.llm.v1 import llm_service_pb2 as pb
+from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from aura_common import grpc_server
+from aura_common.logs import setup_logging
+from aura_common.settings import load_settings
+from aura_llm.config import Settings
+from aura_llm.knowledge import KnowledgeBaseError
+from aura_llm.providers import Provider, ProviderConfigError, build_provider
+from aura_llm.servicer import LlmServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LlmService"].full_name
+
+
+async def serve(settings: Settings, provider: Provider) -> None:
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(provider, settings), server)
+
+    log.info("provider=%s model=%s", provider.name, provider.model)
+    await grpc_server.serve(
+        service_names=[SERVICE_NAME],
+        register=register,
+        host=settings.LLM_HOST,
+        port=settings.LLM_PORT,
+        grace=settings.GRACEFUL_SHUTDOWN_SECONDS,
+        on_stop=provider.close,
+    )
+
+
+def main() -> None:
+    settings = load_settings(Settings)
+    setup_logging("llm", settings.LOG_LEVEL)
+    try:
+        provider = build_provider(settings.AI_PROVIDER, settings)
+    except (ProviderConfigError, KnowledgeBaseError) as exc:
+        # A misconfigured provider must stop the pod at start, not fail every call later.
+        log.critical("%s", exc)
+        sys.exit(2)
+    asyncio.run(serve(settings, provider))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Aura memory service: the working conversation history of every live call."""

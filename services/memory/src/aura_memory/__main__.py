@@ -1,0 +1,3 @@
+from aura_memory.server import main
+
+main()

@@ -1,0 +1,20 @@
+"""Memory service settings, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from aura_common.settings import AuraSettings
+
+
+class Settings(AuraSettings):
+    MEMORY_HOST: str = "0.0.0.0"
+    MEMORY_PORT: int = Field(default=50052, ge=1, le=65535)
+    MEMORY_STORE: Literal["memory"] = "memory"
+    # A call that never sent a final status callback is forgotten after this idle time.
+    CONVERSATION_TTL_SECONDS: float = Field(default=3600.0, gt=0)
+    # Idempotency keys remembered per call; Twilio retries only the last few requests.
+    IDEMPOTENCY_KEYS_PER_CALL: int = Field(default=64, ge=1)
+    GRACEFUL_SHUTDOWN_SECONDS: float = Field(default=5.0, ge=0)

@@ -1,0 +1,82 @@
+"""gRPC MemoryService: validates requests and maps them onto the configured store."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aura.memory.v1 import memory_service_pb2 as pb
+from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
+from aura_memory.stores.base import ConversationStore, Role, StoredTurn
+
+log = logging.getLogger(__name__)
+
+MAX_CALL_ID_CHARS = 128
+MAX_TURN_CHARS = 8000
+MAX_TURNS_PER_APPEND = 16
+
+_ROLES: dict[int, Role] = {pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "assistant"}
+_PB_ROLES: dict[Role, pb.Role.ValueType] = {"user": pb.ROLE_USER, "assistant": pb.ROLE_ASSISTANT}
+
+
+async def _reject(context: grpc.aio.ServicerContext[Any, Any], message: str) -> NoReturn:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+async def _check_call_id(call_id: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if not call_id:
+        await _reject(context, "call_id is required")
+    if len(call_id) > MAX_CALL_ID_CHARS:
+        await _reject(context, f"call_id is longer than {MAX_CALL_ID_CHARS} characters")
+
+
+def _to_pb(turn: StoredTurn) -> pb.Turn:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(turn.created_at * 1e9))
+    return pb.Turn(role=_PB_ROLES[turn.role], text=turn.text, create_time=stamp)
+
+
+class MemoryServicer(pb_grpc.MemoryServiceServicer):
+    def __init__(self, store: ConversationStore) -> None:
+        self._store = store
+
+    async def AppendTurns(
+        self,
+        request: pb.AppendTurnsRequest,
+        context: grpc.aio.ServicerContext[pb.AppendTurnsRequest, pb.AppendTurnsResponse],
+    ) -> pb.AppendTurnsResponse:
+        await _check_call_id(request.call_id, context)
+        if not request.turns:
+            await _reject(context, "turns must not be empty")
+        if len(request.turns) > MAX_TURNS_PER_APPEND:
+            await _reject(context, f"at most {MAX_TURNS_PER_APPEND} turns per append")
+        turns: list[tuple[Role, str]] = []
+        for turn in request.turns:
+            role = _ROLES.get(turn.role)
+            if role is None:
+                await _reject(context, "every turn needs role USER or ASSISTANT")
+            if len(turn.text) > MAX_TURN_CHARS:
+                await _reject(context, f"turn text is longer than {MAX_TURN_CHARS} characters")
+            turns.append((role, turn.text))
+        result = await self._store.append(request.call_id, turns, request.idempotency_key)
+        return pb.AppendTurnsResponse(applied=result.applied, turn_count=result.turn_count)
+
+    async def GetHistory(
+        self,
+        request: pb.GetHistoryRequest,
+        context: grpc.aio.ServicerContext[pb.GetHistoryRequest, pb.GetHistoryResponse],
+    ) -> pb.GetHistoryResponse:
+        await _check_call_id(request.call_id, context)
+        turns = await self._store.history(request.call_id, request.limit)
+        return pb.GetHistoryResponse(turns=[_to_pb(t) for t in turns])
+
+    async def ClearCall(
+        self,
+        request: pb.ClearCallRequest,
+        context: grpc.aio.ServicerContext[pb.ClearCallRequest, pb.ClearCallResponse],
+    ) -> pb.ClearCallResponse:
+        await _check_call_id(request.call_id, context)
+        return pb.ClearCallResponse(existed=await self._store.clear(request.call_id))

@@ -1,0 +1,1 @@
+"""Aura telephony service: answers Twilio's voice webhooks with TwiML."""

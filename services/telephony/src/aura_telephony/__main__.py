@@ -1,0 +1,3 @@
+from aura_telephony.server import main
+
+main()

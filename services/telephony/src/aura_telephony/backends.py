@@ -1,0 +1,131 @@
+"""gRPC clients of the memory and llm services. Every call carries a deadline cut from the
+turn budget, and fails fast (no wait-for-ready) when a service is down."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import grpc
+
+from aura.llm.v1 import llm_service_pb2 as llm_pb
+from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
+from aura.memory.v1 import memory_service_pb2 as memory_pb
+from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
+from aura_telephony.budget import TurnBudget
+from aura_telephony.config import Settings
+
+Role = Literal["user", "assistant"]
+
+_TO_MEMORY_ROLE: dict[Role, memory_pb.Role.ValueType] = {
+    "user": memory_pb.ROLE_USER,
+    "assistant": memory_pb.ROLE_ASSISTANT,
+}
+_MEMORY_TO_LLM_ROLE = {
+    memory_pb.ROLE_USER: llm_pb.ROLE_USER,
+    memory_pb.ROLE_ASSISTANT: llm_pb.ROLE_ASSISTANT,
+}
+
+# A restarted pod must be usable again within a second or two, not after gRPC's default
+# reconnect backoff of up to two minutes; calls that meet a channel still reconnecting are
+# retried (UNAVAILABLE only, inside the call's deadline). Every RPC retried is safe to
+# repeat: reads, Generate, and appends carrying an idempotency key.
+_RETRY_POLICY = {
+    "methodConfig": [
+        {
+            "name": [
+                {"service": "aura.llm.v1.LlmService"},
+                {"service": "aura.memory.v1.MemoryService"},
+            ],
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.1s",
+                "maxBackoff": "0.5s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", json.dumps(_RETRY_POLICY)),
+]
+
+
+class Backends:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._memory_channel = grpc.aio.insecure_channel(
+            settings.MEMORY_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS
+        )
+        self._llm_channel = grpc.aio.insecure_channel(
+            settings.LLM_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS
+        )
+        self.memory = memory_grpc.MemoryServiceStub(self._memory_channel)
+        self.llm = llm_grpc.LlmServiceStub(self._llm_channel)
+
+    def _memory_timeout(self, budget: TurnBudget, reserve: float = 0.0) -> float:
+        return budget.timeout(self._settings.MEMORY_TIMEOUT_SECONDS, reserve)
+
+    async def history(self, call_sid: str, budget: TurnBudget) -> list[memory_pb.Turn]:
+        response = await self.memory.GetHistory(
+            memory_pb.GetHistoryRequest(
+                call_id=call_sid, limit=self._settings.MAX_CONVERSATION_LENGTH
+            ),
+            timeout=self._memory_timeout(budget),
+        )
+        return list(response.turns)
+
+    async def append(
+        self,
+        call_sid: str,
+        turns: list[tuple[Role, str]],
+        budget: TurnBudget,
+        idempotency_key: str = "",
+    ) -> bool:
+        response = await self.memory.AppendTurns(
+            memory_pb.AppendTurnsRequest(
+                call_id=call_sid,
+                turns=[memory_pb.Turn(role=_TO_MEMORY_ROLE[r], text=t) for r, t in turns],
+                idempotency_key=idempotency_key,
+            ),
+            timeout=self._memory_timeout(budget),
+        )
+        return response.applied
+
+    async def clear(self, call_sid: str, budget: TurnBudget) -> bool:
+        response = await self.memory.ClearCall(
+            memory_pb.ClearCallRequest(call_id=call_sid), timeout=self._memory_timeout(budget)
+        )
+        return response.existed
+
+    async def generate(
+        self, call_sid: str, history: list[memory_pb.Turn], user_text: str, budget: TurnBudget
+    ) -> llm_pb.GenerateResponse:
+        # Keep back enough of the budget to store the turn once the answer is in.
+        timeout = budget.timeout(
+            self._settings.TURN_BUDGET_SECONDS, reserve=self._settings.MEMORY_TIMEOUT_SECONDS / 2
+        )
+        return await self.llm.Generate(
+            llm_pb.GenerateRequest(
+                call_id=call_sid,
+                history=[
+                    llm_pb.Message(role=_MEMORY_TO_LLM_ROLE[t.role], text=t.text)
+                    for t in history
+                    if t.role in _MEMORY_TO_LLM_ROLE
+                ],
+                user_text=user_text,
+                persona=llm_pb.Persona(assistant_name=self._settings.AI_ASSISTANT_NAME),
+            ),
+            timeout=timeout,
+        )
+
+    async def close(self) -> None:
+        await self._memory_channel.close()
+        await self._llm_channel.close()

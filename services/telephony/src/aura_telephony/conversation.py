@@ -1,0 +1,91 @@
+"""What the caller's words mean for the call flow, before any model sees them."""
+
+from __future__ import annotations
+
+import re
+
+_GOODBYE_PHRASES = (
+    "goodbye",
+    "good bye",
+    "bye bye",
+    "bye",
+    "thank you",
+    "thanks",
+    "thats all",
+    "that is all",
+    "thats it",
+    "that is it",
+    "done",
+    "finish",
+    "finished",
+    "see you",
+    "see ya",
+)
+# Words that may surround a goodbye without adding a request of their own.
+_FILLER_PHRASES = (
+    "ok",
+    "okay",
+    "alright",
+    "all right",
+    "great",
+    "cool",
+    "perfect",
+    "good",
+    "well",
+    "so",
+    "then",
+    "very much",
+    "so much",
+    "a lot",
+    "for now",
+    "for your help",
+    "for that",
+    "im",
+    "i am",
+    "we are",
+    "were",
+    "you",
+    "that",
+    "thats",
+    "its",
+    "it",
+    "all",
+    "and",
+    "oh",
+    "yes",
+    "yeah",
+    "no",
+    "nope",
+    "nothing else",
+    "really",
+    "have a nice day",
+    "have a good day",
+    "have a great day",
+    "cheers",
+    "again",
+    "i think",
+    "now",
+    "just",
+)
+
+
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    longest_first = sorted(phrases, key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(re.escape(p) for p in longest_first) + r")\b")
+
+
+_GOODBYE = _phrase_pattern(_GOODBYE_PHRASES)
+_FILLER = _phrase_pattern(_FILLER_PHRASES)
+
+
+def normalise(text: str) -> str:
+    text = text.lower().replace("'", "").replace("\u2019", "")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def is_goodbye(text: str) -> bool:
+    """True when the caller only says goodbye: "ok thanks, bye" ends the call, while
+    "I'm done with the form, what next?" still asks something and does not."""
+    text = normalise(text)
+    without_goodbyes, found = _GOODBYE.subn(" ", text)
+    return found > 0 and not _FILLER.sub(" ", without_goodbyes).split()

@@ -1,0 +1,46 @@
+"""Assembles the FastAPI application; nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from aura_common.settings import package_version
+from aura_telephony.backends import Backends
+from aura_telephony.config import Settings
+from aura_telephony.routers import info, voice
+from aura_telephony.twiml import Twiml
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.TWILIO_AUTH_TOKEN:
+            log.warning(
+                "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT checked. "
+                "Anyone who can reach this service can drive calls. Local development only."
+            )
+        backends = Backends(settings)
+        app.state.backends = backends
+        try:
+            yield
+        finally:
+            await backends.close()
+
+    app = FastAPI(
+        title="Aura telephony",
+        version=package_version("aura-telephony"),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.twiml = Twiml(settings)
+    app.include_router(info.router)
+    app.include_router(voice.router)
+    return app

@@ -1,0 +1,33 @@
+"""Entry point of the telephony service: `aura-telephony` or `python -m aura_telephony`."""
+
+from __future__ import annotations
+
+import signal
+
+import uvicorn
+
+from aura_common.logs import setup_logging
+from aura_common.settings import load_settings
+from aura_telephony.config import Settings
+from aura_telephony.main import create_app
+
+
+def main() -> None:
+    settings = load_settings(Settings)
+    setup_logging("telephony", settings.LOG_LEVEL)
+    # uvicorn drains connections on SIGTERM/SIGINT, then re-raises the signal into the
+    # handlers it found at start; with these no-ops a graceful stop exits with status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.HOST,
+        port=settings.PORT,
+        log_config=None,  # keep the shared logging setup
+        proxy_headers=False,  # signatures use PUBLIC_BASE_URL, never client-supplied headers
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

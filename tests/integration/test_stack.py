@@ -1,0 +1,174 @@
+"""The three services as real processes on loopback: lifecycle, health, reflection, and
+what a caller hears while a service is down and after it comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from aura.memory.v1 import memory_service_pb2 as memory_pb
+from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
+from aura_common.stack import Stack, free_port, grpc_serving
+from aura_telephony import twiml
+from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
+
+TOKEN = "integration-token"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(env={"TWILIO_AUTH_TOKEN": TOKEN}, log_dir=tmp_path, cwd=tmp_path)
+    with stack.running():
+        yield stack
+
+
+@pytest.fixture
+def twilio(stack: Stack) -> Iterator[TwilioPlayer]:
+    with httpx.Client(base_url=stack.base_url, timeout=20) as client:
+        yield TwilioPlayer(client=client, auth_token=TOKEN)
+
+
+def say(twilio: TwilioPlayer, call_sid: str, said: str) -> Twiml:
+    response = twilio.post("/api/voice/process", twilio.call_params(call_sid, SpeechResult=said))
+    assert response.status_code == 200, response.text
+    return Twiml(response.text)
+
+
+def stored_turns(stack: Stack, call_sid: str) -> list[str]:
+    with grpc.insecure_channel(stack.memory_address) as channel:
+        reply = memory_grpc.MemoryServiceStub(channel).GetHistory(
+            memory_pb.GetHistoryRequest(call_id=call_sid), timeout=5
+        )
+    return [t.text for t in reply.turns]
+
+
+def test_status_callback_clears_the_history(stack: Stack, twilio: TwilioPlayer) -> None:
+    call_sid = new_call_sid()
+    twilio.post("/api/voice", twilio.call_params(call_sid))
+    say(twilio, call_sid, "do you have vegan bread")
+    assert len(stored_turns(stack, call_sid)) == 3  # welcome, question, answer
+    twilio.post("/api/voice/status", twilio.call_params(call_sid, CallStatus="completed"))
+    assert stored_turns(stack, call_sid) == []
+
+
+def test_llm_killed_mid_call_apologises_then_recovers(stack: Stack, twilio: TwilioPlayer) -> None:
+    call_sid = new_call_sid()
+    assert "Monday to Friday" in say(twilio, call_sid, "when are you open").spoken
+
+    stack.stop_service("llm", signal.SIGKILL)
+    apology = say(twilio, call_sid, "where are you located")
+    assert apology.spoken == twiml.APOLOGY
+    assert apology.gather is not None  # the caller can simply try again
+
+    stack.start_service("llm")
+    assert "Harbor Lane" in say(twilio, call_sid, "where are you located").spoken
+
+
+def test_memory_down_apologises_instead_of_failing(stack: Stack, twilio: TwilioPlayer) -> None:
+    stack.stop_service("memory", signal.SIGKILL)
+    answer = say(twilio, new_call_sid(), "when are you open")
+    assert answer.spoken == twiml.APOLOGY
+    assert answer.gather is not None
+    welcome = twilio.post("/api/voice", twilio.call_params(new_call_sid()))
+    assert welcome.status_code == 200
+    assert "How can I help" in Twiml(welcome.text).spoken
+
+
+@pytest.mark.parametrize(
+    ("service", "name"),
+    [("llm", "aura.llm.v1.LlmService"), ("memory", "aura.memory.v1.MemoryService")],
+)
+def test_health_and_reflection(stack: Stack, service: str, name: str) -> None:
+    address = stack.llm_address if service == "llm" else stack.memory_address
+    assert grpc_serving(address)
+    with grpc.insecure_channel(address) as channel:
+        services = ProtoReflectionDescriptorDatabase(channel).get_services()
+    assert name in services
+    assert "grpc.health.v1.Health" in services
+
+
+@pytest.mark.parametrize("service", ["memory", "llm", "telephony"])
+def test_sigterm_stops_each_service_cleanly(stack: Stack, service: str) -> None:
+    assert stack.stop_service(service, signal.SIGTERM) == 0
+
+
+def test_runner_stops_every_service_on_sigterm(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+    }
+    stack = Stack()  # only for free ports
+    env.update(
+        PORT=str(stack.telephony_port),
+        LLM_PORT=str(stack.llm_port),
+        MEMORY_PORT=str(stack.memory_port),
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "aura_common.stack"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert runner.stdout is not None
+    banner = ""
+    for line in runner.stdout:
+        banner += line
+        if "Aura is running" in line or "did not start" in line:
+            break
+    assert f"http://127.0.0.1:{stack.telephony_port}" in banner, banner
+    assert grpc_serving(stack.llm_address)
+    runner.send_signal(signal.SIGTERM)
+    output, _ = runner.communicate(timeout=30)
+    assert runner.returncode == 0, banner + output
+    assert not grpc_serving(stack.llm_address)
+    assert not grpc_serving(stack.memory_address)
+
+
+def test_llm_without_its_key_refuses_to_start(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AI_PROVIDER": "openai",
+        "OPENAI_API_KEY": "",
+        "LLM_PORT": str(free_port()),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "aura_llm"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "OPENAI_API_KEY" in result.stderr
+
+
+def test_invalid_setting_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "SPEECH_TIMEOUT": "soon", "PORT": str(free_port())}
+    result = subprocess.run(
+        [sys.executable, "-m", "aura_telephony"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SPEECH_TIMEOUT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import pytest
+
+from aura_memory.stores import InMemoryStore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> InMemoryStore:
+    return InMemoryStore(max_turns=4, ttl_seconds=60, keys_per_call=2, clock=clock)
+
+
+async def test_history_keeps_order_and_prunes_to_newest(store: InMemoryStore) -> None:
+    for i in range(3):
+        await store.append("CA1", [("user", f"q{i}"), ("assistant", f"a{i}")])
+    turns = await store.history("CA1")
+    assert [t.text for t in turns] == ["q1", "a1", "q2", "a2"]
+    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_history_limit_returns_newest(store: InMemoryStore) -> None:
+    await store.append("CA1", [("user", "q0"), ("assistant", "a0"), ("user", "q1")])
+    assert [t.text for t in await store.history("CA1", limit=2)] == ["a0", "q1"]
+
+
+async def test_same_idempotency_key_appends_once(store: InMemoryStore) -> None:
+    first = await store.append("CA1", [("user", "hi")], "key-1")
+    again = await store.append("CA1", [("user", "hi")], "key-1")
+    assert first.applied
+    assert not again.applied
+    assert again.turn_count == 1
+    assert len(await store.history("CA1")) == 1
+
+
+async def test_idempotency_keys_are_per_call(store: InMemoryStore) -> None:
+    await store.append("CA1", [("user", "hi")], "key-1")
+    result = await store.append("CA2", [("user", "hi")], "key-1")
+    assert result.applied
+
+
+async def test_oldest_idempotency_keys_are_forgotten_beyond_the_bound(store: InMemoryStore) -> None:
+    for key in ("k1", "k2", "k3"):
+        await store.append("CA1", [("user", key)], key)
+    # keys_per_call=2: k1 fell out of the window, k3 is still remembered.
+    assert (await store.append("CA1", [("user", "k1")], "k1")).applied
+    assert not (await store.append("CA1", [("user", "k3")], "k3")).applied
+
+
+async def test_calls_never_see_each_other(store: InMemoryStore) -> None:
+    await store.append("CA1", [("user", "mine")])
+    await store.append("CA2", [("user", "theirs")])
+    assert [t.text for t in await store.history("CA1")] == ["mine"]
+    assert [t.text for t in await store.history("CA2")] == ["theirs"]
+
+
+async def test_clear_forgets_the_call(store: InMemoryStore) -> None:
+    await store.append("CA1", [("user", "hi")], "k")
+    assert await store.clear("CA1")
+    assert await store.history("CA1") == []
+    assert not await store.clear("CA1")
+    # A cleared call's idempotency keys go with it.
+    assert (await store.append("CA1", [("user", "hi")], "k")).applied
+
+
+async def test_idle_calls_expire_after_ttl(store: InMemoryStore, clock: FakeClock) -> None:
+    await store.append("CA-idle", [("user", "hi")])
+    clock.now += 30
+    await store.append("CA-busy", [("user", "hi")])
+    clock.now += 31  # CA-idle idle 61 s, CA-busy 31 s
+    assert store.expire() == 1
+    assert len(store) == 1
+    assert await store.history("CA-idle") == []
+    assert len(await store.history("CA-busy")) == 1
+
+
+async def test_expired_call_is_not_served_before_the_sweep(
+    store: InMemoryStore, clock: FakeClock
+) -> None:
+    await store.append("CA1", [("user", "hi")])
+    clock.now += 61
+    assert await store.history("CA1") == []
+    result = await store.append("CA1", [("user", "new call")])
+    assert result.turn_count == 1
+
+
+async def test_writes_refresh_the_ttl(store: InMemoryStore, clock: FakeClock) -> None:
+    await store.append("CA1", [("user", "one")])
+    clock.now += 50
+    await store.append("CA1", [("user", "two")])
+    clock.now += 50
+    assert store.expire() == 0
+    assert [t.text for t in await store.history("CA1")] == ["one", "two"]
+    assert [t.created_at for t in await store.history("CA1")] == [1_000.0, 1_050.0]

@@ -1,0 +1,109 @@
+"""The MemoryService over real gRPC on loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from aura.memory.v1 import memory_service_pb2 as pb
+from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
+from aura_memory.servicer import MAX_TURNS_PER_APPEND, MemoryServicer
+from aura_memory.stores import InMemoryStore
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[pb_grpc.MemoryServiceAsyncStub]:
+    server = grpc.aio.server()
+    store = InMemoryStore(max_turns=6, ttl_seconds=60)
+    pb_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield pb_grpc.MemoryServiceStub(channel)
+    await server.stop(None)
+
+
+def user(text: str) -> pb.Turn:
+    return pb.Turn(role=pb.ROLE_USER, text=text)
+
+
+def assistant(text: str) -> pb.Turn:
+    return pb.Turn(role=pb.ROLE_ASSISTANT, text=text)
+
+
+async def test_append_then_read_back(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
+    before = time.time()
+    reply = await stub.AppendTurns(
+        pb.AppendTurnsRequest(call_id="CA1", turns=[user("hi"), assistant("hello")]), timeout=5
+    )
+    assert reply.applied
+    assert reply.turn_count == 2
+    history = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1"), timeout=5)
+    assert [(t.role, t.text) for t in history.turns] == [
+        (pb.ROLE_USER, "hi"),
+        (pb.ROLE_ASSISTANT, "hello"),
+    ]
+    assert history.turns[0].create_time.ToNanoseconds() >= int(before * 1e9) - 1_000_000
+
+
+async def test_idempotency_key_over_grpc(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
+    request = pb.AppendTurnsRequest(call_id="CA1", turns=[user("hi")], idempotency_key="tok")
+    assert (await stub.AppendTurns(request, timeout=5)).applied
+    again = await stub.AppendTurns(request, timeout=5)
+    assert not again.applied
+    assert again.turn_count == 1
+
+
+async def test_history_limit_and_pruning(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
+    turns = [user(f"t{i}") for i in range(8)]
+    await stub.AppendTurns(pb.AppendTurnsRequest(call_id="CA1", turns=turns), timeout=5)
+    everything = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1"), timeout=5)
+    assert [t.text for t in everything.turns] == [f"t{i}" for i in range(2, 8)]
+    newest = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1", limit=2), timeout=5)
+    assert [t.text for t in newest.turns] == ["t6", "t7"]
+
+
+async def test_clear_call(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
+    await stub.AppendTurns(pb.AppendTurnsRequest(call_id="CA1", turns=[user("x")]), timeout=5)
+    assert (await stub.ClearCall(pb.ClearCallRequest(call_id="CA1"), timeout=5)).existed
+    assert not (await stub.ClearCall(pb.ClearCallRequest(call_id="CA1"), timeout=5)).existed
+    history = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1"), timeout=5)
+    assert list(history.turns) == []
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (pb.AppendTurnsRequest(call_id="", turns=[user("x")]), "call_id is required"),
+        (pb.AppendTurnsRequest(call_id="C" * 129, turns=[user("x")]), "longer than 128"),
+        (pb.AppendTurnsRequest(call_id="CA1"), "turns must not be empty"),
+        (pb.AppendTurnsRequest(call_id="CA1", turns=[pb.Turn(text="x")]), "role"),
+        (
+            pb.AppendTurnsRequest(call_id="CA1", turns=[user("x")] * (MAX_TURNS_PER_APPEND + 1)),
+            "at most",
+        ),
+        (pb.AppendTurnsRequest(call_id="CA1", turns=[user("x" * 8001)]), "longer than 8000"),
+    ],
+)
+async def test_invalid_appends_are_rejected_and_store_nothing(
+    stub: pb_grpc.MemoryServiceAsyncStub, request_: pb.AppendTurnsRequest, message: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await stub.AppendTurns(request_, timeout=5)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in (failure.value.details() or "")
+    history = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1"), timeout=5)
+    assert list(history.turns) == []
+
+
+async def test_read_and_clear_need_a_call_id(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
+    for call in (
+        stub.GetHistory(pb.GetHistoryRequest(), timeout=5),
+        stub.ClearCall(pb.ClearCallRequest(), timeout=5),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await call
+        assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT

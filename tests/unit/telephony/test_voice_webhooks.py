@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+
+from aura_telephony import twiml
+from tests.support.twilio import Twiml, new_call_sid
+from tests.unit.telephony.conftest import Rig
+
+
+async def speak(rig: Rig, call_sid: str, said: str) -> Twiml:
+    response = await rig.twilio.post(
+        "/api/voice/process", rig.twilio.call_params(call_sid, SpeechResult=said, Confidence="0.9")
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    return Twiml(response.text)
+
+
+async def test_incoming_call_is_welcomed_inside_a_speech_gather(rig: Rig) -> None:
+    call_sid = new_call_sid()
+    response = await rig.twilio.post("/api/voice", rig.twilio.call_params(call_sid))
+    assert response.status_code == 200
+    answer = Twiml(response.text)
+    assert answer.spoken == "Hello! I'm Aura, your AI assistant. How can I help you today?"
+    assert answer.gather is not None
+    assert answer.gather.attrib["action"] == "/api/voice/process"
+    assert answer.verbs == ["Gather", "Say", "Hangup"]
+    # The model will see its own greeting as the first turn.
+    assert [t.role for t in await rig.store.history(call_sid)] == ["assistant"]
+
+
+async def test_question_is_answered_and_both_turns_stored(rig: Rig) -> None:
+    call_sid = new_call_sid()
+    answer = await speak(rig, call_sid, "What time do you open on Saturday?")
+    assert "Saturday from 8 to 4" in answer.spoken
+    assert answer.gather is not None
+    turns = await rig.store.history(call_sid)
+    assert [(t.role, t.text) for t in turns] == [
+        ("user", "What time do you open on Saturday?"),
+        ("assistant", answer.spoken),
+    ]
+
+
+async def test_goodbye_hangs_up(rig: Rig) -> None:
+    answer = await speak(rig, new_call_sid(), "ok thanks, bye")
+    assert answer.hangs_up
+    assert answer.spoken == twiml.FAREWELL
+
+
+async def test_not_a_goodbye_keeps_the_call_going(rig: Rig) -> None:
+    answer = await speak(rig, new_call_sid(), "I'm done with the form, what next?")
+    assert answer.gather is not None
+
+
+async def test_empty_speech_reprompts(rig: Rig) -> None:
+    answer = await speak(rig, new_call_sid(), "   ")
+    assert answer.spoken == twiml.DIDNT_CATCH
+    assert answer.gather is not None
+
+
+async def test_retried_webhook_with_same_idempotency_token_stores_the_turn_once(rig: Rig) -> None:
+    call_sid = new_call_sid()
+    params = rig.twilio.call_params(call_sid, SpeechResult="do you deliver")
+    headers = {**rig.twilio.sign("/api/voice/process", params), "I-Twilio-Idempotency-Token": "t1"}
+    for _ in range(2):
+        response = await rig.client.post("/api/voice/process", data=params, headers=headers)
+        assert response.status_code == 200
+    assert len(await rig.store.history(call_sid)) == 2
+
+
+@pytest.mark.parametrize("status", ["completed", "busy", "failed", "no-answer", "canceled"])
+async def test_final_status_clears_the_conversation(rig: Rig, status: str) -> None:
+    call_sid = new_call_sid()
+    await speak(rig, call_sid, "where are you")
+    response = await rig.twilio.post(
+        "/api/voice/status", rig.twilio.call_params(call_sid, CallStatus=status)
+    )
+    assert response.status_code == 200
+    assert Twiml(response.text).verbs == []
+    assert await rig.store.history(call_sid) == []
+
+
+@pytest.mark.parametrize("status", ["ringing", "in-progress", "queued"])
+async def test_non_final_status_keeps_the_conversation(rig: Rig, status: str) -> None:
+    call_sid = new_call_sid()
+    await speak(rig, call_sid, "where are you")
+    await rig.twilio.post("/api/voice/status", rig.twilio.call_params(call_sid, CallStatus=status))
+    assert len(await rig.store.history(call_sid)) == 2
+
+
+async def test_llm_down_gives_an_apology_inside_a_gather(rig: Rig) -> None:
+    await rig.llm_server.stop(None)
+    call_sid = new_call_sid()
+    answer = await speak(rig, call_sid, "when are you open")
+    assert answer.spoken == twiml.APOLOGY
+    assert answer.gather is not None
+    assert await rig.store.history(call_sid) == []
+
+
+@pytest.mark.parametrize("path", ["/api/voice", "/api/voice/process", "/api/voice/status"])
+async def test_missing_signature_is_403(rig: Rig, path: str) -> None:
+    params = rig.twilio.call_params(new_call_sid(), SpeechResult="hi")
+    response = await rig.client.post(path, data=params)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/api/voice", "/api/voice/process", "/api/voice/status"])
+async def test_forged_signature_is_403(rig: Rig, path: str) -> None:
+    call_sid = new_call_sid()
+    params = rig.twilio.call_params(call_sid, SpeechResult="when are you open")
+    headers = rig.twilio.sign(path, params)
+    params["SpeechResult"] = "something else"  # tampered after signing
+    response = await rig.client.post(path, data=params, headers=headers)
+    assert response.status_code == 403
+    assert await rig.store.history(call_sid) == []
+
+
+async def test_signature_for_the_internal_url_is_rejected(rig: Rig) -> None:
+    # Behind an ingress only PUBLIC_BASE_URL counts; a signature for the pod's URL does not.
+    rig.twilio.public_base_url = "http://testserver"
+    response = await rig.twilio.post("/api/voice", rig.twilio.call_params(new_call_sid()))
+    assert response.status_code == 403
+
+
+async def test_wrong_content_type_is_415(rig: Rig) -> None:
+    response = await rig.client.post("/api/voice", json={"CallSid": "CA1"})
+    assert response.status_code == 415
+
+
+async def test_missing_call_sid_is_400(rig: Rig) -> None:
+    params = {"From": "+15550001111"}
+    response = await rig.twilio.post("/api/voice", params)
+    assert response.status_code == 400
+    assert "CallSid" in response.json()["detail"]
+
+
+async def test_wrong_method_is_405(rig: Rig) -> None:
+    assert (await rig.client.get("/api/voice")).status_code == 405
+
+
+async def test_health_and_root(rig: Rig) -> None:
+    health = (await rig.client.get("/health")).json()
+    assert health["status"] == "healthy"
+    assert health["service"] == "aura-telephony"
+    assert health["version"]
+    root = (await rig.client.get("/")).json()
+    assert root["endpoints"]["process_speech"] == "POST /api/voice/process"
