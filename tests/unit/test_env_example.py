@@ -33,4 +33,4 @@ def test_every_setting_is_documented(settings: type[BaseSettings]) -> None:
 
 @pytest.mark.parametrize("settings", SERVICES)
 def test_the_example_is_valid(settings: type[BaseSettings]) -> None:
-    settings(_env_file=EXAMPLE)  # type: ignore[call-arg]
+    settings(_env_file=EXAMPLE)
