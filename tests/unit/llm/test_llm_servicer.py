@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import grpc
 import pytest
 
 from aura.llm.v1 import llm_service_pb2 as pb
-from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
-from aura_llm.config import Settings
-from aura_llm.providers import Prompt, Provider, ProviderError
-from aura_llm.servicer import LlmServicer
+from aura_llm.providers import Completion, Prompt, Provider, ProviderError
+from tests.support.llm import llm_service, router
 
 
 class ScriptedProvider(Provider):
@@ -24,36 +21,25 @@ class ScriptedProvider(Provider):
         self.prompts: list[Prompt] = []
         self._behaviour = behaviour or (lambda p: f"you said {p.user_text}")
 
-    async def generate(self, prompt: Prompt) -> str:
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
         self.prompts.append(prompt)
-        return self._behaviour(prompt)
+        return Completion(self._behaviour(prompt))
 
 
 class StuckProvider(Provider):
     name = "stuck"
     model = "stuck-1"
 
-    async def generate(self, prompt: Prompt) -> str:
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
         await asyncio.Event().wait()  # never answers
         raise AssertionError("unreachable")
 
 
 def failing(prompt: Prompt) -> str:
-    raise ProviderError("upstream said 503")
+    raise ProviderError("server_error", "upstream said 503", retryable=False)
 
 
-@asynccontextmanager
-async def serve(provider: Provider) -> AsyncIterator[pb_grpc.LlmServiceAsyncStub]:
-    server = grpc.aio.server()
-    settings = Settings(_env_file=None, AI_ASSISTANT_NAME="Aura")  # type: ignore[call-arg]
-    pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(provider, settings), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield pb_grpc.LlmServiceStub(channel)
-    finally:
-        await server.stop(None)
+serve = llm_service
 
 
 def request(text: str = "when are you open", **fields: object) -> pb.GenerateRequest:
@@ -62,7 +48,7 @@ def request(text: str = "when are you open", **fields: object) -> pb.GenerateReq
 
 async def test_generate_passes_history_and_persona_and_reports_provider() -> None:
     provider = ScriptedProvider()
-    async with serve(provider) as stub:
+    async with serve([provider]) as stub:
         reply = await stub.Generate(
             request(
                 "and on Sunday?",
@@ -91,7 +77,7 @@ async def test_generate_passes_history_and_persona_and_reports_provider() -> Non
 
 async def test_system_prompt_from_the_request_overrides_the_setting() -> None:
     provider = ScriptedProvider()
-    async with serve(provider) as stub:
+    async with serve([provider]) as stub:
         await stub.Generate(
             request(persona=pb.Persona(system_prompt="Be {assistant_name}. Be brief.")), timeout=5
         )
@@ -108,7 +94,7 @@ async def test_system_prompt_from_the_request_overrides_the_setting() -> None:
 )
 async def test_invalid_requests(bad: pb.GenerateRequest, message: str) -> None:
     provider = ScriptedProvider()
-    async with serve(provider) as stub:
+    async with serve([provider]) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.Generate(bad, timeout=5)
     assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -117,7 +103,7 @@ async def test_invalid_requests(bad: pb.GenerateRequest, message: str) -> None:
 
 
 async def test_provider_failure_is_unavailable_with_the_reason() -> None:
-    async with serve(ScriptedProvider(failing)) as stub:
+    async with serve([ScriptedProvider(failing)]) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.Generate(request(), timeout=5)
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -125,7 +111,7 @@ async def test_provider_failure_is_unavailable_with_the_reason() -> None:
 
 
 async def test_a_stuck_provider_is_cut_off_at_the_callers_deadline() -> None:
-    async with serve(StuckProvider()) as stub:
+    async with serve(router(StuckProvider(), attempt_timeout=10)) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.Generate(request(), timeout=0.5)
         # The stuck attempt is abandoned rather than left to run on past the deadline.

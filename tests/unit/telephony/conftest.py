@@ -12,15 +12,15 @@ import pytest
 
 from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
-from aura_llm.config import SAMPLE_KNOWLEDGE_BASE
 from aura_llm.config import Settings as LlmSettings
-from aura_llm.providers.local import LocalProvider
+from aura_llm.failover import FailoverRouter
 from aura_llm.servicer import LlmServicer
 from aura_memory.servicer import MemoryServicer
 from aura_memory.stores import InMemoryStore
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
 from tests.support.twilio import AsyncTwilioPlayer
+from tests.support.llm import local
 
 AUTH_TOKEN = "test-auth-token"
 PUBLIC_BASE_URL = "https://aura.example.com"
@@ -42,9 +42,9 @@ async def rig() -> AsyncIterator[Rig]:
     memory_port = memory_server.add_insecure_port("127.0.0.1:0")
 
     llm_server = grpc.aio.server()
-    provider = LocalProvider.from_file(SAMPLE_KNOWLEDGE_BASE, "Aura")
-    llm_settings = LlmSettings(_env_file=None)  # type: ignore[call-arg]
-    llm_grpc.add_LlmServiceServicer_to_server(LlmServicer(provider, llm_settings), llm_server)
+    llm_settings = LlmSettings.model_validate({})
+    chain = FailoverRouter([local()], attempt_timeout=5, max_retries=0)
+    llm_grpc.add_LlmServiceServicer_to_server(LlmServicer(chain, llm_settings), llm_server)
     llm_port = llm_server.add_insecure_port("127.0.0.1:0")
     await memory_server.start()
     await llm_server.start()

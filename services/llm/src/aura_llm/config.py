@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from aura_common.settings import AuraSettings
 
@@ -19,12 +19,15 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 ProviderName = Literal["local", "openai", "gemini"]
+PROVIDER_NAMES: tuple[ProviderName, ...] = ("local", "openai", "gemini")
 
 
 class Settings(AuraSettings):
     LLM_HOST: str = "0.0.0.0"
     LLM_PORT: int = Field(default=50051, ge=1, le=65535)
     AI_PROVIDER: ProviderName = "local"
+    # Tried in order when the provider before fails, e.g. "openai,local".
+    AI_FALLBACK_PROVIDERS: str = ""
     AI_ASSISTANT_NAME: str = "Aura"
     AI_SYSTEM_PROMPT: str = DEFAULT_SYSTEM_PROMPT
     KNOWLEDGE_BASE_PATH: Path = SAMPLE_KNOWLEDGE_BASE
@@ -36,4 +39,26 @@ class Settings(AuraSettings):
     GEMINI_BASE_URL: str = ""
     # Used when a caller sets no gRPC deadline; telephony always sets one.
     LLM_DEFAULT_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    # The most one provider attempt may take, however much of the deadline remains.
+    LLM_ATTEMPT_TIMEOUT_SECONDS: float = Field(default=6.0, gt=0)
+    # Retries on the same provider after a retryable failure, when time allows.
+    LLM_MAX_RETRIES: int = Field(default=1, ge=0, le=5)
+    LLM_RETRY_BACKOFF_SECONDS: float = Field(default=0.2, ge=0)
+    LLM_MAX_OUTPUT_TOKENS: int = Field(default=300, ge=16)
+
+    @field_validator("AI_FALLBACK_PROVIDERS")
+    @classmethod
+    def _fallbacks(cls, value: str) -> str:
+        names = [n.strip().lower() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in PROVIDER_NAMES]
+        if unknown:
+            raise ValueError(f"unknown providers {unknown}: choose from local, openai, gemini")
+        return ",".join(names)
+
+    @property
+    def provider_chain(self) -> list[str]:
+        """AI_PROVIDER then each fallback, each once."""
+        chain = [self.AI_PROVIDER, *self.AI_FALLBACK_PROVIDERS.split(",")]
+        return list(dict.fromkeys(n for n in chain if n))
+
     GRACEFUL_SHUTDOWN_SECONDS: float = Field(default=5.0, ge=0)

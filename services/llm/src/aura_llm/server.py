@@ -14,8 +14,9 @@ from aura_common import grpc_server
 from aura_common.logs import setup_logging
 from aura_common.settings import load_settings
 from aura_llm.config import Settings
+from aura_llm.failover import FailoverRouter
 from aura_llm.knowledge import KnowledgeBaseError
-from aura_llm.providers import Provider, ProviderConfigError, build_provider
+from aura_llm.providers import Provider, ProviderConfigError, build_providers
 from aura_llm.servicer import LlmServicer
 
 log = logging.getLogger(__name__)
@@ -23,18 +24,33 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LlmService"].full_name
 
 
-async def serve(settings: Settings, provider: Provider) -> None:
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(provider, settings), server)
+def build_router(settings: Settings, providers: list[Provider]) -> FailoverRouter:
+    return FailoverRouter(
+        providers,
+        attempt_timeout=settings.LLM_ATTEMPT_TIMEOUT_SECONDS,
+        max_retries=settings.LLM_MAX_RETRIES,
+        backoff=settings.LLM_RETRY_BACKOFF_SECONDS,
+    )
 
-    log.info("provider=%s model=%s", provider.name, provider.model)
+
+async def serve(settings: Settings, providers: list[Provider]) -> None:
+    router = build_router(settings, providers)
+
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(router, settings), server)
+
+    async def close_providers() -> None:
+        for provider in providers:
+            await provider.close()
+
+    log.info("providers %s", ", ".join(f"{p.name} ({p.model})" for p in providers))
     await grpc_server.serve(
         service_names=[SERVICE_NAME],
         register=register,
         host=settings.LLM_HOST,
         port=settings.LLM_PORT,
         grace=settings.GRACEFUL_SHUTDOWN_SECONDS,
-        on_stop=provider.close,
+        on_stop=close_providers,
     )
 
 
@@ -42,12 +58,12 @@ def main() -> None:
     settings = load_settings(Settings)
     setup_logging("llm", settings.LOG_LEVEL)
     try:
-        provider = build_provider(settings.AI_PROVIDER, settings)
+        providers = build_providers(settings)
     except (ProviderConfigError, KnowledgeBaseError) as exc:
         # A misconfigured provider must stop the pod at start, not fail every call later.
         log.critical("%s", exc)
         sys.exit(2)
-    asyncio.run(serve(settings, provider))
+    asyncio.run(serve(settings, providers))
 
 
 if __name__ == "__main__":

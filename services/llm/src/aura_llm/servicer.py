@@ -1,18 +1,20 @@
-"""gRPC LlmService: validates requests, builds the prompt and asks the provider, within
-the caller's deadline."""
+"""gRPC LlmService: validates requests, builds the prompt, and asks the providers through
+the failover router within the caller's deadline."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import NoReturn
+import time
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
 
 import grpc
 
 from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from aura_llm.config import Settings
-from aura_llm.providers import ChatTurn, Prompt, Provider, ProviderError
+from aura_llm.failover import FailoverRouter, Failure, NoAnswerError, StreamInterruptedError
+from aura_llm.providers import ChatTurn, Prompt
 from aura_llm.providers.base import Role
 
 log = logging.getLogger(__name__)
@@ -24,19 +26,35 @@ _DEADLINE_MARGIN_SECONDS = 0.05
 
 _ROLES: dict[int, Role] = {pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "assistant"}
 
-Context = grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse]
+Context = grpc.aio.ServicerContext[Any, Any]
+AnyGenerateRequest = pb.GenerateRequest | pb.GenerateStreamRequest
 
 
 async def _reject(context: Context, message: str) -> NoReturn:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def _failures(failures: tuple[Failure, ...]) -> list[pb.ProviderFailure]:
+    return [
+        pb.ProviderFailure(provider=f.provider, reason=f.reason, message=f.message)
+        for f in failures
+    ]
+
+
+async def _no_answer(context: Context, error: NoAnswerError) -> NoReturn:
+    if error.only_auth:
+        # A rejected key is an operator's problem to fix, not a passing outage.
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"credentials rejected: {error}")
+    code = grpc.StatusCode.DEADLINE_EXCEEDED if error.out_of_time else grpc.StatusCode.UNAVAILABLE
+    await context.abort(code, f"no provider answered: {error}")
+
+
 class LlmServicer(pb_grpc.LlmServiceServicer):
-    def __init__(self, provider: Provider, settings: Settings) -> None:
-        self._provider = provider
+    def __init__(self, router: FailoverRouter, settings: Settings) -> None:
+        self._router = router
         self._settings = settings
 
-    async def _prompt(self, request: pb.GenerateRequest, context: Context) -> Prompt:
+    async def _prompt(self, request: AnyGenerateRequest, context: Context) -> Prompt:
         user_text = request.user_text.strip()
         if not user_text:
             await _reject(context, "user_text is required")
@@ -60,27 +78,42 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             user_text=user_text,
         )
 
-    def _time_left(self, context: Context) -> float:
+    def _deadline(self, context: Context) -> float:
         remaining = context.time_remaining()
         if remaining is None:
-            return self._settings.LLM_DEFAULT_TIMEOUT_SECONDS
-        return max(0.0, remaining - _DEADLINE_MARGIN_SECONDS)
+            remaining = self._settings.LLM_DEFAULT_TIMEOUT_SECONDS
+        return time.monotonic() + max(0.0, remaining - _DEADLINE_MARGIN_SECONDS)
 
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         prompt = await self._prompt(request, context)
-        provider = self._provider
         try:
-            text = await asyncio.wait_for(provider.generate(prompt), self._time_left(context))
-        except TimeoutError:
-            log.warning("provider %s timed out for call %s", provider.name, request.call_id)
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"provider {provider.name} timed out"
-            )
-        except ProviderError as exc:
-            log.warning("provider %s failed for call %s: %s", provider.name, request.call_id, exc)
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, f"provider {provider.name} failed: {exc}"
-            )
+            answer = await self._router.generate(prompt, self._deadline(context))
+        except NoAnswerError as error:
+            log.warning("call %s: no answer: %s", request.call_id, error)
+            await _no_answer(context, error)
         return pb.GenerateResponse(
-            text=text, provider=provider.name, model=provider.model, failover=False
+            text=answer.text,
+            provider=answer.provider,
+            model=answer.model,
+            failover=answer.failover,
+            failures=_failures(answer.failures),
         )
+
+    async def GenerateStream(
+        self, request: pb.GenerateStreamRequest, context: Context
+    ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        prompt = await self._prompt(request, context)
+        try:
+            async for piece in self._router.stream(prompt, self._deadline(context)):
+                yield pb.GenerateStreamResponse(
+                    text=piece.text,
+                    provider=piece.provider,
+                    model=piece.model,
+                    failover=piece.failover,
+                    failures=_failures(piece.failures),
+                )
+        except NoAnswerError as error:
+            log.warning("call %s: no answer: %s", request.call_id, error)
+            await _no_answer(context, error)
+        except StreamInterruptedError as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))

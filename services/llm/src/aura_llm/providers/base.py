@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal
 
 Role = Literal["user", "assistant"]
+
+FailureReason = Literal[
+    "timeout", "rate_limited", "server_error", "connection", "auth", "bad_request", "bad_response"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +29,53 @@ class Prompt:
     user_text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
 class ProviderError(Exception):
-    """A provider could not produce an answer this time (timeout, outage, bad answer)."""
+    """A provider could not produce an answer this time.
+
+    `retryable` says whether asking the same provider again may help (rate limits, server
+    errors, dropped connections); auth and request errors will fail the same way again.
+    `retry_after` is the wait the vendor asked for, when it said."""
+
+    def __init__(
+        self,
+        reason: FailureReason,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason: FailureReason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def status_error(status: int, message: str, retry_after: float | None = None) -> ProviderError:
+    """The ProviderError for an HTTP error status from a vendor API."""
+    if status in (401, 403):
+        return ProviderError("auth", f"{status} {message}", retryable=False)
+    if status == 429:
+        return ProviderError("rate_limited", message, retryable=True, retry_after=retry_after)
+    if status >= 500:
+        return ProviderError("server_error", f"{status} {message}", retryable=True)
+    if status == 408:
+        return ProviderError("timeout", f"{status} {message}", retryable=True)
+    return ProviderError("bad_request", f"{status} {message}", retryable=False)
+
+
+def unexpected_error(error: Exception) -> ProviderError:
+    """The ProviderError for what an SDK let through unwrapped: a body that does not parse,
+    or its HTTP client's transport error (a connection refused or cut mid-stream)."""
+    if isinstance(error, (ValueError, KeyError, TypeError, AttributeError, IndexError)):
+        return ProviderError("bad_response", f"unreadable answer: {error!r}", retryable=True)
+    return ProviderError("connection", f"transport failed: {error!r}", retryable=True)
 
 
 class ProviderConfigError(Exception):
@@ -33,14 +83,21 @@ class ProviderConfigError(Exception):
 
 
 class Provider(ABC):
-    """One language model behind a single `generate` call."""
+    """One language model behind `generate` (whole answer) and `stream` (text deltas)."""
 
     name: str
     model: str
+    # What an attempt needs at the least to have a chance; failover keeps this much back
+    # for every provider still to try.
+    min_attempt_seconds: float = 1.0
 
     @abstractmethod
-    async def generate(self, prompt: Prompt) -> str:
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
         """The answer to `prompt.user_text`; raises ProviderError on failure."""
+
+    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[str, None]:
+        """The answer as text deltas. Providers without streaming yield it whole."""
+        yield (await self.generate(prompt, budget)).text
 
     async def close(self) -> None:
         """Release HTTP clients; providers without any need not override it."""

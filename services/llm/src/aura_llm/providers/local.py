@@ -14,7 +14,7 @@ from pathlib import Path
 from rapidfuzz import fuzz
 
 from aura_llm.knowledge import Entry, KnowledgeBase
-from aura_llm.providers.base import Prompt, Provider
+from aura_llm.providers.base import Completion, Prompt, Provider
 
 # Words that carry no topic; question words such as "where" and "when" are kept on purpose.
 _STOPWORDS = frozenset(
@@ -89,6 +89,7 @@ def _keyword_hits(stems: list[str], keywords: tuple[tuple[str, ...], ...]) -> in
 
 class LocalProvider(Provider):
     name = "local"
+    min_attempt_seconds = 0.05
 
     def __init__(self, knowledge: KnowledgeBase, assistant_name: str, model: str) -> None:
         self.knowledge = knowledge
@@ -132,8 +133,8 @@ class LocalProvider(Provider):
                 best = (score, item.entry)
         return best[1] if best else None
 
-    async def generate(self, prompt: Prompt) -> str:
-        return self.answer(prompt)
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
+        return Completion(self.answer(prompt))
 
     def answer(self, prompt: Prompt) -> str:
         name = prompt.assistant_name or self.assistant_name

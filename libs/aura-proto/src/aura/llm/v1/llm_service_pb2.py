@@ -24,23 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ura/llm/v1/llm_service.proto\x12\x0b\x61ura.llm.v1\"8\n\x07Message\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.aura.llm.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\"8\n\x07Persona\x12\x16\n\x0e\x61ssistant_name\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\"\x83\x01\n\x0fGenerateRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12%\n\x07history\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12%\n\x07persona\x18\x04 \x01(\x0b\x32\x14.aura.llm.v1.Persona\"S\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61ilover\x18\x04 \x01(\x08*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32U\n\nLlmService\x12G\n\x08Generate\x12\x1c.aura.llm.v1.GenerateRequest\x1a\x1d.aura.llm.v1.GenerateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ura/llm/v1/llm_service.proto\x12\x0b\x61ura.llm.v1\"8\n\x07Message\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.aura.llm.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\"8\n\x07Persona\x12\x16\n\x0e\x61ssistant_name\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\"\x83\x01\n\x0fGenerateRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12%\n\x07history\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12%\n\x07persona\x18\x04 \x01(\x0b\x32\x14.aura.llm.v1.Persona\"D\n\x0fProviderFailure\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x83\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61ilover\x18\x04 \x01(\x08\x12.\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1c.aura.llm.v1.ProviderFailure\"\x89\x01\n\x15GenerateStreamRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12%\n\x07history\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12%\n\x07persona\x18\x04 \x01(\x0b\x32\x14.aura.llm.v1.Persona\"\x89\x01\n\x16GenerateStreamResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61ilover\x18\x04 \x01(\x08\x12.\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1c.aura.llm.v1.ProviderFailure*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32\xb2\x01\n\nLlmService\x12G\n\x08Generate\x12\x1c.aura.llm.v1.GenerateRequest\x1a\x1d.aura.llm.v1.GenerateResponse\x12[\n\x0eGenerateStream\x12\".aura.llm.v1.GenerateStreamRequest\x1a#.aura.llm.v1.GenerateStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aura.llm.v1.llm_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=381
-  _globals['_ROLE']._serialized_end=444
+  _globals['_ROLE']._serialized_start=780
+  _globals['_ROLE']._serialized_end=843
   _globals['_MESSAGE']._serialized_start=46
   _globals['_MESSAGE']._serialized_end=102
   _globals['_PERSONA']._serialized_start=104
   _globals['_PERSONA']._serialized_end=160
   _globals['_GENERATEREQUEST']._serialized_start=163
   _globals['_GENERATEREQUEST']._serialized_end=294
-  _globals['_GENERATERESPONSE']._serialized_start=296
-  _globals['_GENERATERESPONSE']._serialized_end=379
-  _globals['_LLMSERVICE']._serialized_start=446
-  _globals['_LLMSERVICE']._serialized_end=531
+  _globals['_PROVIDERFAILURE']._serialized_start=296
+  _globals['_PROVIDERFAILURE']._serialized_end=364
+  _globals['_GENERATERESPONSE']._serialized_start=367
+  _globals['_GENERATERESPONSE']._serialized_end=498
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=501
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=638
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=641
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=778
+  _globals['_LLMSERVICE']._serialized_start=846
+  _globals['_LLMSERVICE']._serialized_end=1024
 # @@protoc_insertion_point(module_scope)

@@ -134,6 +134,38 @@ class GenerateRequest(_message.Message):
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
 
 @_typing.final
+class ProviderFailure(_message.Message):
+    """ProviderFailure records one failed attempt that preceded the answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """provider names the provider that failed."""
+    reason: _builtins.str
+    """reason is a short machine-readable cause: timeout, rate_limited, server_error,
+    connection, auth, bad_request or bad_response.
+    """
+    message: _builtins.str
+    """message is a human-readable description for logs."""
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "provider", b"provider", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProviderFailure: _TypeAlias = ProviderFailure  # noqa: Y015
+
+@_typing.final
 class GenerateResponse(_message.Message):
     """GenerateResponse is the assistant's answer."""
 
@@ -143,14 +175,19 @@ class GenerateResponse(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     FAILOVER_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
     text: _builtins.str
-    """text is the answer, ready to be spoken."""
+    """text is the answer, cleaned for speech."""
     provider: _builtins.str
     """provider names the provider that produced the answer (local, openai, gemini)."""
     model: _builtins.str
     """model names the model that produced the answer."""
     failover: _builtins.bool
     """failover is true when the answer came from a fallback provider."""
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderFailure]:
+        """failures lists the attempts that failed before the answer, in order."""
+
     def __init__(
         self,
         *,
@@ -158,11 +195,90 @@ class GenerateResponse(_message.Message):
         provider: _builtins.str = ...,
         model: _builtins.str = ...,
         failover: _builtins.bool = ...,
+        failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["failover", b"failover", "model", b"model", "provider", b"provider", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
+
+@_typing.final
+class GenerateStreamRequest(_message.Message):
+    """GenerateStreamRequest asks for the answer to one caller utterance, streamed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    USER_TEXT_FIELD_NUMBER: _builtins.int
+    PERSONA_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call (Twilio's CallSid); used for logs and traces."""
+    user_text: _builtins.str
+    """user_text is what the caller just said."""
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """history holds the earlier turns of the call, oldest first."""
+
+    @_builtins.property
+    def persona(self) -> Global___Persona:
+        """persona describes the assistant."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        history: _abc.Iterable[Global___Message] | None = ...,
+        user_text: _builtins.str = ...,
+        persona: Global___Persona | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["persona", b"persona"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "history", b"history", "persona", b"persona", "user_text", b"user_text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateStreamRequest: _TypeAlias = GenerateStreamRequest  # noqa: Y015
+
+@_typing.final
+class GenerateStreamResponse(_message.Message):
+    """GenerateStreamResponse is one speakable piece of the answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    FAILOVER_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """text is one or more whole sentences, cleaned for speech."""
+    provider: _builtins.str
+    """provider names the provider producing the answer."""
+    model: _builtins.str
+    """model names the model producing the answer."""
+    failover: _builtins.bool
+    """failover is true when the answer comes from a fallback provider."""
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderFailure]:
+        """failures lists the attempts that failed before this answer; sent with the first piece."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+        failover: _builtins.bool = ...,
+        failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateStreamResponse: _TypeAlias = GenerateStreamResponse  # noqa: Y015

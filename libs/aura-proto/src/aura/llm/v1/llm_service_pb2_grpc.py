@@ -40,6 +40,11 @@ class LlmServiceStub:
                 request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.GenerateStream = channel.unary_stream(
+                '/aura.llm.v1.LlmService/GenerateStream',
+                request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.SerializeToString,
+                response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -53,6 +58,14 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateStream(self, request, context):
+        """GenerateStream returns the answer in speakable pieces (whole sentences) as the
+        provider produces them. Failover happens only before the first piece is sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +73,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateRequest.FromString,
                     response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.GenerateStream,
+                    request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.FromString,
+                    response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +108,33 @@ class LlmService:
             '/aura.llm.v1.LlmService/Generate',
             aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateRequest.SerializeToString,
             aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aura.llm.v1.LlmService/GenerateStream',
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.SerializeToString,
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,10 @@ class LlmServiceStub:
     def __new__(cls, channel: _aio.Channel) -> LlmServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_llm_service_pb2.GenerateRequest, _llm_service_pb2.GenerateResponse]
     """Generate returns the whole answer at once."""
+    GenerateStream: _grpc.UnaryStreamMultiCallable[_llm_service_pb2.GenerateStreamRequest, _llm_service_pb2.GenerateStreamResponse]
+    """GenerateStream returns the answer in speakable pieces (whole sentences) as the
+    provider produces them. Failover happens only before the first piece is sent.
+    """
 
 @_typing.type_check_only
 class LlmServiceAsyncStub(LlmServiceStub):
@@ -43,6 +47,10 @@ class LlmServiceAsyncStub(LlmServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_llm_service_pb2.GenerateRequest, _llm_service_pb2.GenerateResponse]  # type: ignore[assignment]
     """Generate returns the whole answer at once."""
+    GenerateStream: _aio.UnaryStreamMultiCallable[_llm_service_pb2.GenerateStreamRequest, _llm_service_pb2.GenerateStreamResponse]  # type: ignore[assignment]
+    """GenerateStream returns the answer in speakable pieces (whole sentences) as the
+    provider produces them. Failover happens only before the first piece is sent.
+    """
 
 class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
     """LlmService turns what a caller said into what the assistant answers."""
@@ -54,5 +62,15 @@ class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_llm_service_pb2.GenerateResponse, _abc.Awaitable[_llm_service_pb2.GenerateResponse]]:
         """Generate returns the whole answer at once."""
+
+    @_abc_1.abstractmethod
+    def GenerateStream(
+        self,
+        request: _llm_service_pb2.GenerateStreamRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_llm_service_pb2.GenerateStreamResponse], _abc.AsyncIterator[_llm_service_pb2.GenerateStreamResponse]]:
+        """GenerateStream returns the answer in speakable pieces (whole sentences) as the
+        provider produces them. Failover happens only before the first piece is sent.
+        """
 
 def add_LlmServiceServicer_to_server(servicer: LlmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

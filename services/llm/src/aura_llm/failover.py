@@ -1,0 +1,222 @@
+"""Failover across providers inside the caller's deadline.
+
+Providers are tried in order (AI_PROVIDER, then AI_FALLBACK_PROVIDERS). Each attempt gets a
+slice of the time that remains: at most LLM_ATTEMPT_TIMEOUT_SECONDS, and never so much that
+the providers still to try lose their minimum. A retryable failure (rate limit, server
+error, dropped connection, unusable answer) is retried on the same provider after a
+jittered backoff, only while the deadline leaves room for it; anything else, a timeout
+included, moves on to the next provider."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from aura_llm.providers.base import Completion, Prompt, Provider, ProviderError
+from aura_llm.speech import SentenceSplitter, clean_for_speech
+
+log = logging.getLogger(__name__)
+
+# Below this an attempt cannot even open a connection; the time is better left to others.
+_MIN_SLICE_SECONDS = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    provider: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    provider: str
+    model: str
+    failover: bool
+    failures: tuple[Failure, ...]
+    completion: Completion
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    text: str
+    provider: str
+    model: str
+    failover: bool
+    failures: tuple[Failure, ...]  # filled on the first piece only
+
+
+class NoAnswerError(Exception):
+    """Every provider failed, or no time was left to ask one."""
+
+    def __init__(self, failures: Sequence[Failure]) -> None:
+        self.failures = tuple(failures)
+        summary = "; ".join(f"{f.provider}: {f.reason} ({f.message})" for f in failures)
+        super().__init__(summary or "no time left to ask any provider")
+
+    @property
+    def only_auth(self) -> bool:
+        return bool(self.failures) and all(f.reason == "auth" for f in self.failures)
+
+    @property
+    def out_of_time(self) -> bool:
+        return not self.failures or self.failures[-1].reason == "timeout"
+
+
+class StreamInterruptedError(Exception):
+    """A provider failed after part of its answer had already been sent."""
+
+
+class FailoverRouter:
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        *,
+        attempt_timeout: float,
+        max_retries: int,
+        backoff: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not providers:
+            raise ValueError("at least one provider is needed")
+        self.providers = tuple(providers)
+        self._attempt_timeout = attempt_timeout
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._clock = clock
+        self._jitter = jitter
+
+    @property
+    def primary(self) -> Provider:
+        return self.providers[0]
+
+    def _reserve_after(self, index: int) -> float:
+        return sum(p.min_attempt_seconds for p in self.providers[index + 1 :])
+
+    def _slice(self, index: int, deadline: float) -> float | None:
+        """Seconds for one attempt on provider `index`, or None when too little is left."""
+        budget = min(self._attempt_timeout, deadline - self._clock() - self._reserve_after(index))
+        return budget if budget >= _MIN_SLICE_SECONDS else None
+
+    def _retry_wait(
+        self, index: int, attempt: int, error: ProviderError, deadline: float
+    ) -> float | None:
+        """How long to wait before retrying the same provider, or None to move on."""
+        if not error.retryable or attempt >= self._max_retries:
+            return None
+        if error.retry_after is not None:
+            wait = error.retry_after
+        else:
+            wait = self._jitter() * self._backoff * 2**attempt  # full jitter
+        needed = wait + self.providers[index].min_attempt_seconds + self._reserve_after(index)
+        return wait if self._clock() + needed <= deadline else None
+
+    def _record(self, failures: list[Failure], provider: Provider, error: ProviderError) -> None:
+        failures.append(Failure(provider.name, error.reason, str(error)))
+        level = logging.ERROR if error.reason == "auth" else logging.WARNING
+        hint = f": check {provider.name.upper()}_API_KEY" if error.reason == "auth" else ""
+        log.log(level, "provider %s failed (%s): %s%s", provider.name, error.reason, error, hint)
+
+    async def generate(self, prompt: Prompt, deadline: float) -> Answer:
+        failures: list[Failure] = []
+        for index, provider in enumerate(self.providers):
+            attempt = 0
+            while (budget := self._slice(index, deadline)) is not None:
+                try:
+                    async with asyncio.timeout(budget):
+                        completion = await provider.generate(prompt, budget)
+                    text = clean_for_speech(completion.text)
+                    if not text:
+                        raise ProviderError("bad_response", "nothing speakable", retryable=True)
+                    return Answer(
+                        text, provider.name, provider.model, index > 0, tuple(failures), completion
+                    )
+                except TimeoutError:
+                    error = ProviderError("timeout", f"no answer in {budget:.2f}s", retryable=False)
+                except ProviderError as caught:
+                    error = caught
+                self._record(failures, provider, error)
+                wait = self._retry_wait(index, attempt, error, deadline)
+                if wait is None:
+                    break
+                await asyncio.sleep(wait)
+                attempt += 1
+        raise NoAnswerError(failures)
+
+    async def stream(self, prompt: Prompt, deadline: float) -> AsyncIterator[Piece]:
+        """Speakable pieces of the answer. Failover is possible until the first piece is
+        ready; after that a failure raises StreamInterruptedError."""
+        failures: list[Failure] = []
+        for index, provider in enumerate(self.providers):
+            attempt = 0
+            while (budget := self._slice(index, deadline)) is not None:
+                splitter = SentenceSplitter()
+                deltas = provider.stream(prompt, budget)
+                try:
+                    # asyncio.timeout, not wait_for: the stream must stay in this task, as
+                    # HTTP clients tie a response to the task that opened it.
+                    async with asyncio.timeout(budget):
+                        first = await _first_pieces(deltas, splitter)
+                except TimeoutError:
+                    await deltas.aclose()
+                    error = ProviderError("timeout", f"no answer in {budget:.2f}s", retryable=False)
+                except ProviderError as caught:
+                    await deltas.aclose()
+                    error = caught
+                else:
+                    pieces = _rest(provider, index > 0, tuple(failures), first, deltas, splitter)
+                    async for piece in pieces:
+                        yield piece
+                    return
+                self._record(failures, provider, error)
+                wait = self._retry_wait(index, attempt, error, deadline)
+                if wait is None:
+                    break
+                await asyncio.sleep(wait)
+                attempt += 1
+        raise NoAnswerError(failures)
+
+
+async def _first_pieces(deltas: AsyncIterator[str], splitter: SentenceSplitter) -> list[str]:
+    """Read deltas until at least one whole sentence is ready (or the answer ends)."""
+    async for delta in deltas:
+        pieces = list(splitter.feed(delta))
+        if pieces:
+            return pieces
+    pieces = list(splitter.flush())
+    if not pieces:
+        raise ProviderError("bad_response", "nothing speakable", retryable=True)
+    return pieces
+
+
+async def _rest(
+    provider: Provider,
+    failover: bool,
+    failures: tuple[Failure, ...],
+    first: list[str],
+    deltas: AsyncGenerator[str, None],
+    splitter: SentenceSplitter,
+) -> AsyncIterator[Piece]:
+    def piece(text: str, with_failures: bool = False) -> Piece:
+        attached = failures if with_failures else ()
+        return Piece(text, provider.name, provider.model, failover, attached)
+
+    for position, text in enumerate(first):
+        yield piece(text, with_failures=position == 0)
+    try:
+        async for delta in deltas:
+            for text in splitter.feed(delta):
+                yield piece(text)
+    except ProviderError as error:
+        log.warning("provider %s stream interrupted (%s): %s", provider.name, error.reason, error)
+        raise StreamInterruptedError(f"{provider.name} stopped mid-answer: {error}") from error
+    finally:
+        await deltas.aclose()
+    for text in splitter.flush():
+        yield piece(text)

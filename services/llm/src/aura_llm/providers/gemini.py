@@ -1,0 +1,104 @@
+"""Google Gemini through the official `google-genai` SDK (the older
+`google-generativeai` package has reached end of support and is not used)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from aura_llm.providers.base import (
+    Completion,
+    Prompt,
+    Provider,
+    ProviderConfigError,
+    ProviderError,
+    status_error,
+    unexpected_error,
+)
+
+try:
+    from google import genai
+    from google.genai import errors, types
+except ImportError as exc:  # pragma: no cover - exercised only in a broken install
+    raise ProviderConfigError(
+        "AI_PROVIDER=gemini needs the google-genai package: pip install 'google-genai>=1.20'"
+    ) from exc
+
+
+def _translate(error: Exception) -> ProviderError:
+    if isinstance(error, errors.APIError):
+        return status_error(error.code, error.message or error.status or "error")
+    return unexpected_error(error)
+
+
+class GeminiProvider(Provider):
+    name = "gemini"
+
+    def __init__(
+        self, *, api_key: str, model: str, base_url: str = "", max_output_tokens: int = 300
+    ) -> None:
+        self.model = model
+        self._max_tokens = max_output_tokens
+        self._client = genai.Client(
+            api_key=api_key,
+            http_options=types.HttpOptions(
+                base_url=base_url or None,
+                # Retries belong to the failover router, which knows the caller's deadline.
+                retry_options=types.HttpRetryOptions(attempts=1),
+            ),
+        )
+
+    def _request(
+        self, prompt: Prompt, budget: float
+    ) -> tuple[list[types.Content], types.GenerateContentConfig]:
+        contents: list[types.Content] = []
+        for role, text in [(t.role, t.text) for t in prompt.history] + [("user", prompt.user_text)]:
+            vendor_role = "user" if role == "user" else "model"
+            if not contents and vendor_role == "model":
+                continue  # Gemini conversations open with the user; our greeting adds nothing
+            if contents and contents[-1].role == vendor_role and contents[-1].parts:
+                contents[-1].parts.append(types.Part(text=text))
+            else:
+                contents.append(types.Content(role=vendor_role, parts=[types.Part(text=text)]))
+        config = types.GenerateContentConfig(
+            system_instruction=prompt.system_prompt,
+            max_output_tokens=self._max_tokens,
+            http_options=types.HttpOptions(timeout=max(1, int(budget * 1000))),
+        )
+        return contents, config
+
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
+        contents, config = self._request(prompt, budget)
+        try:
+            response = await self._client.aio.models.generate_content(
+                model=self.model, contents=contents, config=config
+            )
+            text = response.text
+        except Exception as error:
+            raise _translate(error) from error
+        if not text or not text.strip():
+            raise ProviderError("bad_response", "empty answer", retryable=True)
+        usage = response.usage_metadata
+        return Completion(
+            text,
+            input_tokens=(usage.prompt_token_count or 0) if usage else 0,
+            output_tokens=(usage.candidates_token_count or 0) if usage else 0,
+        )
+
+    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[str, None]:
+        contents, config = self._request(prompt, budget)
+        produced = False
+        try:
+            chunks = await self._client.aio.models.generate_content_stream(
+                model=self.model, contents=contents, config=config
+            )
+            async for chunk in chunks:
+                if chunk.text:
+                    produced = True
+                    yield chunk.text
+        except Exception as error:
+            raise _translate(error) from error
+        if not produced:
+            raise ProviderError("bad_response", "empty answer", retryable=True)
+
+    async def close(self) -> None:
+        await self._client.aio.aclose()

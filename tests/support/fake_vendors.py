@@ -1,0 +1,255 @@
+"""Local HTTP servers that speak the vendors' wire formats, so that the real `openai` and
+`google-genai` SDKs can be exercised (and made to fail) without leaving the machine.
+
+Each fake records every request and answers from a script of behaviours, one per request,
+falling back to `default` when the script runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer; streamed as `chunks` when the client asked for a stream."""
+
+    text: str
+    chunks: tuple[str, ...] = ()
+
+    def pieces(self) -> tuple[str, ...]:
+        return self.chunks or (self.text,)
+
+
+@dataclass(frozen=True)
+class Fail:
+    status: int
+    message: str = "injected failure"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Never answers: models a provider slower than any deadline."""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """HTTP 200 whose body is not the JSON the SDK expects."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A stream that sends `chunks` and then drops the connection mid-answer."""
+
+    chunks: tuple[str, ...]
+
+
+Behaviour = Reply | Fail | Hang | Malformed | Cut
+
+
+@dataclass
+class Recorded:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeVendor:
+    default: Behaviour = field(default_factory=lambda: Reply("Hello from the fake."))
+    requests: list[Recorded] = field(default_factory=list)
+    _script: deque[Behaviour] = field(default_factory=deque)
+    _runner: web.AppRunner | None = None
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
+    base_url: str = ""
+
+    def script(self, *behaviours: Behaviour) -> None:
+        self._script.extend(behaviours)
+
+    def _routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.add_routes(self._routes())
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _next(self, request: web.Request) -> tuple[Behaviour, dict[str, Any]]:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {"_raw": raw.decode(errors="replace")}
+        self.requests.append(
+            Recorded(
+                request.path,
+                dict(request.query),
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
+        )
+        return (self._script.popleft() if self._script else self.default), body
+
+    async def _hang(self) -> web.StreamResponse:
+        await self._release.wait()
+        return web.Response(status=503)
+
+    @staticmethod
+    async def _sse(
+        request: web.Request, events: list[dict[str, Any]], *, cut: bool, done: str | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+        if cut:
+            assert request.transport is not None
+            request.transport.abort()  # no terminating chunk: the stream breaks mid-answer
+            return response
+        if done:
+            await response.write(f"data: {done}\n\n".encode())
+        await response.write_eof()
+        return response
+
+
+class FakeOpenAI(FakeVendor):
+    """POST /v1/chat/completions, as JSON or (stream: true) as server-sent events."""
+
+    def _routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/chat/completions", self._chat)]
+
+    @staticmethod
+    def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "?"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+        }
+
+    @staticmethod
+    def _chunk(body: dict[str, Any], text: str) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "?"),
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        behaviour, body = await self._next(request)
+        streaming = bool(body.get("stream"))
+        match behaviour:
+            case Fail(status, message, headers):
+                error = {"error": {"message": message, "type": "fake", "code": str(status)}}
+                return web.json_response(error, status=status, headers=dict(headers))
+            case Hang():
+                return await self._hang()
+            case Malformed():
+                if streaming:
+                    return await self._sse(request, [], cut=False, done="{not json")
+                return web.Response(text="{not json", content_type="application/json")
+            case Cut(chunks):
+                events = [self._chunk(body, c) for c in chunks]
+                return await self._sse(request, events, cut=True, done=None)
+            case Reply():
+                if streaming:
+                    events = [self._chunk(body, c) for c in behaviour.pieces()]
+                    return await self._sse(request, events, cut=False, done="[DONE]")
+                return web.json_response(self._completion(body, behaviour.text))
+        raise AssertionError(behaviour)
+
+
+class FakeGemini(FakeVendor):
+    """POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse."""
+
+    def _routes(self) -> list[web.RouteDef]:
+        return [web.post("/{version}/models/{call}", self._generate)]
+
+    @staticmethod
+    def _response(text: str, final: bool = True) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+        if final:
+            candidate["finishReason"] = "STOP"
+        return {
+            "candidates": [candidate],
+            "usageMetadata": {
+                "promptTokenCount": 40,
+                "candidatesTokenCount": 8,
+                "totalTokenCount": 48,
+            },
+            "modelVersion": "fake",
+        }
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        behaviour, _ = await self._next(request)
+        streaming = request.match_info["call"].endswith(":streamGenerateContent")
+        match behaviour:
+            case Fail(status, message, headers):
+                error = {"error": {"code": status, "message": message, "status": "FAKE"}}
+                return web.json_response(error, status=status, headers=dict(headers))
+            case Hang():
+                return await self._hang()
+            case Malformed():
+                if streaming:
+                    return await self._sse(request, [], cut=False, done="{not json")
+                return web.Response(text="{not json", content_type="application/json")
+            case Cut(chunks):
+                events = [self._response(c, final=False) for c in chunks]
+                return await self._sse(request, events, cut=True, done=None)
+            case Reply():
+                if streaming:
+                    pieces = behaviour.pieces()
+                    events = [
+                        self._response(c, final=i == len(pieces) - 1) for i, c in enumerate(pieces)
+                    ]
+                    return await self._sse(request, events, cut=False, done=None)
+                return web.json_response(self._response(behaviour.text))
+        raise AssertionError(behaviour)
+
+
+@contextlib.contextmanager
+def serving_in_thread(fake: FakeVendor) -> Iterator[str]:
+    """Run a fake on its own event loop in a thread, for tests that are not async
+    (the services under test are separate processes). Yields the fake's base URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=10)
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

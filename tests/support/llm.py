@@ -1,0 +1,47 @@
+"""An llm gRPC server in-process on loopback, over whatever providers a test gives it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import grpc
+
+from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from aura_llm.config import SAMPLE_KNOWLEDGE_BASE, Settings
+from aura_llm.failover import FailoverRouter
+from aura_llm.providers import Provider
+from aura_llm.providers.local import LocalProvider
+from aura_llm.servicer import LlmServicer
+
+
+def local() -> LocalProvider:
+    return LocalProvider.from_file(SAMPLE_KNOWLEDGE_BASE, "Aura")
+
+
+def router(
+    *providers: Provider, attempt_timeout: float = 5.0, max_retries: int = 1
+) -> FailoverRouter:
+    # No jitter: a retry happens at once, so tests do not wait on backoff.
+    return FailoverRouter(
+        providers, attempt_timeout=attempt_timeout, max_retries=max_retries, jitter=lambda: 0.0
+    )
+
+
+@asynccontextmanager
+async def llm_service(
+    providers: Sequence[Provider] | FailoverRouter,
+) -> AsyncIterator[pb_grpc.LlmServiceAsyncStub]:
+    chain = providers if isinstance(providers, FailoverRouter) else router(*providers)
+    server = grpc.aio.server()
+    settings = Settings.model_validate({"AI_ASSISTANT_NAME": "Aura"})
+    pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(chain, settings), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield pb_grpc.LlmServiceStub(channel)
+    finally:
+        await server.stop(None)
+        for provider in chain.providers:
+            await provider.close()
