@@ -10,7 +10,10 @@ from aura_llm.speech import SentenceSplitter, clean_for_speech
     [
         ("**Bold** and *italic* and __strong__", "Bold and italic and strong"),
         ("## Opening hours\nWe open at 9.", "Opening hours We open at 9."),
-        ("Options:\n- Sourdough\n- Rye bread\n1. Croissant", "Options: Sourdough. Rye bread. Croissant."),
+        (
+            "Options:\n- Sourdough\n- Rye bread\n1. Croissant",
+            "Options: Sourdough. Rye bread. Croissant.",
+        ),
         ("See [our menu](https://x.example/menu).", "See our menu."),
         ("Visit https://bakery.example/order, or call.", "Visit, or call."),
         ("Use `promo10` at checkout", "Use promo10 at checkout"),

@@ -19,8 +19,8 @@ from aura_memory.servicer import MemoryServicer
 from aura_memory.stores import InMemoryStore
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
-from tests.support.twilio import AsyncTwilioPlayer
 from tests.support.llm import local
+from tests.support.twilio import AsyncTwilioPlayer
 
 AUTH_TOKEN = "test-auth-token"
 PUBLIC_BASE_URL = "https://aura.example.com"
