@@ -1,7 +1,9 @@
-"""An llm gRPC server in-process on loopback, over whatever providers a test gives it."""
+"""llm pieces for tests: an in-process gRPC server over the providers a test gives it, and
+providers written for tests (our own Provider interface, not a vendor SDK)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -10,7 +12,7 @@ import grpc
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from aura_llm.config import SAMPLE_KNOWLEDGE_BASE, Settings
 from aura_llm.failover import FailoverRouter
-from aura_llm.providers import Provider
+from aura_llm.providers import Completion, Prompt, Provider
 from aura_llm.providers.local import LocalProvider
 from aura_llm.servicer import LlmServicer
 
@@ -45,3 +47,24 @@ async def llm_service(
         await server.stop(None)
         for provider in chain.providers:
             await provider.close()
+
+
+class Echo(Provider):
+    """Answers "You said: ..." and records every prompt. When `gate` is set, each answer
+    waits for it, which models a model slower than the turn budget."""
+
+    name = "echo"
+    model = "echo-1"
+    min_attempt_seconds = 0.05
+
+    def __init__(self) -> None:
+        self.prompts: list[Prompt] = []
+        self.started = asyncio.Event()
+        self.gate: asyncio.Event | None = None
+
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
+        self.prompts.append(prompt)
+        self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return Completion(f"You said: {prompt.user_text}")

@@ -17,6 +17,10 @@ def new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 
 
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
 @dataclass
 class Twiml:
     """A parsed TwiML answer."""
@@ -86,7 +90,9 @@ class TwilioPlayer(TwilioSigner):
         return self._headers(str(self.client.base_url), path, params)
 
     def post(self, path: str, params: Mapping[str, str]) -> httpx.Response:
-        return self.client.post(path, data=dict(params), headers=self.sign(path, params))
+        """One webhook delivery, with a fresh idempotency token as Twilio sends."""
+        headers = {**self.sign(path, params), "I-Twilio-Idempotency-Token": new_token()}
+        return self.client.post(path, data=dict(params), headers=headers)
 
 
 @dataclass(kw_only=True)
@@ -97,4 +103,6 @@ class AsyncTwilioPlayer(TwilioSigner):
         return self._headers(str(self.client.base_url), path, params)
 
     async def post(self, path: str, params: Mapping[str, str]) -> httpx.Response:
-        return await self.client.post(path, data=dict(params), headers=self.sign(path, params))
+        """One webhook delivery, with a fresh idempotency token as Twilio sends."""
+        headers = {**self.sign(path, params), "I-Twilio-Idempotency-Token": new_token()}
+        return await self.client.post(path, data=dict(params), headers=headers)

@@ -104,3 +104,40 @@ async def test_writes_refresh_the_ttl(store: InMemoryStore, clock: FakeClock) ->
     assert store.expire() == 0
     assert [t.text for t in await store.history("CA1")] == ["one", "two"]
     assert [t.created_at for t in await store.history("CA1")] == [1_000.0, 1_050.0]
+
+
+async def test_claim_then_in_progress_then_completed(store: InMemoryStore) -> None:
+    assert (await store.claim("CA1", "tok", ttl=60)).state == "claimed"
+    assert (await store.claim("CA1", "tok", ttl=60)).state == "in_progress"
+    await store.complete("CA1", "tok", "<Response/>", ttl=60)
+    replay = await store.claim("CA1", "tok", ttl=60)
+    assert (replay.state, replay.result) == ("completed", "<Response/>")
+
+
+async def test_claims_are_per_call_and_outlive_clear(store: InMemoryStore) -> None:
+    await store.claim("CA1", "tok", ttl=60)
+    assert (await store.claim("CA2", "tok", ttl=60)).state == "claimed"
+    await store.clear("CA1")
+    assert (await store.claim("CA1", "tok", ttl=60)).state == "in_progress"
+
+
+async def test_an_abandoned_claim_expires(store: InMemoryStore, clock: FakeClock) -> None:
+    await store.claim("CA1", "tok", ttl=10)
+    clock.now += 11
+    assert (await store.claim("CA1", "tok", ttl=10)).state == "claimed"
+
+
+async def test_counter_counts_within_its_window(store: InMemoryStore, clock: FakeClock) -> None:
+    assert [await store.increment("calls:x", window=3600) for _ in range(3)] == [1, 2, 3]
+    assert await store.increment("calls:y", window=3600) == 1
+    clock.now += 3601
+    assert await store.increment("calls:x", window=3600) == 1
+
+
+async def test_expire_sweeps_claims_and_counters(store: InMemoryStore, clock: FakeClock) -> None:
+    await store.claim("CA1", "tok", ttl=10)
+    await store.increment("calls:x", window=10)
+    clock.now += 11
+    store.expire()
+    assert (await store.claim("CA1", "tok", ttl=10)).state == "claimed"
+    assert await store.increment("calls:x", window=10) == 1

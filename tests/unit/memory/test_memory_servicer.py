@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
@@ -107,3 +110,55 @@ async def test_read_and_clear_need_a_call_id(stub: pb_grpc.MemoryServiceAsyncStu
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await call
         assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def seconds(value: float) -> Duration:
+    duration = Duration()
+    duration.FromTimedelta(timedelta(seconds=value))
+    return duration
+
+
+async def test_idempotency_claim_and_complete_over_grpc(
+    stub: pb_grpc.MemoryServiceAsyncStub,
+) -> None:
+    claim = pb.ClaimIdempotencyKeyRequest(call_id="CA1", key="tok", ttl=seconds(60))
+    first = await stub.ClaimIdempotencyKey(claim, timeout=5)
+    second = await stub.ClaimIdempotencyKey(claim, timeout=5)
+    assert first.state == pb.IDEMPOTENCY_STATE_CLAIMED
+    assert second.state == pb.IDEMPOTENCY_STATE_IN_PROGRESS
+    await stub.CompleteIdempotencyKey(
+        pb.CompleteIdempotencyKeyRequest(call_id="CA1", key="tok", result="<R/>", ttl=seconds(60)),
+        timeout=5,
+    )
+    third = await stub.ClaimIdempotencyKey(claim, timeout=5)
+    assert (third.state, third.result) == (pb.IDEMPOTENCY_STATE_COMPLETED, "<R/>")
+
+
+async def test_counter_over_grpc(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
+    request = pb.IncrementCounterRequest(key="calls:abc", window=seconds(3600))
+    counts = [(await stub.IncrementCounter(request, timeout=5)).count for _ in range(3)]
+    assert counts == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.ClaimIdempotencyKey(pb.ClaimIdempotencyKeyRequest(call_id="CA1", key="k")),
+        lambda s: s.ClaimIdempotencyKey(
+            pb.ClaimIdempotencyKeyRequest(call_id="CA1", key="", ttl=seconds(5))
+        ),
+        lambda s: s.CompleteIdempotencyKey(
+            pb.CompleteIdempotencyKeyRequest(
+                call_id="CA1", key="k", result="x" * 70_000, ttl=seconds(5)
+            )
+        ),
+        lambda s: s.IncrementCounter(pb.IncrementCounterRequest(key="k", window=seconds(-1))),
+        lambda s: s.IncrementCounter(pb.IncrementCounterRequest(window=seconds(5))),
+    ],
+)
+async def test_invalid_idempotency_and_counter_requests(
+    stub: pb_grpc.MemoryServiceAsyncStub, call: Any
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await call(stub)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT

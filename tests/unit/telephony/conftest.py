@@ -3,8 +3,10 @@ on loopback, so that every webhook goes through real gRPC calls."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import httpx
@@ -14,6 +16,7 @@ from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_llm.config import Settings as LlmSettings
 from aura_llm.failover import FailoverRouter
+from aura_llm.providers import Provider
 from aura_llm.servicer import LlmServicer
 from aura_memory.servicer import MemoryServicer
 from aura_memory.stores import InMemoryStore
@@ -32,40 +35,60 @@ class Rig:
     twilio: AsyncTwilioPlayer
     store: InMemoryStore
     llm_server: grpc.aio.Server
+    memory_server: grpc.aio.Server
+    settings: Settings
+
+
+RigFactory = Callable[..., Awaitable[Rig]]
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    store = InMemoryStore(max_turns=20, ttl_seconds=600)
-    memory_server = grpc.aio.server()
-    memory_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), memory_server)
-    memory_port = memory_server.add_insecure_port("127.0.0.1:0")
+async def make_rig() -> AsyncIterator[RigFactory]:
+    """Builds a rig; keyword arguments are telephony settings, `provider` the llm's."""
+    async with AsyncExitStack() as stack:
 
-    llm_server = grpc.aio.server()
-    llm_settings = LlmSettings.model_validate({})
-    chain = FailoverRouter([local()], attempt_timeout=5, max_retries=0)
-    llm_grpc.add_LlmServiceServicer_to_server(LlmServicer(chain, llm_settings), llm_server)
-    llm_port = llm_server.add_insecure_port("127.0.0.1:0")
-    await memory_server.start()
-    await llm_server.start()
+        async def build(provider: Provider | None = None, **overrides: Any) -> Rig:
+            store = InMemoryStore(max_turns=20, ttl_seconds=600)
+            memory_server = grpc.aio.server()
+            memory_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), memory_server)
+            memory_port = memory_server.add_insecure_port("127.0.0.1:0")
+            llm_server = grpc.aio.server()
+            chain = FailoverRouter([provider or local()], attempt_timeout=30, max_retries=0)
+            servicer = LlmServicer(chain, LlmSettings.model_validate({}))
+            llm_grpc.add_LlmServiceServicer_to_server(servicer, llm_server)
+            llm_port = llm_server.add_insecure_port("127.0.0.1:0")
+            await memory_server.start()
+            await llm_server.start()
+            stack.push_async_callback(memory_server.stop, None)
+            stack.push_async_callback(llm_server.stop, None)
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
-        LLM_SERVICE_ADDRESS=f"127.0.0.1:{llm_port}",
-        MEMORY_SERVICE_ADDRESS=f"127.0.0.1:{memory_port}",
-        AI_ASSISTANT_NAME="Aura",
-    )
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
-    ):
-        twilio = AsyncTwilioPlayer(
-            client=client, auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE_URL
-        )
-        yield Rig(client, twilio, store, llm_server)
-    await llm_server.stop(None)
-    await memory_server.stop(None)
+            settings = Settings.model_validate(
+                {
+                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                    "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                    "LLM_SERVICE_ADDRESS": f"127.0.0.1:{llm_port}",
+                    "MEMORY_SERVICE_ADDRESS": f"127.0.0.1:{memory_port}",
+                    "AI_ASSISTANT_NAME": "Aura",
+                    **overrides,
+                }
+            )
+            app = create_app(settings)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+                )
+            )
+            twilio = AsyncTwilioPlayer(
+                client=client,
+                auth_token=settings.TWILIO_AUTH_TOKEN,
+                public_base_url=settings.PUBLIC_BASE_URL,
+            )
+            return Rig(client, twilio, store, llm_server, memory_server, settings)
+
+        yield build
+
+
+@pytest.fixture
+async def rig(make_rig: RigFactory) -> Rig:
+    return await make_rig()

@@ -9,15 +9,30 @@ def builder(**env: str) -> Twiml:
     return Twiml(Settings.model_validate(env))
 
 
-def test_ask_gathers_speech_and_hangs_up_on_silence() -> None:
-    parsed = Parsed(builder(AI_ASSISTANT_VOICE="Polly.Amy", SPEECH_TIMEOUT="3").ask("Hi there"))
+def test_ask_gathers_speech_and_keys_with_the_configured_options() -> None:
+    parsed = Parsed(
+        builder(
+            AI_ASSISTANT_VOICE="Polly.Amy",
+            SPEECH_TIMEOUT="3",
+            SPEECH_LANGUAGE="en-GB",
+            SPEECH_MODEL="phone_call",
+            SPEECH_HINTS="sourdough, croissant",
+            SPEECH_PROFANITY_FILTER="false",
+        ).ask("Hi there")
+    )
     gather = parsed.gather
     assert gather is not None
     assert gather.attrib == {
-        "input": "speech",
+        "input": "speech dtmf",
         "action": PROCESS_PATH,
         "method": "POST",
         "speechTimeout": "3",
+        "numDigits": "1",
+        "actionOnEmptyResult": "true",
+        "language": "en-GB",
+        "speechModel": "phone_call",
+        "hints": "sourdough, croissant",
+        "profanityFilter": "false",
     }
     say = gather.find("Say")
     assert say is not None
@@ -43,3 +58,44 @@ def test_hang_up() -> None:
 
 def test_empty() -> None:
     assert Parsed(Twiml.empty()).verbs == []
+
+
+def test_defaults_leave_out_the_speech_model() -> None:
+    gather = Parsed(builder().ask("Hi")).gather
+    assert gather is not None
+    assert "speechModel" not in gather.attrib
+    assert gather.attrib["speechTimeout"] == "auto"
+    assert gather.attrib["profanityFilter"] == "true"
+
+
+def test_reprompt_count_travels_in_the_action_url() -> None:
+    gather = Parsed(builder().ask("Again?", reprompts=2)).gather
+    assert gather is not None
+    assert gather.attrib["action"] == f"{PROCESS_PATH}?reprompts=2"
+
+
+def test_transfer_dials_then_apologises_if_nobody_answers() -> None:
+    parsed = Parsed(builder().transfer("+15550001234"))
+    assert parsed.verbs == ["Say", "Dial", "Say", "Hangup"]
+    dial = parsed.root.find("Dial")
+    assert dial is not None
+    assert dial.text == "+15550001234"
+
+
+def test_startup_warnings_for_combinations_twilio_rejects() -> None:
+    settings = Settings.model_validate(
+        {"SPEECH_MODEL": "phone_call", "SPEECH_TIMEOUT": "auto", "SPEECH_LANGUAGE": "english"}
+    )
+    warnings = " ".join(settings.warnings())
+    assert "13335" in warnings
+    assert "13331" in warnings
+    assert "TWILIO_AUTH_TOKEN is not set" in warnings
+    fine = Settings.model_validate(
+        {
+            "SPEECH_MODEL": "phone_call",
+            "SPEECH_TIMEOUT": "2",
+            "TWILIO_AUTH_TOKEN": "t",
+            "PUBLIC_BASE_URL": "https://aura.example.com",
+        }
+    )
+    assert fine.warnings() == []

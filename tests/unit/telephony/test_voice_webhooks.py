@@ -25,6 +25,7 @@ async def test_incoming_call_is_welcomed_inside_a_speech_gather(rig: Rig) -> Non
     assert answer.gather is not None
     assert answer.gather.attrib["action"] == "/api/voice/process"
     assert answer.verbs == ["Gather", "Say", "Hangup"]
+    assert answer.gather.attrib["input"] == "speech dtmf"
     # The model will see its own greeting as the first turn.
     assert [t.role for t in await rig.store.history(call_sid)] == ["assistant"]
 
@@ -127,11 +128,11 @@ async def test_wrong_content_type_is_415(rig: Rig) -> None:
     assert response.status_code == 415
 
 
-async def test_missing_call_sid_is_400(rig: Rig) -> None:
+async def test_missing_call_sid_is_422(rig: Rig) -> None:
     params = {"From": "+15550001111"}
     response = await rig.twilio.post("/api/voice", params)
-    assert response.status_code == 400
-    assert "CallSid" in response.json()["detail"]
+    assert response.status_code == 422
+    assert "CallSid" in str(response.json()["detail"])
 
 
 async def test_wrong_method_is_405(rig: Rig) -> None:

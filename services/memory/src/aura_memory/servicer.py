@@ -6,20 +6,29 @@ import logging
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from aura_memory.stores.base import ConversationStore, Role, StoredTurn
+from aura_memory.stores.base import ClaimState, ConversationStore, Role, StoredTurn
 
 log = logging.getLogger(__name__)
 
 MAX_CALL_ID_CHARS = 128
 MAX_TURN_CHARS = 8000
 MAX_TURNS_PER_APPEND = 16
+MAX_KEY_CHARS = 256
+MAX_RESULT_CHARS = 64 * 1024
+MAX_TTL_SECONDS = 24 * 3600
 
 _ROLES: dict[int, Role] = {pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "assistant"}
 _PB_ROLES: dict[Role, pb.Role.ValueType] = {"user": pb.ROLE_USER, "assistant": pb.ROLE_ASSISTANT}
+_PB_CLAIM: dict[ClaimState, pb.IdempotencyState.ValueType] = {
+    "claimed": pb.IDEMPOTENCY_STATE_CLAIMED,
+    "in_progress": pb.IDEMPOTENCY_STATE_IN_PROGRESS,
+    "completed": pb.IDEMPOTENCY_STATE_COMPLETED,
+}
 
 
 async def _reject(context: grpc.aio.ServicerContext[Any, Any], message: str) -> NoReturn:
@@ -31,6 +40,22 @@ async def _check_call_id(call_id: str, context: grpc.aio.ServicerContext[Any, An
         await _reject(context, "call_id is required")
     if len(call_id) > MAX_CALL_ID_CHARS:
         await _reject(context, f"call_id is longer than {MAX_CALL_ID_CHARS} characters")
+
+
+async def _check_key(key: str, what: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if not key:
+        await _reject(context, f"{what} is required")
+    if len(key) > MAX_KEY_CHARS:
+        await _reject(context, f"{what} is longer than {MAX_KEY_CHARS} characters")
+
+
+async def _seconds(
+    duration: Duration, what: str, context: grpc.aio.ServicerContext[Any, Any]
+) -> float:
+    seconds = duration.ToTimedelta().total_seconds()
+    if not 0 < seconds <= MAX_TTL_SECONDS:
+        await _reject(context, f"{what} must be between 0 and {MAX_TTL_SECONDS} seconds")
+    return seconds
 
 
 def _to_pb(turn: StoredTurn) -> pb.Turn:
@@ -80,3 +105,36 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
     ) -> pb.ClearCallResponse:
         await _check_call_id(request.call_id, context)
         return pb.ClearCallResponse(existed=await self._store.clear(request.call_id))
+
+    async def ClaimIdempotencyKey(
+        self,
+        request: pb.ClaimIdempotencyKeyRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.ClaimIdempotencyKeyResponse:
+        await _check_call_id(request.call_id, context)
+        await _check_key(request.key, "key", context)
+        ttl = await _seconds(request.ttl, "ttl", context)
+        claim = await self._store.claim(request.call_id, request.key, ttl)
+        return pb.ClaimIdempotencyKeyResponse(state=_PB_CLAIM[claim.state], result=claim.result)
+
+    async def CompleteIdempotencyKey(
+        self,
+        request: pb.CompleteIdempotencyKeyRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.CompleteIdempotencyKeyResponse:
+        await _check_call_id(request.call_id, context)
+        await _check_key(request.key, "key", context)
+        if len(request.result) > MAX_RESULT_CHARS:
+            await _reject(context, f"result is longer than {MAX_RESULT_CHARS} characters")
+        ttl = await _seconds(request.ttl, "ttl", context)
+        await self._store.complete(request.call_id, request.key, request.result, ttl)
+        return pb.CompleteIdempotencyKeyResponse()
+
+    async def IncrementCounter(
+        self,
+        request: pb.IncrementCounterRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.IncrementCounterResponse:
+        await _check_key(request.key, "key", context)
+        window = await _seconds(request.window, "window", context)
+        return pb.IncrementCounterResponse(count=await self._store.increment(request.key, window))

@@ -4,9 +4,12 @@ turn budget, and fails fast (no wait-for-ready) when a service is down."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 
 from aura.llm.v1 import llm_service_pb2 as llm_pb
 from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
@@ -47,6 +50,26 @@ _RETRY_POLICY = {
         }
     ]
 }
+
+
+def _duration(seconds: float) -> Duration:
+    duration = Duration()
+    duration.FromTimedelta(timedelta(seconds=seconds))
+    return duration
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: Literal["claimed", "in_progress", "completed"]
+    result: str = ""
+
+
+_CLAIM_STATES: dict[int, Literal["claimed", "in_progress", "completed"]] = {
+    memory_pb.IDEMPOTENCY_STATE_CLAIMED: "claimed",
+    memory_pb.IDEMPOTENCY_STATE_IN_PROGRESS: "in_progress",
+    memory_pb.IDEMPOTENCY_STATE_COMPLETED: "completed",
+}
+
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 5_000),
@@ -104,6 +127,33 @@ class Backends:
             memory_pb.ClearCallRequest(call_id=call_sid), timeout=self._memory_timeout(budget)
         )
         return response.existed
+
+    async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
+        response = await self.memory.ClaimIdempotencyKey(
+            memory_pb.ClaimIdempotencyKeyRequest(
+                call_id=call_sid, key=key, ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS)
+            ),
+            timeout=self._memory_timeout(budget),
+        )
+        return Claim(_CLAIM_STATES.get(response.state, "claimed"), response.result)
+
+    async def complete(self, call_sid: str, key: str, result: str, seconds: float) -> None:
+        await self.memory.CompleteIdempotencyKey(
+            memory_pb.CompleteIdempotencyKeyRequest(
+                call_id=call_sid,
+                key=key,
+                result=result,
+                ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS),
+            ),
+            timeout=seconds,
+        )
+
+    async def count(self, key: str, window_seconds: float, budget: TurnBudget) -> int:
+        response = await self.memory.IncrementCounter(
+            memory_pb.IncrementCounterRequest(key=key, window=_duration(window_seconds)),
+            timeout=self._memory_timeout(budget),
+        )
+        return response.count
 
     async def generate(
         self, call_sid: str, history: list[memory_pb.Turn], user_text: str, budget: TurnBudget

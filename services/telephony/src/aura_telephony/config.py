@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, field_validator
 
 from aura_common.settings import AuraSettings
@@ -21,6 +23,27 @@ class Settings(AuraSettings):
         "Hello! I'm {assistant_name}, your AI assistant. How can I help you today?"
     )
     SPEECH_TIMEOUT: str = "auto"
+    # <Gather> speech options; empty means Twilio's default.
+    SPEECH_LANGUAGE: str = "en-US"
+    SPEECH_MODEL: str = ""
+    SPEECH_HINTS: str = ""
+    SPEECH_PROFANITY_FILTER: bool = True
+    # Below this transcription confidence the caller is asked to repeat; 0 turns it off.
+    SPEECH_MIN_CONFIDENCE: float = Field(default=0.3, ge=0, le=1)
+    # Silent or unclear turns in a row before a polite goodbye.
+    MAX_REPROMPTS: int = Field(default=2, ge=0, le=10)
+    # Where pressing 0 or asking for a person transfers the call (E.164); empty: nobody.
+    TRANSFER_NUMBER: str = ""
+    # Rebuild the signed URL from X-Forwarded-Proto/-Host when PUBLIC_BASE_URL is unset.
+    # Only behind a proxy that overwrites those headers: clients can forge them.
+    TRUST_PROXY_HEADERS: bool = False
+    # How long a webhook's answer is kept to replay to Twilio's retries of it.
+    IDEMPOTENCY_TTL_SECONDS: float = Field(default=300.0, gt=0, le=86400)
+    MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
+    # What a caller said is cut to this length before it reaches the model.
+    MAX_SPEECH_CHARS: int = Field(default=500, ge=10)
+    # Calls one number may start per hour (shared by all replicas); 0 turns the limit off.
+    MAX_CALLS_PER_NUMBER_PER_HOUR: int = Field(default=30, ge=0)
     LLM_SERVICE_ADDRESS: str = "localhost:50051"
     MEMORY_SERVICE_ADDRESS: str = "localhost:50052"
     # The whole turn must finish well inside Twilio's 15 s webhook timeout.
@@ -42,6 +65,42 @@ class Settings(AuraSettings):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("PUBLIC_BASE_URL must start with https:// (or http://)")
         return value
+
+    @field_validator("TRANSFER_NUMBER")
+    @classmethod
+    def _transfer_number(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"\+?[0-9]{3,15}|sip:\S+", value):
+            raise ValueError("TRANSFER_NUMBER must be a phone number (E.164) or a sip: URI")
+        return value
+
+    def warnings(self) -> list[str]:
+        """Combinations Twilio accepts but handles badly; logged at startup."""
+        found = []
+        if self.SPEECH_MODEL and self.SPEECH_TIMEOUT == "auto":
+            found.append(
+                f"SPEECH_TIMEOUT=auto with SPEECH_MODEL={self.SPEECH_MODEL}: Twilio does not "
+                "support speechTimeout auto once a speech model is set (warning 13335); "
+                "set SPEECH_TIMEOUT to a number of seconds"
+            )
+        if self.SPEECH_LANGUAGE and not re.fullmatch(
+            r"[a-z]{2,3}-[A-Za-z0-9]{2,4}", self.SPEECH_LANGUAGE
+        ):
+            found.append(
+                f"SPEECH_LANGUAGE={self.SPEECH_LANGUAGE} is not a language tag such as en-US; "
+                "Twilio fails the <Gather> (warning 13331)"
+            )
+        if not self.TWILIO_AUTH_TOKEN:
+            found.append(
+                "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT checked and anyone "
+                "who can reach this service can drive calls. Local development only."
+            )
+        elif not self.PUBLIC_BASE_URL and not self.TRUST_PROXY_HEADERS:
+            found.append(
+                "PUBLIC_BASE_URL is not set: signatures are checked against the URL this "
+                "service sees, which behind an ingress is not the one Twilio signed"
+            )
+        return found
 
     @property
     def welcome_message(self) -> str:

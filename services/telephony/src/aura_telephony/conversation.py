@@ -89,3 +89,24 @@ def is_goodbye(text: str) -> bool:
     text = normalise(text)
     without_goodbyes, found = _GOODBYE.subn(" ", text)
     return found > 0 and not _FILLER.sub(" ", without_goodbyes).split()
+
+
+_HUMAN = re.compile(
+    r"\b(agent|human|representative|operator|real person|a person|someone real|receptionist)\b"
+)
+# "Are you a human?" asks about the assistant; it is not a request to be transferred.
+_ASKS_ABOUT_ASSISTANT = re.compile(r"\b(are|r) (you|u)\b")
+
+
+def wants_a_person(text: str) -> bool:
+    text = normalise(text)
+    return bool(_HUMAN.search(text)) and not _ASKS_ABOUT_ASSISTANT.search(text)
+
+
+def parse_confidence(value: str) -> float | None:
+    """Twilio's Confidence (0 to 1), or None when it is missing or not a number."""
+    try:
+        confidence = float(value)
+    except ValueError:
+        return None
+    return confidence if 0.0 <= confidence <= 1.0 else None

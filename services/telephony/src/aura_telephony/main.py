@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from aura_common.settings import package_version
 from aura_telephony.backends import Backends
 from aura_telephony.config import Settings
+from aura_telephony.middleware import BodyLimit
 from aura_telephony.routers import info, voice
+from aura_telephony.turns import Turns
 from aura_telephony.twiml import Twiml
 
 log = logging.getLogger(__name__)
@@ -22,13 +24,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.TWILIO_AUTH_TOKEN:
-            log.warning(
-                "TWILIO_AUTH_TOKEN is not set: webhook signatures are NOT checked. "
-                "Anyone who can reach this service can drive calls. Local development only."
-            )
+        for warning in settings.warnings():
+            log.warning("%s", warning)
         backends = Backends(settings)
-        app.state.backends = backends
+        app.state.turns = Turns(settings, backends, Twiml(settings))
         try:
             yield
         finally:
@@ -40,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.twiml = Twiml(settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.include_router(info.router)
     app.include_router(voice.router)
     return app

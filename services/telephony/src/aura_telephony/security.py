@@ -20,13 +20,24 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def _first(header: str | None) -> str:
+    # Proxies append to these headers; the first value is what the client reached.
+    return (header or "").split(",")[0].strip()
+
+
 def signed_url(request: Request, settings: Settings) -> str:
     """The URL Twilio signed. Behind an ingress the service sees its own internal URL, so
-    the public one comes from PUBLIC_BASE_URL when set."""
-    if not settings.PUBLIC_BASE_URL:
-        return str(request.url)
+    the public one comes from PUBLIC_BASE_URL, or from the X-Forwarded headers when the
+    operator trusts the proxy that sets them. The validator accepts the URL with and
+    without its default port, as Twilio may sign either."""
     query = f"?{request.url.query}" if request.url.query else ""
-    return f"{settings.PUBLIC_BASE_URL}{request.url.path}{query}"
+    if settings.PUBLIC_BASE_URL:
+        return f"{settings.PUBLIC_BASE_URL}{request.url.path}{query}"
+    if settings.TRUST_PROXY_HEADERS:
+        proto = _first(request.headers.get("x-forwarded-proto")) or request.url.scheme
+        host = _first(request.headers.get("x-forwarded-host")) or request.url.netloc
+        return f"{proto}://{host}{request.url.path}{query}"
+    return str(request.url)
 
 
 async def twilio_form(

@@ -12,26 +12,44 @@ PROCESS_PATH = "/api/voice/process"
 NO_INPUT_GOODBYE = "I didn't hear anything, so I'll hang up now. Goodbye!"
 FAREWELL = "Thank you for calling. Have a great day. Goodbye!"
 APOLOGY = "Sorry, I'm having trouble answering right now. Could you say that again?"
+HOLDING = "Sorry, that took too long. Could you say that again?"
 DIDNT_CATCH = "Sorry, I didn't catch that. Could you say it again?"
+NOT_SURE = "Sorry, I'm not sure I understood. Could you say that again?"
+KEYPAD_HELP = "Press 0 to talk to a person, or just tell me what you need."
+TRANSFERRING = "Connecting you to a member of our team. Please hold."
+TRANSFER_FAILED = "Sorry, the transfer didn't go through. Please call again later. Goodbye!"
+NOBODY_AVAILABLE = "Sorry, no one is available to take your call right now. I can still help you."
+TOO_MANY_CALLS = "Sorry, this number has called too many times. Please try again later. Goodbye!"
 
 
 class Twiml:
     def __init__(self, settings: Settings) -> None:
         self._voice = settings.AI_ASSISTANT_VOICE
-        self._speech_timeout = settings.SPEECH_TIMEOUT
+        self._gather_options: dict[str, str] = {
+            "input": "speech dtmf",
+            "method": "POST",
+            "speech_timeout": settings.SPEECH_TIMEOUT,
+            "num_digits": "1",
+            # Silence comes back to us as an empty result, so reprompts are counted here.
+            "action_on_empty_result": "true",
+            "profanity_filter": "true" if settings.SPEECH_PROFANITY_FILTER else "false",
+        }
+        if settings.SPEECH_LANGUAGE:
+            self._gather_options["language"] = settings.SPEECH_LANGUAGE
+        if settings.SPEECH_MODEL:
+            self._gather_options["speech_model"] = settings.SPEECH_MODEL
+        if settings.SPEECH_HINTS:
+            self._gather_options["hints"] = settings.SPEECH_HINTS
 
-    def ask(self, text: str) -> str:
-        """Say `text` and listen for the caller's answer; hang up politely on silence."""
+    def ask(self, text: str, reprompts: int = 0) -> str:
+        """Say `text` and listen for the caller's answer. `reprompts` counts the silent or
+        unclear turns so far; it travels in the action URL, so any replica can read it."""
         response = VoiceResponse()
-        gather = Gather(
-            input="speech",
-            action=PROCESS_PATH,
-            method="POST",
-            speech_timeout=self._speech_timeout,
-        )
+        action = f"{PROCESS_PATH}?reprompts={reprompts}" if reprompts else PROCESS_PATH
+        gather = Gather(action=action, **self._gather_options)
         gather.say(text, voice=self._voice)
         response.append(gather)
-        # Twilio reaches the verbs after <Gather> only when the caller said nothing.
+        # Reached only if Twilio cannot post the empty result (the Gather is cut short).
         response.say(NO_INPUT_GOODBYE, voice=self._voice)
         response.hangup()
         return str(response)
@@ -39,6 +57,15 @@ class Twiml:
     def hang_up(self, text: str) -> str:
         response = VoiceResponse()
         response.say(text, voice=self._voice)
+        response.hangup()
+        return str(response)
+
+    def transfer(self, number: str) -> str:
+        response = VoiceResponse()
+        response.say(TRANSFERRING, voice=self._voice)
+        response.dial(number)
+        # <Dial> falls through to the next verb when nobody answers.
+        response.say(TRANSFER_FAILED, voice=self._voice)
         response.hangup()
         return str(response)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Role = Literal["user", "assistant"]
+ClaimState = Literal["claimed", "in_progress", "completed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,12 @@ class StoredTurn:
 class AppendResult:
     applied: bool  # False when the idempotency key had been seen
     turn_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    result: str = ""  # set when completed
 
 
 class ConversationStore(ABC):
@@ -39,6 +46,18 @@ class ConversationStore(ABC):
     @abstractmethod
     async def clear(self, call_id: str) -> bool:
         """Forget a call; True when there was something to forget."""
+
+    @abstractmethod
+    async def claim(self, call_id: str, key: str, ttl: float) -> Claim:
+        """Claim `key` for `call_id` unless it is already claimed or completed."""
+
+    @abstractmethod
+    async def complete(self, call_id: str, key: str, result: str, ttl: float) -> None:
+        """Store the result of a claimed key for `ttl` seconds."""
+
+    @abstractmethod
+    async def increment(self, key: str, window: float) -> int:
+        """Count one event in the window that began with the first event; the new count."""
 
     def expire(self) -> int:
         """Drop calls idle past the TTL, for stores that do not expire keys themselves."""

@@ -10,7 +10,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aura_memory.stores.base import AppendResult, ConversationStore, Role, StoredTurn
+from aura_memory.stores.base import AppendResult, Claim, ConversationStore, Role, StoredTurn
 
 
 @dataclass(slots=True)
@@ -36,6 +36,10 @@ class InMemoryStore(ConversationStore):
         self._keys_per_call = keys_per_call
         self._clock = clock
         self._calls: dict[str, _Call] = {}
+        # (call_id, key) -> (expires_at, result or None while in progress)
+        self._claims: dict[tuple[str, str], tuple[float, str | None]] = {}
+        # key -> (expires_at, count)
+        self._counters: dict[str, tuple[float, int]] = {}
 
     def _live(self, call_id: str, now: float) -> _Call | None:
         call = self._calls.get(call_id)
@@ -70,14 +74,40 @@ class InMemoryStore(ConversationStore):
         return turns[-limit:] if limit else turns
 
     async def clear(self, call_id: str) -> bool:
+        # Claims stay: a webhook retried after the call's status callback must still replay.
         return self._calls.pop(call_id, None) is not None
 
+    async def claim(self, call_id: str, key: str, ttl: float) -> Claim:
+        now = self._clock()
+        record = self._claims.get((call_id, key))
+        if record is not None and record[0] > now:
+            result = record[1]
+            return Claim("in_progress") if result is None else Claim("completed", result)
+        self._claims[(call_id, key)] = (now + ttl, None)
+        return Claim("claimed")
+
+    async def complete(self, call_id: str, key: str, result: str, ttl: float) -> None:
+        self._claims[(call_id, key)] = (self._clock() + ttl, result)
+
+    async def increment(self, key: str, window: float) -> int:
+        now = self._clock()
+        expires_at, count = self._counters.get(key, (0.0, 0))
+        if expires_at <= now:
+            expires_at, count = now + window, 0
+        self._counters[key] = (expires_at, count + 1)
+        return count + 1
+
     def expire(self) -> int:
-        """Drop every call idle past the TTL; returns how many were dropped."""
+        """Drop every call idle past the TTL, and expired claims and counters; returns how
+        many conversations were dropped."""
         now = self._clock()
         stale = [cid for cid, call in self._calls.items() if now - call.last_write > self._ttl]
         for cid in stale:
             del self._calls[cid]
+        for claim_key in [k for k, (until, _) in self._claims.items() if until <= now]:
+            del self._claims[claim_key]
+        for counter in [k for k, (until, _) in self._counters.items() if until <= now]:
+            del self._counters[counter]
         return len(stale)
 
     def __len__(self) -> int:

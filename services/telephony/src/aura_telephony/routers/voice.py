@@ -1,4 +1,4 @@
-"""Twilio voice webhooks: incoming call, speech result, status callback.
+"""Twilio voice webhooks: incoming call, speech or keypad result, status callback.
 
 Whatever fails downstream, Twilio gets HTTP 200 with valid TwiML: a caller who hears an
 apology can try again, a caller who hears Twilio's error message hangs up."""
@@ -8,16 +8,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-import grpc
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
 from aura_common.logs import mask_phone
-from aura_telephony import twiml
-from aura_telephony.backends import Backends
-from aura_telephony.budget import BudgetExhaustedError, TurnBudget
-from aura_telephony.config import Settings
-from aura_telephony.conversation import is_goodbye
-from aura_telephony.security import get_settings, twilio_form
+from aura_telephony.budget import TurnBudget
+from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
+from aura_telephony.security import twilio_form
+from aura_telephony.turns import DownstreamError, Turns, describe, idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -26,110 +23,107 @@ router = APIRouter(prefix="/api/voice", tags=["voice"])
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 TWIML_MEDIA_TYPE = "application/xml"
 
-Form = Annotated[dict[str, str], Depends(twilio_form)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+_TWIML: dict[str, object] = {
+    "content": {TWIML_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    "description": "TwiML",
+}
+_ERROR: dict[str, object] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"detail": {}},
+                "required": ["detail"],
+            }
+        }
+    }
+}
+RESPONSES: dict[int | str, dict[str, object]] = {
+    200: _TWIML,
+    403: {**_ERROR, "description": "Missing or invalid X-Twilio-Signature"},
+    413: {**_ERROR, "description": "Request body too large"},
+    415: {**_ERROR, "description": "Not application/x-www-form-urlencoded"},
+    422: {**_ERROR, "description": "Missing or invalid parameters (CallSid is required)"},
+}
+
+Params = Annotated[dict[str, str], Depends(twilio_form)]
 
 
-def get_backends(request: Request) -> Backends:
-    backends: Backends = request.app.state.backends
-    return backends
+def get_turns(request: Request) -> Turns:
+    turns: Turns = request.app.state.turns
+    return turns
 
 
-def get_twiml(request: Request) -> twiml.Twiml:
-    builder: twiml.Twiml = request.app.state.twiml
-    return builder
+AppTurns = Annotated[Turns, Depends(get_turns)]
 
 
-AppBackends = Annotated[Backends, Depends(get_backends)]
-AppTwiml = Annotated[twiml.Twiml, Depends(get_twiml)]
+def _delivery_key(request: Request, params: dict[str, str]) -> str:
+    # The query is part of what was delivered: ?reprompts=1 and ?reprompts=2 differ.
+    target = f"{request.url.path}?{request.url.query}"
+    return idempotency_key(target, request.headers.get("i-twilio-idempotency-token", ""), params)
 
 
 def _twiml(document: str) -> Response:
     return Response(content=document, media_type=TWIML_MEDIA_TYPE)
 
 
-def _call_sid(form: dict[str, str]) -> str:
-    call_sid = form.get("CallSid", "").strip()
-    if not call_sid:
-        raise HTTPException(status_code=400, detail="CallSid is required")
-    return call_sid
-
-
-@router.post("", response_class=Response, summary="Incoming call: welcome the caller")
+@router.post(
+    "",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="Incoming call: welcome the caller",
+)
 async def incoming_call(
-    form: Form, settings: AppSettings, backends: AppBackends, builder: AppTwiml
+    request: Request, params: Params, form: Annotated[VoiceWebhook, Form()], turns: AppTurns
 ) -> Response:
-    call_sid = _call_sid(form)
-    log.info("call %s from %s", call_sid, mask_phone(form.get("From", "")))
-    welcome = settings.welcome_message
-    budget = TurnBudget(settings.MEMORY_TIMEOUT_SECONDS)
-    try:
-        # The model sees its own greeting; a retried webhook must not store it twice.
-        await backends.append(call_sid, [("assistant", welcome)], budget, f"{call_sid}:welcome")
-    except (grpc.aio.AioRpcError, BudgetExhaustedError) as exc:
-        log.error("call %s: could not store the welcome: %s", call_sid, _describe(exc))
-    return _twiml(builder.ask(welcome))
+    log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
+    key = _delivery_key(request, params)
+
+    async def welcome(budget: TurnBudget) -> str:
+        return await turns.welcome(form.CallSid, params, budget)
+
+    return _twiml(await turns.once(form.CallSid, key, welcome))
 
 
-@router.post("/process", response_class=Response, summary="Speech result: answer the caller")
+@router.post(
+    "/process",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="Speech or keypad result: answer the caller",
+)
 async def process_speech(
     request: Request,
-    form: Form,
-    settings: AppSettings,
-    backends: AppBackends,
-    builder: AppTwiml,
+    params: Params,
+    form: Annotated[GatherResult, Form()],
+    turns: AppTurns,
+    reprompts: Annotated[int, Query(ge=0, le=20, description="Silent turns so far")] = 0,
 ) -> Response:
-    call_sid = _call_sid(form)
-    speech = form.get("SpeechResult", "").strip()
-    if not speech:
-        return _twiml(builder.ask(twiml.DIDNT_CATCH))
-    idempotency_key = request.headers.get("i-twilio-idempotency-token", "")
-    budget = TurnBudget(settings.TURN_BUDGET_SECONDS)
+    key = _delivery_key(request, params)
 
-    if is_goodbye(speech):
-        try:
-            await backends.append(
-                call_sid, [("user", speech), ("assistant", twiml.FAREWELL)], budget, idempotency_key
-            )
-        except (grpc.aio.AioRpcError, BudgetExhaustedError) as exc:
-            log.error("call %s: could not store the goodbye: %s", call_sid, _describe(exc))
-        return _twiml(builder.hang_up(twiml.FAREWELL))
+    async def answer(budget: TurnBudget) -> str:
+        return await turns.respond(form.CallSid, params, reprompts, budget)
 
-    try:
-        history = await backends.history(call_sid, budget)
-        answer = await backends.generate(call_sid, history, speech, budget)
-    except (grpc.aio.AioRpcError, BudgetExhaustedError) as exc:
-        log.error("call %s: no answer this turn: %s", call_sid, _describe(exc))
-        return _twiml(builder.ask(twiml.APOLOGY))
-
-    try:
-        await backends.append(
-            call_sid, [("user", speech), ("assistant", answer.text)], budget, idempotency_key
-        )
-    except (grpc.aio.AioRpcError, BudgetExhaustedError) as exc:
-        # The answer is ready: speaking it beats an apology, even if the turn is not stored.
-        log.error("call %s: could not store the turn: %s", call_sid, _describe(exc))
-    log.debug("call %s answered by %s/%s", call_sid, answer.provider, answer.model)
-    return _twiml(builder.ask(answer.text))
+    return _twiml(await turns.once(form.CallSid, key, answer))
 
 
-@router.post("/status", response_class=Response, summary="Call status callback")
+@router.post(
+    "/status",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="Call status callback",
+)
 async def call_status(
-    form: Form, settings: AppSettings, backends: AppBackends, builder: AppTwiml
+    form: Annotated[StatusCallback, Form()], params: Params, turns: AppTurns
 ) -> Response:
-    call_sid = _call_sid(form)
-    status = form.get("CallStatus", "").strip().lower()
-    log.info("call %s status %s", call_sid, status or "(none)")
+    status = (form.CallStatus or "").strip().lower()
+    log.info("call %s status %s", form.CallSid, status or "(none)")
     if status in FINAL_CALL_STATUSES:
+        budget = TurnBudget(turns.settings.MEMORY_TIMEOUT_SECONDS)
         try:
-            await backends.clear(call_sid, TurnBudget(settings.MEMORY_TIMEOUT_SECONDS))
-        except (grpc.aio.AioRpcError, BudgetExhaustedError) as exc:
+            await turns.backends.clear(form.CallSid, budget)
+        except DownstreamError as error:
             # The memory service's TTL forgets the call even if this clear is lost.
-            log.error("call %s: could not clear the conversation: %s", call_sid, _describe(exc))
-    return _twiml(builder.empty())
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return "turn budget exhausted"
+            log.error(
+                "call %s: could not clear the conversation: %s", form.CallSid, describe(error)
+            )
+    return _twiml(turns.twiml.empty())

@@ -22,32 +22,47 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#aura/memory/v1/memory_service.proto\x12\x0e\x61ura.memory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n\x04Turn\x12\"\n\x04role\x18\x01 \x01(\x0e\x32\x14.aura.memory.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x12\x41ppendTurnsRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12#\n\x05turns\x18\x02 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\":\n\x13\x41ppendTurnsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x12\n\nturn_count\x18\x02 \x01(\r\"3\n\x11GetHistoryRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"9\n\x12GetHistoryResponse\x12#\n\x05turns\x18\x01 \x03(\x0b\x32\x14.aura.memory.v1.Turn\"#\n\x10\x43learCallRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"$\n\x11\x43learCallResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32\x8e\x02\n\rMemoryService\x12V\n\x0b\x41ppendTurns\x12\".aura.memory.v1.AppendTurnsRequest\x1a#.aura.memory.v1.AppendTurnsResponse\x12S\n\nGetHistory\x12!.aura.memory.v1.GetHistoryRequest\x1a\".aura.memory.v1.GetHistoryResponse\x12P\n\tClearCall\x12 .aura.memory.v1.ClearCallRequest\x1a!.aura.memory.v1.ClearCallResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#aura/memory/v1/memory_service.proto\x12\x0e\x61ura.memory.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n\x04Turn\x12\"\n\x04role\x18\x01 \x01(\x0e\x32\x14.aura.memory.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x12\x41ppendTurnsRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12#\n\x05turns\x18\x02 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\":\n\x13\x41ppendTurnsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x12\n\nturn_count\x18\x02 \x01(\r\"3\n\x11GetHistoryRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"9\n\x12GetHistoryResponse\x12#\n\x05turns\x18\x01 \x03(\x0b\x32\x14.aura.memory.v1.Turn\"#\n\x10\x43learCallRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"$\n\x11\x43learCallResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"b\n\x1a\x43laimIdempotencyKeyRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"^\n\x1b\x43laimIdempotencyKeyResponse\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .aura.memory.v1.IdempotencyState\x12\x0e\n\x06result\x18\x02 \x01(\t\"u\n\x1d\x43ompleteIdempotencyKeyRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\" \n\x1e\x43ompleteIdempotencyKeyResponse\"Q\n\x17IncrementCounterRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\")\n\x18IncrementCounterResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02*\x98\x01\n\x10IdempotencyState\x12!\n\x1dIDEMPOTENCY_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19IDEMPOTENCY_STATE_CLAIMED\x10\x01\x12!\n\x1dIDEMPOTENCY_STATE_IN_PROGRESS\x10\x02\x12\x1f\n\x1bIDEMPOTENCY_STATE_COMPLETED\x10\x03\x32\xde\x04\n\rMemoryService\x12V\n\x0b\x41ppendTurns\x12\".aura.memory.v1.AppendTurnsRequest\x1a#.aura.memory.v1.AppendTurnsResponse\x12S\n\nGetHistory\x12!.aura.memory.v1.GetHistoryRequest\x1a\".aura.memory.v1.GetHistoryResponse\x12P\n\tClearCall\x12 .aura.memory.v1.ClearCallRequest\x1a!.aura.memory.v1.ClearCallResponse\x12n\n\x13\x43laimIdempotencyKey\x12*.aura.memory.v1.ClaimIdempotencyKeyRequest\x1a+.aura.memory.v1.ClaimIdempotencyKeyResponse\x12w\n\x16\x43ompleteIdempotencyKey\x12-.aura.memory.v1.CompleteIdempotencyKeyRequest\x1a..aura.memory.v1.CompleteIdempotencyKeyResponse\x12\x65\n\x10IncrementCounter\x12\'.aura.memory.v1.IncrementCounterRequest\x1a(.aura.memory.v1.IncrementCounterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aura.memory.v1.memory_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=543
-  _globals['_ROLE']._serialized_end=606
-  _globals['_TURN']._serialized_start=88
-  _globals['_TURN']._serialized_end=193
-  _globals['_APPENDTURNSREQUEST']._serialized_start=195
-  _globals['_APPENDTURNSREQUEST']._serialized_end=294
-  _globals['_APPENDTURNSRESPONSE']._serialized_start=296
-  _globals['_APPENDTURNSRESPONSE']._serialized_end=354
-  _globals['_GETHISTORYREQUEST']._serialized_start=356
-  _globals['_GETHISTORYREQUEST']._serialized_end=407
-  _globals['_GETHISTORYRESPONSE']._serialized_start=409
-  _globals['_GETHISTORYRESPONSE']._serialized_end=466
-  _globals['_CLEARCALLREQUEST']._serialized_start=468
-  _globals['_CLEARCALLREQUEST']._serialized_end=503
-  _globals['_CLEARCALLRESPONSE']._serialized_start=505
-  _globals['_CLEARCALLRESPONSE']._serialized_end=541
-  _globals['_MEMORYSERVICE']._serialized_start=609
-  _globals['_MEMORYSERVICE']._serialized_end=879
+  _globals['_ROLE']._serialized_start=1050
+  _globals['_ROLE']._serialized_end=1113
+  _globals['_IDEMPOTENCYSTATE']._serialized_start=1116
+  _globals['_IDEMPOTENCYSTATE']._serialized_end=1268
+  _globals['_TURN']._serialized_start=120
+  _globals['_TURN']._serialized_end=225
+  _globals['_APPENDTURNSREQUEST']._serialized_start=227
+  _globals['_APPENDTURNSREQUEST']._serialized_end=326
+  _globals['_APPENDTURNSRESPONSE']._serialized_start=328
+  _globals['_APPENDTURNSRESPONSE']._serialized_end=386
+  _globals['_GETHISTORYREQUEST']._serialized_start=388
+  _globals['_GETHISTORYREQUEST']._serialized_end=439
+  _globals['_GETHISTORYRESPONSE']._serialized_start=441
+  _globals['_GETHISTORYRESPONSE']._serialized_end=498
+  _globals['_CLEARCALLREQUEST']._serialized_start=500
+  _globals['_CLEARCALLREQUEST']._serialized_end=535
+  _globals['_CLEARCALLRESPONSE']._serialized_start=537
+  _globals['_CLEARCALLRESPONSE']._serialized_end=573
+  _globals['_CLAIMIDEMPOTENCYKEYREQUEST']._serialized_start=575
+  _globals['_CLAIMIDEMPOTENCYKEYREQUEST']._serialized_end=673
+  _globals['_CLAIMIDEMPOTENCYKEYRESPONSE']._serialized_start=675
+  _globals['_CLAIMIDEMPOTENCYKEYRESPONSE']._serialized_end=769
+  _globals['_COMPLETEIDEMPOTENCYKEYREQUEST']._serialized_start=771
+  _globals['_COMPLETEIDEMPOTENCYKEYREQUEST']._serialized_end=888
+  _globals['_COMPLETEIDEMPOTENCYKEYRESPONSE']._serialized_start=890
+  _globals['_COMPLETEIDEMPOTENCYKEYRESPONSE']._serialized_end=922
+  _globals['_INCREMENTCOUNTERREQUEST']._serialized_start=924
+  _globals['_INCREMENTCOUNTERREQUEST']._serialized_end=1005
+  _globals['_INCREMENTCOUNTERRESPONSE']._serialized_start=1007
+  _globals['_INCREMENTCOUNTERRESPONSE']._serialized_end=1048
+  _globals['_MEMORYSERVICE']._serialized_start=1271
+  _globals['_MEMORYSERVICE']._serialized_end=1877
 # @@protoc_insertion_point(module_scope)

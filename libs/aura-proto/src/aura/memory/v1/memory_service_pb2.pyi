@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -43,6 +44,34 @@ ROLE_USER: Role.ValueType  # 1
 ROLE_ASSISTANT: Role.ValueType  # 2
 """ROLE_ASSISTANT is Aura."""
 Global___Role: _TypeAlias = Role  # noqa: Y015
+
+class _IdempotencyState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IdempotencyStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IdempotencyState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IDEMPOTENCY_STATE_UNSPECIFIED: _IdempotencyState.ValueType  # 0
+    """IDEMPOTENCY_STATE_UNSPECIFIED is never returned."""
+    IDEMPOTENCY_STATE_CLAIMED: _IdempotencyState.ValueType  # 1
+    """IDEMPOTENCY_STATE_CLAIMED means the key was new: the caller does the work."""
+    IDEMPOTENCY_STATE_IN_PROGRESS: _IdempotencyState.ValueType  # 2
+    """IDEMPOTENCY_STATE_IN_PROGRESS means another delivery claimed the key and is working."""
+    IDEMPOTENCY_STATE_COMPLETED: _IdempotencyState.ValueType  # 3
+    """IDEMPOTENCY_STATE_COMPLETED means the work is done; the result is returned."""
+
+class IdempotencyState(_IdempotencyState, metaclass=_IdempotencyStateEnumTypeWrapper):
+    """IdempotencyState is what a claim found."""
+
+IDEMPOTENCY_STATE_UNSPECIFIED: IdempotencyState.ValueType  # 0
+"""IDEMPOTENCY_STATE_UNSPECIFIED is never returned."""
+IDEMPOTENCY_STATE_CLAIMED: IdempotencyState.ValueType  # 1
+"""IDEMPOTENCY_STATE_CLAIMED means the key was new: the caller does the work."""
+IDEMPOTENCY_STATE_IN_PROGRESS: IdempotencyState.ValueType  # 2
+"""IDEMPOTENCY_STATE_IN_PROGRESS means another delivery claimed the key and is working."""
+IDEMPOTENCY_STATE_COMPLETED: IdempotencyState.ValueType  # 3
+"""IDEMPOTENCY_STATE_COMPLETED means the work is done; the result is returned."""
+Global___IdempotencyState: _TypeAlias = IdempotencyState  # noqa: Y015
 
 @_typing.final
 class Turn(_message.Message):
@@ -227,3 +256,164 @@ class ClearCallResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClearCallResponse: _TypeAlias = ClearCallResponse  # noqa: Y015
+
+@_typing.final
+class ClaimIdempotencyKeyRequest(_message.Message):
+    """ClaimIdempotencyKeyRequest claims one key of one call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call."""
+    key: _builtins.str
+    """key identifies the delivery (Twilio's I-Twilio-Idempotency-Token, or a digest)."""
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """ttl is how long the record is kept; a claim never completed expires with it."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        key: _builtins.str = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "key", b"key", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimIdempotencyKeyRequest: _TypeAlias = ClaimIdempotencyKeyRequest  # noqa: Y015
+
+@_typing.final
+class ClaimIdempotencyKeyResponse(_message.Message):
+    """ClaimIdempotencyKeyResponse says who does the work."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    state: Global___IdempotencyState.ValueType
+    """state is what the claim found."""
+    result: _builtins.str
+    """result is the stored result when state is COMPLETED."""
+    def __init__(
+        self,
+        *,
+        state: Global___IdempotencyState.ValueType = ...,
+        result: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimIdempotencyKeyResponse: _TypeAlias = ClaimIdempotencyKeyResponse  # noqa: Y015
+
+@_typing.final
+class CompleteIdempotencyKeyRequest(_message.Message):
+    """CompleteIdempotencyKeyRequest stores the result of a claimed key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call."""
+    key: _builtins.str
+    """key is the claimed key."""
+    result: _builtins.str
+    """result is what later duplicates receive."""
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """ttl is how long the result is kept."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        key: _builtins.str = ...,
+        result: _builtins.str = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "key", b"key", "result", b"result", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteIdempotencyKeyRequest: _TypeAlias = CompleteIdempotencyKeyRequest  # noqa: Y015
+
+@_typing.final
+class CompleteIdempotencyKeyResponse(_message.Message):
+    """CompleteIdempotencyKeyResponse acknowledges a completion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteIdempotencyKeyResponse: _TypeAlias = CompleteIdempotencyKeyResponse  # noqa: Y015
+
+@_typing.final
+class IncrementCounterRequest(_message.Message):
+    """IncrementCounterRequest counts one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """key names the counter; callers hash personal data such as phone numbers first."""
+    @_builtins.property
+    def window(self) -> _duration_pb2.Duration:
+        """window is the length of the fixed window the count covers."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        window: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncrementCounterRequest: _TypeAlias = IncrementCounterRequest  # noqa: Y015
+
+@_typing.final
+class IncrementCounterResponse(_message.Message):
+    """IncrementCounterResponse is the counter after the increment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """count is the number of events in the current window, this one included."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncrementCounterResponse: _TypeAlias = IncrementCounterResponse  # noqa: Y015

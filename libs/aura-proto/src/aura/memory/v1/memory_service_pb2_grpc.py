@@ -50,6 +50,21 @@ class MemoryServiceStub:
                 request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallRequest.SerializeToString,
                 response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallResponse.FromString,
                 _registered_method=True)
+        self.ClaimIdempotencyKey = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/ClaimIdempotencyKey',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClaimIdempotencyKeyRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClaimIdempotencyKeyResponse.FromString,
+                _registered_method=True)
+        self.CompleteIdempotencyKey = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/CompleteIdempotencyKey',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyResponse.FromString,
+                _registered_method=True)
+        self.IncrementCounter = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/IncrementCounter',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -78,6 +93,29 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimIdempotencyKey(self, request, context):
+        """ClaimIdempotencyKey lets exactly one of several identical webhook deliveries do the
+        work; the others learn that it is in progress, or get the result it stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteIdempotencyKey(self, request, context):
+        """CompleteIdempotencyKey stores the result of a claimed key for later duplicates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IncrementCounter(self, request, context):
+        """IncrementCounter adds one to a counter in a fixed time window and returns its value;
+        shared by all telephony replicas, e.g. for calls per caller per hour.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +133,21 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.ClearCall,
                     request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallRequest.FromString,
                     response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallResponse.SerializeToString,
+            ),
+            'ClaimIdempotencyKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimIdempotencyKey,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClaimIdempotencyKeyRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClaimIdempotencyKeyResponse.SerializeToString,
+            ),
+            'CompleteIdempotencyKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteIdempotencyKey,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyResponse.SerializeToString,
+            ),
+            'IncrementCounter': grpc.unary_unary_rpc_method_handler(
+                    servicer.IncrementCounter,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +232,87 @@ class MemoryService:
             '/aura.memory.v1.MemoryService/ClearCall',
             aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallRequest.SerializeToString,
             aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimIdempotencyKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/ClaimIdempotencyKey',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.ClaimIdempotencyKeyRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.ClaimIdempotencyKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteIdempotencyKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/CompleteIdempotencyKey',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IncrementCounter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/IncrementCounter',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,16 @@ class MemoryServiceStub:
     """GetHistory returns the newest turns of a call, oldest first."""
     ClearCall: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ClearCallRequest, _memory_service_pb2.ClearCallResponse]
     """ClearCall forgets a call's history, typically when the call has ended."""
+    ClaimIdempotencyKey: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ClaimIdempotencyKeyRequest, _memory_service_pb2.ClaimIdempotencyKeyResponse]
+    """ClaimIdempotencyKey lets exactly one of several identical webhook deliveries do the
+    work; the others learn that it is in progress, or get the result it stored.
+    """
+    CompleteIdempotencyKey: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.CompleteIdempotencyKeyRequest, _memory_service_pb2.CompleteIdempotencyKeyResponse]
+    """CompleteIdempotencyKey stores the result of a claimed key for later duplicates."""
+    IncrementCounter: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.IncrementCounterRequest, _memory_service_pb2.IncrementCounterResponse]
+    """IncrementCounter adds one to a counter in a fixed time window and returns its value;
+    shared by all telephony replicas, e.g. for calls per caller per hour.
+    """
 
 @_typing.type_check_only
 class MemoryServiceAsyncStub(MemoryServiceStub):
@@ -55,6 +65,16 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     """GetHistory returns the newest turns of a call, oldest first."""
     ClearCall: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ClearCallRequest, _memory_service_pb2.ClearCallResponse]  # type: ignore[assignment]
     """ClearCall forgets a call's history, typically when the call has ended."""
+    ClaimIdempotencyKey: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ClaimIdempotencyKeyRequest, _memory_service_pb2.ClaimIdempotencyKeyResponse]  # type: ignore[assignment]
+    """ClaimIdempotencyKey lets exactly one of several identical webhook deliveries do the
+    work; the others learn that it is in progress, or get the result it stored.
+    """
+    CompleteIdempotencyKey: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.CompleteIdempotencyKeyRequest, _memory_service_pb2.CompleteIdempotencyKeyResponse]  # type: ignore[assignment]
+    """CompleteIdempotencyKey stores the result of a claimed key for later duplicates."""
+    IncrementCounter: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.IncrementCounterRequest, _memory_service_pb2.IncrementCounterResponse]  # type: ignore[assignment]
+    """IncrementCounter adds one to a counter in a fixed time window and returns its value;
+    shared by all telephony replicas, e.g. for calls per caller per hour.
+    """
 
 class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """MemoryService keeps the working conversation history of every live call."""
@@ -84,5 +104,33 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.ClearCallResponse, _abc.Awaitable[_memory_service_pb2.ClearCallResponse]]:
         """ClearCall forgets a call's history, typically when the call has ended."""
+
+    @_abc_1.abstractmethod
+    def ClaimIdempotencyKey(
+        self,
+        request: _memory_service_pb2.ClaimIdempotencyKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.ClaimIdempotencyKeyResponse, _abc.Awaitable[_memory_service_pb2.ClaimIdempotencyKeyResponse]]:
+        """ClaimIdempotencyKey lets exactly one of several identical webhook deliveries do the
+        work; the others learn that it is in progress, or get the result it stored.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteIdempotencyKey(
+        self,
+        request: _memory_service_pb2.CompleteIdempotencyKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.CompleteIdempotencyKeyResponse, _abc.Awaitable[_memory_service_pb2.CompleteIdempotencyKeyResponse]]:
+        """CompleteIdempotencyKey stores the result of a claimed key for later duplicates."""
+
+    @_abc_1.abstractmethod
+    def IncrementCounter(
+        self,
+        request: _memory_service_pb2.IncrementCounterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.IncrementCounterResponse, _abc.Awaitable[_memory_service_pb2.IncrementCounterResponse]]:
+        """IncrementCounter adds one to a counter in a fixed time window and returns its value;
+        shared by all telephony replicas, e.g. for calls per caller per hour.
+        """
 
 def add_MemoryServiceServicer_to_server(servicer: MemoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,56 @@
+"""The form parameters Twilio posts to each webhook, as documented models: they give the
+OpenAPI document its request bodies and reject a request without a CallSid. Every field
+but CallSid is optional text, and parameters not listed are accepted and ignored, since
+Twilio adds new ones over time."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VoiceWebhook(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    CallSid: str = Field(min_length=1, max_length=64, description="Twilio's id of the call")
+    AccountSid: str | None = None
+    From: str | None = None
+    To: str | None = None
+    CallStatus: str | None = None
+    ApiVersion: str | None = None
+    Direction: str | None = None
+    ForwardedFrom: str | None = None
+    CallerName: str | None = None
+    ParentCallSid: str | None = None
+    CallToken: str | None = None
+    Caller: str | None = None
+    CallerCity: str | None = None
+    CallerState: str | None = None
+    CallerZip: str | None = None
+    CallerCountry: str | None = None
+    Called: str | None = None
+    CalledCity: str | None = None
+    CalledState: str | None = None
+    CalledZip: str | None = None
+    CalledCountry: str | None = None
+    FromCity: str | None = None
+    FromState: str | None = None
+    FromZip: str | None = None
+    FromCountry: str | None = None
+    ToCity: str | None = None
+    ToState: str | None = None
+    ToZip: str | None = None
+    ToCountry: str | None = None
+
+
+class GatherResult(VoiceWebhook):
+    SpeechResult: str | None = Field(default=None, description="What the caller said")
+    Confidence: str | None = Field(default=None, description="Transcription confidence, 0 to 1")
+    Digits: str | None = Field(default=None, description="Keys the caller pressed")
+
+
+class StatusCallback(VoiceWebhook):
+    CallDuration: str | None = None
+    Timestamp: str | None = None
+    CallbackSource: str | None = None
+    SequenceNumber: str | None = None
+    Duration: str | None = None
