@@ -16,7 +16,7 @@ PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproje
 BUF := node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint fmt proto clean
+.PHONY: help setup run test lint fmt proto bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: $(SYNCED) $(BUF) ## ruff, mypy --strict and buf lint
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
+
+bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .bench/
+	$(VENV)/bin/python -m bench.memory
 
 fmt: $(SYNCED) ## Format the Python code
 	$(VENV)/bin/ruff check --fix .

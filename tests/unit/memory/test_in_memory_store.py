@@ -1,3 +1,6 @@
+"""What only the in-memory store has to show: expiry driven by its own clock. The shared
+contract is in test_store_contract.py."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,47 +26,12 @@ def store(clock: FakeClock) -> InMemoryStore:
     return InMemoryStore(max_turns=4, ttl_seconds=60, keys_per_call=2, clock=clock)
 
 
-async def test_history_keeps_order_and_prunes_to_newest(store: InMemoryStore) -> None:
-    for i in range(3):
-        await store.append("CA1", [("user", f"q{i}"), ("assistant", f"a{i}")])
-    turns = await store.history("CA1")
-    assert [t.text for t in turns] == ["q1", "a1", "q2", "a2"]
-    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
-
-
-async def test_history_limit_returns_newest(store: InMemoryStore) -> None:
-    await store.append("CA1", [("user", "q0"), ("assistant", "a0"), ("user", "q1")])
-    assert [t.text for t in await store.history("CA1", limit=2)] == ["a0", "q1"]
-
-
-async def test_same_idempotency_key_appends_once(store: InMemoryStore) -> None:
-    first = await store.append("CA1", [("user", "hi")], "key-1")
-    again = await store.append("CA1", [("user", "hi")], "key-1")
-    assert first.applied
-    assert not again.applied
-    assert again.turn_count == 1
-    assert len(await store.history("CA1")) == 1
-
-
-async def test_idempotency_keys_are_per_call(store: InMemoryStore) -> None:
-    await store.append("CA1", [("user", "hi")], "key-1")
-    result = await store.append("CA2", [("user", "hi")], "key-1")
-    assert result.applied
-
-
 async def test_oldest_idempotency_keys_are_forgotten_beyond_the_bound(store: InMemoryStore) -> None:
     for key in ("k1", "k2", "k3"):
         await store.append("CA1", [("user", key)], key)
     # keys_per_call=2: k1 fell out of the window, k3 is still remembered.
     assert (await store.append("CA1", [("user", "k1")], "k1")).applied
     assert not (await store.append("CA1", [("user", "k3")], "k3")).applied
-
-
-async def test_calls_never_see_each_other(store: InMemoryStore) -> None:
-    await store.append("CA1", [("user", "mine")])
-    await store.append("CA2", [("user", "theirs")])
-    assert [t.text for t in await store.history("CA1")] == ["mine"]
-    assert [t.text for t in await store.history("CA2")] == ["theirs"]
 
 
 async def test_clear_forgets_the_call(store: InMemoryStore) -> None:
@@ -104,14 +72,6 @@ async def test_writes_refresh_the_ttl(store: InMemoryStore, clock: FakeClock) ->
     assert store.expire() == 0
     assert [t.text for t in await store.history("CA1")] == ["one", "two"]
     assert [t.created_at for t in await store.history("CA1")] == [1_000.0, 1_050.0]
-
-
-async def test_claim_then_in_progress_then_completed(store: InMemoryStore) -> None:
-    assert (await store.claim("CA1", "tok", ttl=60)).state == "claimed"
-    assert (await store.claim("CA1", "tok", ttl=60)).state == "in_progress"
-    await store.complete("CA1", "tok", "<Response/>", ttl=60)
-    replay = await store.claim("CA1", "tok", ttl=60)
-    assert (replay.state, replay.result) == ("completed", "<Response/>")
 
 
 async def test_claims_are_per_call_and_outlive_clear(store: InMemoryStore) -> None:

@@ -325,3 +325,43 @@ async def test_wrong_methods_and_types_are_4xx(rig: Rig) -> None:
     assert xml.status_code == 415
     garbage = await rig.client.post(PROCESS, content=b"\xff\xfe%%%", headers=FORM)
     assert 400 <= garbage.status_code < 500
+
+
+# --- transcripts ----------------------------------------------------------------------------
+
+
+async def test_transcript_needs_the_admin_token(make_rig: RigFactory) -> None:
+    rig = await make_rig(ADMIN_API_TOKEN="admin-secret")
+    call_sid = new_call_sid()
+    await rig.twilio.post("/api/voice", rig.twilio.call_params(call_sid, From="+15551239876"))
+    await speak(rig, call_sid, "where are you")
+    await rig.twilio.post(
+        "/api/voice/status", rig.twilio.call_params(call_sid, CallStatus="completed")
+    )
+    path = f"/api/calls/{call_sid}/transcript"
+
+    assert (await rig.client.get(path)).status_code == 401
+    wrong = await rig.client.get(path, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    response = await rig.client.get(path, headers={"Authorization": "Bearer admin-secret"})
+    assert response.status_code == 200
+    transcript = response.json()
+    assert transcript["caller"] == "*******9876"
+    assert transcript["callee"] == "+15559870002"
+    assert transcript["status"] == "completed"
+    assert transcript["started_at"] is not None
+    assert transcript["ended_at"] is not None
+    assert [t["role"] for t in transcript["turns"]] == ["assistant", "user", "assistant"]
+    assert transcript["turns"][1]["text"] == "where are you"
+    unknown = await rig.client.get(
+        "/api/calls/CAnothing/transcript", headers={"Authorization": "Bearer admin-secret"}
+    )
+    assert unknown.status_code == 404
+
+
+async def test_transcripts_are_not_served_without_a_configured_token(rig: Rig) -> None:
+    call_sid = new_call_sid()
+    await speak(rig, call_sid, "where are you")
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer anything"}):
+        response = await rig.client.get(f"/api/calls/{call_sid}/transcript", headers=headers)
+        assert response.status_code == 404

@@ -24,9 +24,11 @@ async def serve(
     host: str,
     port: int,
     grace: float = 5.0,
+    on_start: Callable[[health.aio.HealthServicer], None] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Run a gRPC server until SIGTERM or SIGINT, then drain it and call `on_stop`."""
+    """Run a gRPC server until SIGTERM or SIGINT, then drain it and call `on_stop`.
+    `on_start` gets the health servicer, for services whose health depends on a backend."""
     server = grpc.aio.server()
     register(server)
     health_servicer = health.aio.HealthServicer()
@@ -40,6 +42,8 @@ async def serve(
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if on_start is not None:
+        on_start(health_servicer)
     log.info("listening on %s", address)
 
     stop = asyncio.Event()

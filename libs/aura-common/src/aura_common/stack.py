@@ -46,12 +46,12 @@ def _die_with_parent() -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
-def grpc_serving(address: str, timeout: float = 1.0) -> bool:
-    """True when the gRPC health service at `address` reports SERVING."""
+def grpc_serving(address: str, timeout: float = 1.0, service: str = "") -> bool:
+    """True when the gRPC health service at `address` reports `service` SERVING."""
     with grpc.insecure_channel(address) as channel:
         stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

@@ -12,7 +12,15 @@ from aura_common.settings import AuraSettings
 class Settings(AuraSettings):
     MEMORY_HOST: str = "0.0.0.0"
     MEMORY_PORT: int = Field(default=50052, ge=1, le=65535)
-    MEMORY_STORE: Literal["memory"] = "memory"
+    MEMORY_STORE: Literal["memory", "redis"] = "memory"
+    # redis://[:password@]host:port/db, or rediss:// for TLS.
+    REDIS_URL: str = "redis://localhost:6379/0"
+    # Per-command timeout: with Redis down, requests fail fast with UNAVAILABLE.
+    REDIS_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    REDIS_KEY_PREFIX: str = "aura"
+    # Full transcripts of ended calls are kept this long (working history goes at the end).
+    TRANSCRIPT_RETENTION_DAYS: float = Field(default=30.0, gt=0)
+    MAX_TRANSCRIPT_TURNS: int = Field(default=500, ge=1)
     # A call that never sent a final status callback is forgotten after this idle time.
     CONVERSATION_TTL_SECONDS: float = Field(default=3600.0, gt=0)
     # Idempotency keys remembered per call; Twilio retries only the last few requests.

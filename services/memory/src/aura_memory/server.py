@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 import grpc
+from grpc_health.v1 import health, health_pb2
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
@@ -20,6 +21,7 @@ from aura_memory.stores import ConversationStore, build_store
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MemoryService"].full_name
+_STORE_CHECK_SECONDS = 2.0
 
 
 async def _expire_forever(store: ConversationStore, every: float) -> None:
@@ -29,19 +31,49 @@ async def _expire_forever(store: ConversationStore, every: float) -> None:
             log.info("expired %d idle conversations", dropped)
 
 
+async def _watch_store(store: ConversationStore, status: health.aio.HealthServicer) -> None:
+    """Report the service NOT_SERVING while its store is unreachable, so that readiness
+    probes route around it; the overall status ("") stays SERVING, as a restart would
+    not bring Redis back."""
+    serving = True
+    while True:
+        await asyncio.sleep(_STORE_CHECK_SECONDS)
+        reachable = await store.ping()
+        if reachable != serving:
+            serving = reachable
+            log.log(
+                logging.INFO if reachable else logging.ERROR,
+                "store %s %s",
+                store.name,
+                "reachable again" if reachable else "unreachable",
+            )
+            await status.set(
+                SERVICE_NAME,
+                health_pb2.HealthCheckResponse.SERVING
+                if reachable
+                else health_pb2.HealthCheckResponse.NOT_SERVING,
+            )
+
+
 async def serve(settings: Settings) -> None:
     store = build_store(settings)
-    sweeper = asyncio.create_task(
-        _expire_forever(store, min(60.0, settings.CONVERSATION_TTL_SECONDS / 2))
-    )
+    tasks: list[asyncio.Task[None]] = [
+        asyncio.create_task(
+            _expire_forever(store, min(60.0, settings.CONVERSATION_TTL_SECONDS / 2))
+        )
+    ]
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
 
+    def watch(status: health.aio.HealthServicer) -> None:
+        tasks.append(asyncio.create_task(_watch_store(store, status)))
+
     async def on_stop() -> None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await store.close()
 
     log.info("store=%s max_turns=%d", store.name, settings.MAX_CONVERSATION_LENGTH)
@@ -51,6 +83,7 @@ async def serve(settings: Settings) -> None:
         host=settings.MEMORY_HOST,
         port=settings.MEMORY_PORT,
         grace=settings.GRACEFUL_SHUTDOWN_SECONDS,
+        on_start=watch,
         on_stop=on_stop,
     )
 

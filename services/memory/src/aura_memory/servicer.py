@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+import time
+from collections.abc import Awaitable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -11,9 +13,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from aura_memory.stores.base import ClaimState, ConversationStore, Role, StoredTurn
+from aura_memory.stores.base import (
+    CallRecord,
+    ClaimState,
+    ConversationStore,
+    Role,
+    StoredTurn,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_CALL_ID_CHARS = 128
 MAX_TURN_CHARS = 8000
@@ -58,15 +69,49 @@ async def _seconds(
     return seconds
 
 
-def _to_pb(turn: StoredTurn) -> pb.Turn:
+def _stamp(seconds: float) -> Timestamp:
     stamp = Timestamp()
-    stamp.FromNanoseconds(int(turn.created_at * 1e9))
-    return pb.Turn(role=_PB_ROLES[turn.role], text=turn.text, create_time=stamp)
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def _to_pb(turn: StoredTurn) -> pb.Turn:
+    return pb.Turn(role=_PB_ROLES[turn.role], text=turn.text, create_time=_stamp(turn.created_at))
+
+
+def _transcript_to_pb(record: CallRecord) -> pb.Transcript:
+    transcript = pb.Transcript(
+        call_id=record.call_id,
+        caller=record.caller,
+        callee=record.callee,
+        status=record.status,
+        turns=[_to_pb(t) for t in record.turns],
+    )
+    if record.started_at is not None:
+        transcript.start_time.CopyFrom(_stamp(record.started_at))
+    if record.ended_at is not None:
+        transcript.end_time.CopyFrom(_stamp(record.ended_at))
+    return transcript
+
+
+def _seconds_of(stamp: Timestamp, default: float) -> float:
+    return stamp.ToNanoseconds() / 1e9 if stamp.seconds or stamp.nanos else default
 
 
 class MemoryServicer(pb_grpc.MemoryServiceServicer):
     def __init__(self, store: ConversationStore) -> None:
         self._store = store
+
+    async def _stored(
+        self, operation: Awaitable[T], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> T:
+        """The store's answer; UNAVAILABLE (which clients may retry) when its backend is
+        down, instead of the UNKNOWN an unhandled exception would give."""
+        try:
+            return await operation
+        except StoreUnavailableError as error:
+            log.warning("store unavailable: %s", error)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
 
     async def AppendTurns(
         self,
@@ -86,7 +131,10 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             if len(turn.text) > MAX_TURN_CHARS:
                 await _reject(context, f"turn text is longer than {MAX_TURN_CHARS} characters")
             turns.append((role, turn.text))
-        result = await self._store.append(request.call_id, turns, request.idempotency_key)
+        result = await self._stored(
+            context=context,
+            operation=self._store.append(request.call_id, turns, request.idempotency_key),
+        )
         return pb.AppendTurnsResponse(applied=result.applied, turn_count=result.turn_count)
 
     async def GetHistory(
@@ -95,7 +143,9 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetHistoryRequest, pb.GetHistoryResponse],
     ) -> pb.GetHistoryResponse:
         await _check_call_id(request.call_id, context)
-        turns = await self._store.history(request.call_id, request.limit)
+        turns = await self._stored(
+            context=context, operation=self._store.history(request.call_id, request.limit)
+        )
         return pb.GetHistoryResponse(turns=[_to_pb(t) for t in turns])
 
     async def ClearCall(
@@ -104,7 +154,11 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         context: grpc.aio.ServicerContext[pb.ClearCallRequest, pb.ClearCallResponse],
     ) -> pb.ClearCallResponse:
         await _check_call_id(request.call_id, context)
-        return pb.ClearCallResponse(existed=await self._store.clear(request.call_id))
+        return pb.ClearCallResponse(
+            existed=await self._stored(
+                context=context, operation=self._store.clear(request.call_id)
+            )
+        )
 
     async def ClaimIdempotencyKey(
         self,
@@ -114,7 +168,9 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         await _check_call_id(request.call_id, context)
         await _check_key(request.key, "key", context)
         ttl = await _seconds(request.ttl, "ttl", context)
-        claim = await self._store.claim(request.call_id, request.key, ttl)
+        claim = await self._stored(
+            context=context, operation=self._store.claim(request.call_id, request.key, ttl)
+        )
         return pb.ClaimIdempotencyKeyResponse(state=_PB_CLAIM[claim.state], result=claim.result)
 
     async def CompleteIdempotencyKey(
@@ -127,7 +183,10 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         if len(request.result) > MAX_RESULT_CHARS:
             await _reject(context, f"result is longer than {MAX_RESULT_CHARS} characters")
         ttl = await _seconds(request.ttl, "ttl", context)
-        await self._store.complete(request.call_id, request.key, request.result, ttl)
+        await self._stored(
+            context=context,
+            operation=self._store.complete(request.call_id, request.key, request.result, ttl),
+        )
         return pb.CompleteIdempotencyKeyResponse()
 
     async def IncrementCounter(
@@ -137,4 +196,46 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
     ) -> pb.IncrementCounterResponse:
         await _check_key(request.key, "key", context)
         window = await _seconds(request.window, "window", context)
-        return pb.IncrementCounterResponse(count=await self._store.increment(request.key, window))
+        return pb.IncrementCounterResponse(
+            count=await self._stored(
+                context=context, operation=self._store.increment(request.key, window)
+            )
+        )
+
+    async def OpenCall(
+        self, request: pb.OpenCallRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.OpenCallResponse:
+        await _check_call_id(request.call_id, context)
+        if len(request.caller) > MAX_KEY_CHARS or len(request.callee) > MAX_KEY_CHARS:
+            await _reject(context, f"caller and callee are at most {MAX_KEY_CHARS} characters")
+        started = _seconds_of(request.start_time, time.time())
+        await self._stored(
+            context=context,
+            operation=self._store.open_call(
+                request.call_id, request.caller, request.callee, started
+            ),
+        )
+        return pb.OpenCallResponse()
+
+    async def EndCall(
+        self, request: pb.EndCallRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.EndCallResponse:
+        await _check_call_id(request.call_id, context)
+        if len(request.status) > 32:
+            await _reject(context, "status is longer than 32 characters")
+        ended = _seconds_of(request.end_time, time.time())
+        existed = await self._stored(
+            context=context, operation=self._store.end_call(request.call_id, request.status, ended)
+        )
+        return pb.EndCallResponse(existed=existed)
+
+    async def GetTranscript(
+        self, request: pb.GetTranscriptRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetTranscriptResponse:
+        await _check_call_id(request.call_id, context)
+        record = await self._stored(
+            context=context, operation=self._store.transcript(request.call_id)
+        )
+        if record is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no transcript for this call")
+        return pb.GetTranscriptResponse(transcript=_transcript_to_pb(record))

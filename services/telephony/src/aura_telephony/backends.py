@@ -122,11 +122,30 @@ class Backends:
         )
         return response.applied
 
-    async def clear(self, call_sid: str, budget: TurnBudget) -> bool:
-        response = await self.memory.ClearCall(
-            memory_pb.ClearCallRequest(call_id=call_sid), timeout=self._memory_timeout(budget)
+    async def open_call(self, call_sid: str, caller: str, callee: str, budget: TurnBudget) -> None:
+        await self.memory.OpenCall(
+            memory_pb.OpenCallRequest(call_id=call_sid, caller=caller, callee=callee),
+            timeout=self._memory_timeout(budget),
+        )
+
+    async def end_call(self, call_sid: str, status: str, budget: TurnBudget) -> bool:
+        response = await self.memory.EndCall(
+            memory_pb.EndCallRequest(call_id=call_sid, status=status),
+            timeout=self._memory_timeout(budget),
         )
         return response.existed
+
+    async def transcript(self, call_sid: str, budget: TurnBudget) -> memory_pb.Transcript | None:
+        try:
+            response = await self.memory.GetTranscript(
+                memory_pb.GetTranscriptRequest(call_id=call_sid),
+                timeout=self._memory_timeout(budget),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return response.transcript
 
     async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
         response = await self.memory.ClaimIdempotencyKey(

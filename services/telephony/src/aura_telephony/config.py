@@ -42,6 +42,8 @@ class Settings(AuraSettings):
     MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
     # What a caller said is cut to this length before it reaches the model.
     MAX_SPEECH_CHARS: int = Field(default=500, ge=10)
+    # Bearer token for the admin API (call transcripts); empty disables it.
+    ADMIN_API_TOKEN: str = ""
     # Calls one number may start per hour (shared by all replicas); 0 turns the limit off.
     MAX_CALLS_PER_NUMBER_PER_HOUR: int = Field(default=30, ge=0)
     LLM_SERVICE_ADDRESS: str = "localhost:50051"

@@ -12,7 +12,7 @@ from aura_common.settings import package_version
 from aura_telephony.backends import Backends
 from aura_telephony.config import Settings
 from aura_telephony.middleware import BodyLimit
-from aura_telephony.routers import info, voice
+from aura_telephony.routers import admin, info, voice
 from aura_telephony.turns import Turns
 from aura_telephony.twiml import Twiml
 
@@ -42,4 +42,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.include_router(info.router)
     app.include_router(voice.router)
+    app.include_router(admin.router)
     return app

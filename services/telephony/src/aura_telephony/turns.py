@@ -123,6 +123,9 @@ class Turns:
                     return self.twiml.hang_up(twiml.TOO_MANY_CALLS)
         welcome = self.settings.welcome_message
         try:
+            # The transcript keeps only the masked number; the full one never leaves here.
+            callee = params.get("To", "")
+            await self.backends.open_call(call_sid, mask_phone(caller), callee, budget)
             await self.backends.append(call_sid, [("assistant", welcome)], budget, "welcome")
         except DownstreamError as error:
             log.error("call %s: could not store the welcome: %s", call_sid, describe(error))

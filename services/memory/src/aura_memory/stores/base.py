@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["user", "assistant"]
@@ -29,8 +29,26 @@ class Claim:
     result: str = ""  # set when completed
 
 
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A call's metadata and every turn of it, kept beyond the pruned working history."""
+
+    call_id: str
+    caller: str = ""  # masked before it reaches the store
+    callee: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    status: str = ""
+    turns: tuple[StoredTurn, ...] = field(default=())
+
+
+class StoreUnavailableError(Exception):
+    """The store's backend cannot be reached; the request may succeed later."""
+
+
 class ConversationStore(ABC):
-    """Per-call history, pruned to the newest `max_turns` turns."""
+    """Per-call history pruned to the newest `max_turns`, the full transcript of each call,
+    idempotency claims and counters."""
 
     name: str
 
@@ -45,7 +63,20 @@ class ConversationStore(ABC):
 
     @abstractmethod
     async def clear(self, call_id: str) -> bool:
-        """Forget a call; True when there was something to forget."""
+        """Forget a call's working history; True when there was something to forget."""
+
+    @abstractmethod
+    async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
+        """Record a call's metadata when it starts."""
+
+    @abstractmethod
+    async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:
+        """Drop the working history and keep the transcript for the retention period;
+        True when the call was known."""
+
+    @abstractmethod
+    async def transcript(self, call_id: str) -> CallRecord | None:
+        """Metadata and every turn of a call, live or ended within the retention period."""
 
     @abstractmethod
     async def claim(self, call_id: str, key: str, ttl: float) -> Claim:
@@ -58,6 +89,10 @@ class ConversationStore(ABC):
     @abstractmethod
     async def increment(self, key: str, window: float) -> int:
         """Count one event in the window that began with the first event; the new count."""
+
+    async def ping(self) -> bool:
+        """True when the backend answers; the in-memory store always does."""
+        return True
 
     def expire(self) -> int:
         """Drop calls idle past the TTL, for stores that do not expire keys themselves."""

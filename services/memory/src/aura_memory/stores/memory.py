@@ -8,15 +8,32 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
-from aura_memory.stores.base import AppendResult, Claim, ConversationStore, Role, StoredTurn
+from aura_memory.stores.base import (
+    AppendResult,
+    CallRecord,
+    Claim,
+    ConversationStore,
+    Role,
+    StoredTurn,
+)
+
+K = TypeVar("K")
+
+
+def _drop_expired(table: dict[K, tuple[float, Any]], now: float) -> None:
+    for key in [k for k, (until, _) in table.items() if until <= now]:
+        del table[key]
 
 
 @dataclass(slots=True)
 class _Call:
     turns: deque[StoredTurn]
+    transcript: deque[StoredTurn]
     last_write: float
+    record: CallRecord
     seen_keys: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
@@ -29,13 +46,19 @@ class InMemoryStore(ConversationStore):
         max_turns: int,
         ttl_seconds: float,
         keys_per_call: int = 64,
+        max_transcript_turns: int = 500,
+        retention_seconds: float = 30 * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._max_turns = max_turns
         self._ttl = ttl_seconds
         self._keys_per_call = keys_per_call
+        self._max_transcript = max_transcript_turns
+        self._retention = retention_seconds
         self._clock = clock
         self._calls: dict[str, _Call] = {}
+        # Ended calls: call_id -> (expires_at, record with its turns)
+        self._ended: dict[str, tuple[float, CallRecord]] = {}
         # (call_id, key) -> (expires_at, result or None while in progress)
         self._claims: dict[tuple[str, str], tuple[float, str | None]] = {}
         # key -> (expires_at, count)
@@ -48,21 +71,32 @@ class InMemoryStore(ConversationStore):
             return None
         return call
 
+    def _get_or_open(self, call_id: str, now: float) -> _Call:
+        call = self._live(call_id, now)
+        if call is None:
+            call = _Call(
+                turns=deque(maxlen=self._max_turns),
+                transcript=deque(maxlen=self._max_transcript),
+                last_write=now,
+                record=CallRecord(call_id),
+            )
+            self._calls[call_id] = call
+        return call
+
     async def append(
         self, call_id: str, turns: list[tuple[Role, str]], idempotency_key: str = ""
     ) -> AppendResult:
         now = self._clock()
-        call = self._live(call_id, now)
-        if call is None:
-            call = _Call(turns=deque(maxlen=self._max_turns), last_write=now)
-            self._calls[call_id] = call
+        call = self._get_or_open(call_id, now)
         if idempotency_key:
             if idempotency_key in call.seen_keys:
                 return AppendResult(applied=False, turn_count=len(call.turns))
             call.seen_keys[idempotency_key] = None
             if len(call.seen_keys) > self._keys_per_call:
                 call.seen_keys.popitem(last=False)
-        call.turns.extend(StoredTurn(role, text, now) for role, text in turns)
+        stored = [StoredTurn(role, text, now) for role, text in turns]
+        call.turns.extend(stored)
+        call.transcript.extend(stored)
         call.last_write = now
         return AppendResult(applied=True, turn_count=len(call.turns))
 
@@ -76,6 +110,33 @@ class InMemoryStore(ConversationStore):
     async def clear(self, call_id: str) -> bool:
         # Claims stay: a webhook retried after the call's status callback must still replay.
         return self._calls.pop(call_id, None) is not None
+
+    async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
+        now = self._clock()
+        call = self._get_or_open(call_id, now)
+        call.record = replace(call.record, caller=caller, callee=callee, started_at=started_at)
+        call.last_write = now
+
+    async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:
+        now = self._clock()
+        call = self._calls.pop(call_id, None)
+        if call is None or now - call.last_write > self._ttl:
+            return False
+        record = replace(
+            call.record, ended_at=ended_at, status=status, turns=tuple(call.transcript)
+        )
+        self._ended[call_id] = (now + self._retention, record)
+        return True
+
+    async def transcript(self, call_id: str) -> CallRecord | None:
+        now = self._clock()
+        call = self._live(call_id, now)
+        if call is not None:
+            return replace(call.record, turns=tuple(call.transcript))
+        ended = self._ended.get(call_id)
+        if ended is None or ended[0] <= now:
+            return None
+        return ended[1]
 
     async def claim(self, call_id: str, key: str, ttl: float) -> Claim:
         now = self._clock()
@@ -98,16 +159,15 @@ class InMemoryStore(ConversationStore):
         return count + 1
 
     def expire(self) -> int:
-        """Drop every call idle past the TTL, and expired claims and counters; returns how
-        many conversations were dropped."""
+        """Drop every call idle past the TTL, and expired transcripts, claims and counters;
+        returns how many live conversations were dropped."""
         now = self._clock()
         stale = [cid for cid, call in self._calls.items() if now - call.last_write > self._ttl]
         for cid in stale:
             del self._calls[cid]
-        for claim_key in [k for k, (until, _) in self._claims.items() if until <= now]:
-            del self._claims[claim_key]
-        for counter in [k for k, (until, _) in self._counters.items() if until <= now]:
-            del self._counters[counter]
+        _drop_expired(self._ended, now)
+        _drop_expired(self._claims, now)
+        _drop_expired(self._counters, now)
         return len(stale)
 
     def __len__(self) -> int:

@@ -120,7 +120,7 @@ async def call_status(
     if status in FINAL_CALL_STATUSES:
         budget = TurnBudget(turns.settings.MEMORY_TIMEOUT_SECONDS)
         try:
-            await turns.backends.clear(form.CallSid, budget)
+            await turns.backends.end_call(form.CallSid, status, budget)
         except DownstreamError as error:
             # The memory service's TTL forgets the call even if this clear is lost.
             log.error(

@@ -60,6 +60,21 @@ class MemoryServiceStub:
                 request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyRequest.SerializeToString,
                 response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyResponse.FromString,
                 _registered_method=True)
+        self.OpenCall = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/OpenCall',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.OpenCallRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.OpenCallResponse.FromString,
+                _registered_method=True)
+        self.EndCall = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/EndCall',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EndCallRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EndCallResponse.FromString,
+                _registered_method=True)
+        self.GetTranscript = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/GetTranscript',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetTranscriptRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetTranscriptResponse.FromString,
+                _registered_method=True)
         self.IncrementCounter = channel.unary_unary(
                 '/aura.memory.v1.MemoryService/IncrementCounter',
                 request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterRequest.SerializeToString,
@@ -108,6 +123,28 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenCall(self, request, context):
+        """OpenCall records who called whom and when, at the start of a call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndCall(self, request, context):
+        """EndCall closes a call: its working history goes, its full transcript is kept for
+        the retention period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTranscript(self, request, context):
+        """GetTranscript returns a call's full transcript with its metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def IncrementCounter(self, request, context):
         """IncrementCounter adds one to a counter in a fixed time window and returns its value;
         shared by all telephony replicas, e.g. for calls per caller per hour.
@@ -143,6 +180,21 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.CompleteIdempotencyKey,
                     request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyRequest.FromString,
                     response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyResponse.SerializeToString,
+            ),
+            'OpenCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenCall,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.OpenCallRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.OpenCallResponse.SerializeToString,
+            ),
+            'EndCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndCall,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EndCallRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EndCallResponse.SerializeToString,
+            ),
+            'GetTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTranscript,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetTranscriptRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetTranscriptResponse.SerializeToString,
             ),
             'IncrementCounter': grpc.unary_unary_rpc_method_handler(
                     servicer.IncrementCounter,
@@ -286,6 +338,87 @@ class MemoryService:
             '/aura.memory.v1.MemoryService/CompleteIdempotencyKey',
             aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyRequest.SerializeToString,
             aura_dot_memory_dot_v1_dot_memory__service__pb2.CompleteIdempotencyKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/OpenCall',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.OpenCallRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.OpenCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/EndCall',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.EndCallRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.EndCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/GetTranscript',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.GetTranscriptRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.GetTranscriptResponse.FromString,
             options,
             channel_credentials,
             insecure,

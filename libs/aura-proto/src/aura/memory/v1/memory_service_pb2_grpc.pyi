@@ -47,6 +47,14 @@ class MemoryServiceStub:
     """
     CompleteIdempotencyKey: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.CompleteIdempotencyKeyRequest, _memory_service_pb2.CompleteIdempotencyKeyResponse]
     """CompleteIdempotencyKey stores the result of a claimed key for later duplicates."""
+    OpenCall: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.OpenCallRequest, _memory_service_pb2.OpenCallResponse]
+    """OpenCall records who called whom and when, at the start of a call."""
+    EndCall: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.EndCallRequest, _memory_service_pb2.EndCallResponse]
+    """EndCall closes a call: its working history goes, its full transcript is kept for
+    the retention period.
+    """
+    GetTranscript: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.GetTranscriptRequest, _memory_service_pb2.GetTranscriptResponse]
+    """GetTranscript returns a call's full transcript with its metadata."""
     IncrementCounter: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.IncrementCounterRequest, _memory_service_pb2.IncrementCounterResponse]
     """IncrementCounter adds one to a counter in a fixed time window and returns its value;
     shared by all telephony replicas, e.g. for calls per caller per hour.
@@ -71,6 +79,14 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     """
     CompleteIdempotencyKey: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.CompleteIdempotencyKeyRequest, _memory_service_pb2.CompleteIdempotencyKeyResponse]  # type: ignore[assignment]
     """CompleteIdempotencyKey stores the result of a claimed key for later duplicates."""
+    OpenCall: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.OpenCallRequest, _memory_service_pb2.OpenCallResponse]  # type: ignore[assignment]
+    """OpenCall records who called whom and when, at the start of a call."""
+    EndCall: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.EndCallRequest, _memory_service_pb2.EndCallResponse]  # type: ignore[assignment]
+    """EndCall closes a call: its working history goes, its full transcript is kept for
+    the retention period.
+    """
+    GetTranscript: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.GetTranscriptRequest, _memory_service_pb2.GetTranscriptResponse]  # type: ignore[assignment]
+    """GetTranscript returns a call's full transcript with its metadata."""
     IncrementCounter: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.IncrementCounterRequest, _memory_service_pb2.IncrementCounterResponse]  # type: ignore[assignment]
     """IncrementCounter adds one to a counter in a fixed time window and returns its value;
     shared by all telephony replicas, e.g. for calls per caller per hour.
@@ -122,6 +138,32 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.CompleteIdempotencyKeyResponse, _abc.Awaitable[_memory_service_pb2.CompleteIdempotencyKeyResponse]]:
         """CompleteIdempotencyKey stores the result of a claimed key for later duplicates."""
+
+    @_abc_1.abstractmethod
+    def OpenCall(
+        self,
+        request: _memory_service_pb2.OpenCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.OpenCallResponse, _abc.Awaitable[_memory_service_pb2.OpenCallResponse]]:
+        """OpenCall records who called whom and when, at the start of a call."""
+
+    @_abc_1.abstractmethod
+    def EndCall(
+        self,
+        request: _memory_service_pb2.EndCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.EndCallResponse, _abc.Awaitable[_memory_service_pb2.EndCallResponse]]:
+        """EndCall closes a call: its working history goes, its full transcript is kept for
+        the retention period.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTranscript(
+        self,
+        request: _memory_service_pb2.GetTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.GetTranscriptResponse, _abc.Awaitable[_memory_service_pb2.GetTranscriptResponse]]:
+        """GetTranscript returns a call's full transcript with its metadata."""
 
     @_abc_1.abstractmethod
     def IncrementCounter(

@@ -1,0 +1,221 @@
+"""Redis store: for several memory replicas, and for history that outlives a restart.
+
+Every change to a call is one Lua script, so concurrent replicas never lose a turn or
+interleave one append with another. A call's keys share a hash tag ({call_id}) so that the
+scripts also run on Redis Cluster, and expire after CONVERSATION_TTL_SECONDS, refreshed on
+every write. Idempotency claims are SET NX with a short TTL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aura_memory.stores.base import (
+    AppendResult,
+    CallRecord,
+    Claim,
+    ConversationStore,
+    Role,
+    StoredTurn,
+    StoreUnavailableError,
+)
+
+try:
+    from redis import exceptions as redis_errors
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+except ImportError as exc:  # pragma: no cover - exercised only in a broken install
+    raise ImportError(
+        "MEMORY_STORE=redis needs the redis package: pip install 'redis>=5.2'"
+    ) from exc
+
+T = TypeVar("T")
+
+# KEYS: history, transcript, append marker, meta.
+# ARGV: max_turns, ttl, max_transcript, use_marker, turn json...
+_APPEND = """
+if ARGV[4] == '1' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2]) then
+  return {0, redis.call('LLEN', KEYS[1])}
+end
+for i = 5, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+for i = 1, 4 do
+  if i ~= 3 then redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+end
+return {1, redis.call('LLEN', KEYS[1])}
+"""
+
+# KEYS: history, transcript, meta. ARGV: status, ended_at, retention.
+_END = """
+local known = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3])
+if known == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[3], 'status', ARGV[1], 'ended_at', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return 1
+"""
+
+# KEYS: counter. ARGV: window.
+_INCREMENT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+_PENDING = ""  # a claim's value until its result is stored (a result is never empty TwiML)
+
+
+def _ttl(seconds: float) -> int:
+    return max(1, round(seconds))
+
+
+def _encode(role: Role, text: str, at: float) -> str:
+    return json.dumps({"r": role, "t": text, "at": at}, separators=(",", ":"))
+
+
+def _decode(raw: bytes | str) -> StoredTurn:
+    item = json.loads(raw)
+    role: Role = "assistant" if item["r"] == "assistant" else "user"
+    return StoredTurn(role, item["t"], float(item["at"]))
+
+
+class RedisStore(ConversationStore):
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_turns: int,
+        ttl_seconds: float,
+        max_transcript_turns: int = 500,
+        retention_seconds: float = 30 * 86400,
+        timeout: float = 1.0,
+        prefix: str = "aura",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._max_turns = max_turns
+        self._ttl = _ttl(ttl_seconds)
+        self._max_transcript = max_transcript_turns
+        self._retention = _ttl(retention_seconds)
+        self._prefix = prefix
+        self._clock = clock
+        # Fail fast: the caller's gRPC deadline, not a client-side retry loop, decides.
+        self._redis: Redis = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=30,
+        )
+        self._append = self._redis.register_script(_APPEND)
+        self._end = self._redis.register_script(_END)
+        self._increment = self._redis.register_script(_INCREMENT)
+
+    def _key(self, call_id: str, part: str) -> str:
+        return f"{self._prefix}:call:{{{call_id}}}:{part}"
+
+    async def _run(self, operation: Awaitable[T]) -> T:
+        try:
+            return await operation
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as error:
+            raise StoreUnavailableError(f"redis unavailable: {error}") from error
+
+    async def append(
+        self, call_id: str, turns: list[tuple[Role, str]], idempotency_key: str = ""
+    ) -> AppendResult:
+        now = self._clock()
+        keys = [
+            self._key(call_id, "history"),
+            self._key(call_id, "transcript"),
+            self._key(call_id, f"append:{idempotency_key}"),
+            self._key(call_id, "meta"),
+        ]
+        args: list[Any] = [
+            self._max_turns,
+            self._ttl,
+            self._max_transcript,
+            "1" if idempotency_key else "0",
+            *(_encode(role, text, now) for role, text in turns),
+        ]
+        applied, count = await self._run(self._append(keys=keys, args=args))
+        return AppendResult(applied=bool(applied), turn_count=int(count))
+
+    async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:
+        start = -limit if limit else 0
+        raw = await self._run(self._redis.lrange(self._key(call_id, "history"), start, -1))
+        return [_decode(item) for item in raw]
+
+    async def clear(self, call_id: str) -> bool:
+        return bool(await self._run(self._redis.delete(self._key(call_id, "history"))))
+
+    async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
+        meta = self._key(call_id, "meta")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(meta, mapping={"caller": caller, "callee": callee, "started_at": started_at})
+            pipe.expire(meta, self._ttl)
+            await self._run(pipe.execute())
+
+    async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:
+        keys = [
+            self._key(call_id, "history"),
+            self._key(call_id, "transcript"),
+            self._key(call_id, "meta"),
+        ]
+        ended = await self._run(self._end(keys=keys, args=[status, ended_at, self._retention]))
+        return bool(ended)
+
+    async def transcript(self, call_id: str) -> CallRecord | None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self._key(call_id, "meta"))
+            pipe.lrange(self._key(call_id, "transcript"), 0, -1)
+            meta, raw = await self._run(pipe.execute())
+        if not meta and not raw:
+            return None
+        fields = {k.decode(): v.decode() for k, v in meta.items()}
+        return CallRecord(
+            call_id=call_id,
+            caller=fields.get("caller", ""),
+            callee=fields.get("callee", ""),
+            started_at=float(fields["started_at"]) if "started_at" in fields else None,
+            ended_at=float(fields["ended_at"]) if "ended_at" in fields else None,
+            status=fields.get("status", ""),
+            turns=tuple(_decode(item) for item in raw),
+        )
+
+    def _claim_key(self, call_id: str, key: str) -> str:
+        return self._key(call_id, f"idem:{key}")
+
+    async def claim(self, call_id: str, key: str, ttl: float) -> Claim:
+        name = self._claim_key(call_id, key)
+        if await self._run(self._redis.set(name, _PENDING, nx=True, ex=_ttl(ttl))):
+            return Claim("claimed")
+        value = await self._run(self._redis.get(name))
+        if value is None:  # expired between the two commands: claim it again
+            return await self.claim(call_id, key, ttl)
+        result = value.decode() if isinstance(value, bytes) else value
+        return Claim("completed", result) if result != _PENDING else Claim("in_progress")
+
+    async def complete(self, call_id: str, key: str, result: str, ttl: float) -> None:
+        await self._run(self._redis.set(self._claim_key(call_id, key), result, ex=_ttl(ttl)))
+
+    async def increment(self, key: str, window: float) -> int:
+        name = f"{self._prefix}:counter:{key}"
+        return int(await self._run(self._increment(keys=[name], args=[_ttl(window)])))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (redis_errors.RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,98 @@
+"""Admin API: call transcripts, behind a bearer token (ADMIN_API_TOKEN). With no token
+configured the routes do not exist (404), so nothing is ever served unauthenticated."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import grpc
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel
+
+from aura.memory.v1 import memory_service_pb2 as memory_pb
+from aura_telephony.budget import BudgetExhaustedError, TurnBudget
+from aura_telephony.turns import Turns, describe
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/calls", tags=["admin"])
+
+
+class TranscriptTurn(BaseModel):
+    role: Literal["user", "assistant"]
+    text: str
+    at: datetime
+
+
+class CallTranscript(BaseModel):
+    call_sid: str
+    caller: str
+    callee: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    status: str
+    turns: list[TranscriptTurn]
+
+
+def _time(stamp: Timestamp) -> datetime | None:
+    if not stamp.seconds and not stamp.nanos:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def require_admin(request: Request) -> None:
+    token: str = request.app.state.settings.ADMIN_API_TOKEN
+    if not token:
+        raise HTTPException(status_code=404, detail="Not Found")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), token.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="a valid bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _turn(turn: memory_pb.Turn) -> TranscriptTurn:
+    role: Literal["user", "assistant"] = (
+        "assistant" if turn.role == memory_pb.ROLE_ASSISTANT else "user"
+    )
+    return TranscriptTurn(role=role, text=turn.text, at=turn.create_time.ToDatetime(tzinfo=UTC))
+
+
+@router.get(
+    "/{call_sid}/transcript",
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"description": "Missing or wrong token"},
+        404: {"description": "Unknown"},
+        503: {"description": "Memory service unavailable"},
+    },
+    summary="A call's full transcript (requires ADMIN_API_TOKEN)",
+)
+async def transcript(
+    request: Request, call_sid: Annotated[str, Path(min_length=1, max_length=64)]
+) -> CallTranscript:
+    turns: Turns = request.app.state.turns
+    try:
+        found = await turns.backends.transcript(
+            call_sid, TurnBudget(turns.settings.TURN_BUDGET_SECONDS)
+        )
+    except (grpc.aio.AioRpcError, BudgetExhaustedError) as error:
+        log.error("transcript of %s unavailable: %s", call_sid, describe(error))
+        raise HTTPException(status_code=503, detail="memory service unavailable") from error
+    if found is None:
+        raise HTTPException(status_code=404, detail="no transcript for this call")
+    return CallTranscript(
+        call_sid=found.call_id,
+        caller=found.caller,
+        callee=found.callee,
+        started_at=_time(found.start_time),
+        ended_at=_time(found.end_time),
+        status=found.status,
+        turns=[_turn(t) for t in found.turns],
+    )

@@ -1,0 +1,116 @@
+"""The contract every conversation store keeps, run against each store: the in-memory
+one and Redis (a real redis-server on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from aura_memory.stores import ConversationStore, InMemoryStore
+from aura_memory.stores.redis import RedisStore
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> AsyncIterator[ConversationStore]:
+    options = {"max_turns": 4, "ttl_seconds": 600, "max_transcript_turns": 6}
+    if request.param == "memory":
+        store: ConversationStore = InMemoryStore(**options)  # type: ignore[arg-type]
+    else:
+        prefix = f"test-{secrets.token_hex(4)}"  # keeps tests apart on the shared server
+        store = RedisStore(redis_server.url, prefix=prefix, **options)  # type: ignore[arg-type]
+    yield store
+    await store.close()
+
+
+async def texts(store: ConversationStore, call_id: str, limit: int = 0) -> list[str]:
+    return [t.text for t in await store.history(call_id, limit)]
+
+
+async def test_history_keeps_order_and_prunes_to_newest(store: ConversationStore) -> None:
+    for i in range(3):
+        result = await store.append("CA1", [("user", f"q{i}"), ("assistant", f"a{i}")])
+        assert result.applied
+    turns = await store.history("CA1")
+    assert [t.text for t in turns] == ["q1", "a1", "q2", "a2"]
+    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
+    assert all(t.created_at > 1_600_000_000 for t in turns)
+
+
+async def test_limit_returns_the_newest(store: ConversationStore) -> None:
+    await store.append("CA1", [("user", "q0"), ("assistant", "a0"), ("user", "q1")])
+    assert await texts(store, "CA1", limit=2) == ["a0", "q1"]
+    assert await texts(store, "unknown") == []
+
+
+async def test_an_idempotency_key_appends_once(store: ConversationStore) -> None:
+    first = await store.append("CA1", [("user", "hi")], "key-1")
+    again = await store.append("CA1", [("user", "hi")], "key-1")
+    assert first.applied
+    assert not again.applied
+    assert again.turn_count == 1
+    assert (await store.append("CA2", [("user", "hi")], "key-1")).applied
+
+
+async def test_calls_never_see_each_other(store: ConversationStore) -> None:
+    await asyncio.gather(*(store.append(f"CA{i % 2}", [("user", f"{i}")]) for i in range(8)))
+    assert sorted(await texts(store, "CA0")) == ["0", "2", "4", "6"]
+    assert sorted(await texts(store, "CA1")) == ["1", "3", "5", "7"]
+
+
+async def test_clear(store: ConversationStore) -> None:
+    await store.append("CA1", [("user", "hi")])
+    assert await store.clear("CA1")
+    assert await texts(store, "CA1") == []
+    assert not await store.clear("CA1")
+
+
+async def test_claims(store: ConversationStore) -> None:
+    assert (await store.claim("CA1", "tok", ttl=60)).state == "claimed"
+    assert (await store.claim("CA1", "tok", ttl=60)).state == "in_progress"
+    assert (await store.claim("CA2", "tok", ttl=60)).state == "claimed"
+    await store.complete("CA1", "tok", "<Response/>", ttl=60)
+    replay = await store.claim("CA1", "tok", ttl=60)
+    assert (replay.state, replay.result) == ("completed", "<Response/>")
+
+
+async def test_counters(store: ConversationStore) -> None:
+    assert [await store.increment("calls:x", 3600) for _ in range(3)] == [1, 2, 3]
+    assert await store.increment("calls:y", 3600) == 1
+
+
+async def test_transcript_keeps_every_turn_and_the_metadata(store: ConversationStore) -> None:
+    await store.open_call("CA1", caller="*******4567", callee="+15559870002", started_at=1000.0)
+    for i in range(4):  # 8 turns: history keeps 4, the transcript its cap of 6
+        await store.append("CA1", [("user", f"q{i}"), ("assistant", f"a{i}")])
+    live = await store.transcript("CA1")
+    assert live is not None
+    assert live.status == ""
+    assert live.ended_at is None
+    assert [t.text for t in live.turns] == ["q1", "a1", "q2", "a2", "q3", "a3"]
+
+    assert await store.end_call("CA1", "completed", ended_at=1060.0)
+    assert await texts(store, "CA1") == []  # the working history is gone
+    ended = await store.transcript("CA1")
+    assert ended is not None
+    assert (ended.caller, ended.callee, ended.status) == (
+        "*******4567",
+        "+15559870002",
+        "completed",
+    )
+    assert (ended.started_at, ended.ended_at) == (1000.0, 1060.0)
+    assert [t.text for t in ended.turns] == ["q1", "a1", "q2", "a2", "q3", "a3"]
+
+
+async def test_unknown_calls_have_no_transcript(store: ConversationStore) -> None:
+    assert await store.transcript("nobody") is None
+    assert not await store.end_call("nobody", "completed", ended_at=1.0)
+
+
+async def test_ping(store: ConversationStore) -> None:
+    assert await store.ping()
