@@ -12,6 +12,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from aura_common.metrics import ServerMetrics, serve_metrics
+from aura_common.tracing import tracing_enabled
+
 log = logging.getLogger(__name__)
 
 Register = Callable[[grpc.aio.Server], None]
@@ -24,12 +27,19 @@ async def serve(
     host: str,
     port: int,
     grace: float = 5.0,
+    metrics_host: str = "0.0.0.0",
+    metrics_port: int | None = None,
     on_start: Callable[[health.aio.HealthServicer], None] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run a gRPC server until SIGTERM or SIGINT, then drain it and call `on_stop`.
     `on_start` gets the health servicer, for services whose health depends on a backend."""
-    server = grpc.aio.server()
+    interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetrics()]
+    if tracing_enabled():
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+        interceptors.insert(0, aio_server_interceptor())
+    server = grpc.aio.server(interceptors=interceptors)
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -40,6 +50,8 @@ async def serve(
     if server.add_insecure_port(address) == 0:
         raise SystemExit(f"cannot listen on {address}")
     await server.start()
+    if metrics_port is not None:
+        serve_metrics(metrics_host, metrics_port)
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if on_start is not None:

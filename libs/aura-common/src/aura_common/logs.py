@@ -1,18 +1,58 @@
-"""One logging setup for all services, and masking of what must not reach the logs."""
+"""One logging setup for all services: JSON lines (level, service, trace and span ids,
+call fields) for log collectors, plain text in a terminal; and masking of what must not
+reach the logs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from opentelemetry import trace
+
+LogFormat = Literal["auto", "json", "text"]
+
+# Fields a log call may attach with extra={...}; they are already masked by the caller.
+CALL_FIELDS = ("call_sid", "caller", "provider", "model", "outcome")
 
 
-def setup_logging(service: str, level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
-        force=True,
-    )
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = format(context.trace_id, "032x")
+            entry["span_id"] = format(context.span_id, "016x")
+        for name in CALL_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(service: str, level: str = "INFO", fmt: LogFormat = "auto") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+        )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def mask_phone(number: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from importlib import metadata
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,8 @@ class AuraSettings(BaseSettings):
     )
 
     LOG_LEVEL: str = "INFO"
+    # json for log collectors, text for people; auto picks text in a terminal.
+    LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
     MAX_CONVERSATION_LENGTH: int = 20
 
 

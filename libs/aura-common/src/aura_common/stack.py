@@ -74,6 +74,8 @@ class Stack:
     telephony_port: int = field(default_factory=free_port)
     llm_port: int = field(default_factory=free_port)
     memory_port: int = field(default_factory=free_port)
+    llm_metrics_port: int = field(default_factory=free_port)
+    memory_metrics_port: int = field(default_factory=free_port)
     env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # None: children write to this process's stdout/stderr
     cwd: Path | None = None  # where children look for `.env`
@@ -83,6 +85,14 @@ class Stack:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.telephony_port}"
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        return {
+            "telephony": f"{self.base_url}/metrics",
+            "llm": f"http://{self.host}:{self.llm_metrics_port}/metrics",
+            "memory": f"http://{self.host}:{self.memory_metrics_port}/metrics",
+        }
 
     @property
     def llm_address(self) -> str:
@@ -103,6 +113,9 @@ class Stack:
             PORT=str(self.telephony_port),
             LLM_SERVICE_ADDRESS=self.llm_address,
             MEMORY_SERVICE_ADDRESS=self.memory_address,
+            METRICS_HOST=self.host,
+            LLM_METRICS_PORT=str(self.llm_metrics_port),
+            MEMORY_METRICS_PORT=str(self.memory_metrics_port),
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -185,6 +198,8 @@ class StackSettings(AuraSettings):
     PORT: int = Field(default=8000, ge=1, le=65535)
     LLM_PORT: int = Field(default=50051, ge=1, le=65535)
     MEMORY_PORT: int = Field(default=50052, ge=1, le=65535)
+    LLM_METRICS_PORT: int = Field(default=9464, ge=1, le=65535)
+    MEMORY_METRICS_PORT: int = Field(default=9465, ge=1, le=65535)
 
 
 def main() -> None:
@@ -195,6 +210,8 @@ def main() -> None:
         telephony_port=settings.PORT,
         llm_port=settings.LLM_PORT,
         memory_port=settings.MEMORY_PORT,
+        llm_metrics_port=settings.LLM_METRICS_PORT,
+        memory_metrics_port=settings.MEMORY_METRICS_PORT,
     )
     stopping = False
 

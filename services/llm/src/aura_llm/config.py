@@ -25,6 +25,9 @@ PROVIDER_NAMES: tuple[ProviderName, ...] = ("local", "openai", "gemini")
 class Settings(AuraSettings):
     LLM_HOST: str = "0.0.0.0"
     LLM_PORT: int = Field(default=50051, ge=1, le=65535)
+    # Prometheus metrics at http://METRICS_HOST:LLM_METRICS_PORT/metrics
+    METRICS_HOST: str = "0.0.0.0"
+    LLM_METRICS_PORT: int = Field(default=9464, ge=1, le=65535)
     AI_PROVIDER: ProviderName = "local"
     # Tried in order when the provider before fails, e.g. "openai,local".
     AI_FALLBACK_PROVIDERS: str = ""

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
+from aura_llm import observe
 from aura_llm.providers.base import Completion, Prompt, Provider, ProviderError
 from aura_llm.speech import SentenceSplitter, clean_for_speech
 
@@ -105,15 +106,15 @@ class FailoverRouter:
         return budget if budget >= _MIN_SLICE_SECONDS else None
 
     def _retry_wait(
-        self, index: int, attempt: int, error: ProviderError, deadline: float
+        self, index: int, retries: int, error: ProviderError, deadline: float
     ) -> float | None:
         """How long to wait before retrying the same provider, or None to move on."""
-        if not error.retryable or attempt >= self._max_retries:
+        if not error.retryable or retries >= self._max_retries:
             return None
         if error.retry_after is not None:
             wait = error.retry_after
         else:
-            wait = self._jitter() * self._backoff * 2**attempt  # full jitter
+            wait = self._jitter() * self._backoff * 2**retries  # full jitter
         needed = wait + self.providers[index].min_attempt_seconds + self._reserve_after(index)
         return wait if self._clock() + needed <= deadline else None
 
@@ -126,27 +127,38 @@ class FailoverRouter:
     async def generate(self, prompt: Prompt, deadline: float) -> Answer:
         failures: list[Failure] = []
         for index, provider in enumerate(self.providers):
-            attempt = 0
+            retries = 0
             while (budget := self._slice(index, deadline)) is not None:
-                try:
-                    async with asyncio.timeout(budget):
-                        completion = await provider.generate(prompt, budget)
-                    text = clean_for_speech(completion.text)
-                    if not text:
-                        raise ProviderError("bad_response", "nothing speakable", retryable=True)
-                    return Answer(
-                        text, provider.name, provider.model, index > 0, tuple(failures), completion
-                    )
-                except TimeoutError:
-                    error = ProviderError("timeout", f"no answer in {budget:.2f}s", retryable=False)
-                except ProviderError as caught:
-                    error = caught
+                with observe.attempt(provider, failover=index > 0) as attempt:
+                    try:
+                        async with asyncio.timeout(budget):
+                            completion = await provider.generate(prompt, budget)
+                        text = clean_for_speech(completion.text)
+                        if not text:
+                            raise ProviderError("bad_response", "nothing speakable", retryable=True)
+                        attempt.outcome = "ok"
+                        observe.answered(provider, completion, _last_failed(failures))
+                        return Answer(
+                            text,
+                            provider.name,
+                            provider.model,
+                            index > 0,
+                            tuple(failures),
+                            completion,
+                        )
+                    except TimeoutError:
+                        error = ProviderError(
+                            "timeout", f"no answer in {budget:.2f}s", retryable=False
+                        )
+                    except ProviderError as caught:
+                        error = caught
+                    attempt.outcome = error.reason
                 self._record(failures, provider, error)
-                wait = self._retry_wait(index, attempt, error, deadline)
+                wait = self._retry_wait(index, retries, error, deadline)
                 if wait is None:
                     break
                 await asyncio.sleep(wait)
-                attempt += 1
+                retries += 1
         raise NoAnswerError(failures)
 
     async def stream(self, prompt: Prompt, deadline: float) -> AsyncIterator[Piece]:
@@ -154,33 +166,44 @@ class FailoverRouter:
         ready; after that a failure raises StreamInterruptedError."""
         failures: list[Failure] = []
         for index, provider in enumerate(self.providers):
-            attempt = 0
+            retries = 0
             while (budget := self._slice(index, deadline)) is not None:
                 splitter = SentenceSplitter()
                 deltas = provider.stream(prompt, budget)
-                try:
-                    # asyncio.timeout, not wait_for: the stream must stay in this task, as
-                    # HTTP clients tie a response to the task that opened it.
-                    async with asyncio.timeout(budget):
-                        first = await _first_pieces(deltas, splitter)
-                except TimeoutError:
-                    await deltas.aclose()
-                    error = ProviderError("timeout", f"no answer in {budget:.2f}s", retryable=False)
-                except ProviderError as caught:
-                    await deltas.aclose()
-                    error = caught
-                else:
+                first: list[str] | None = None
+                with observe.attempt(provider, failover=index > 0) as attempt:
+                    try:
+                        # asyncio.timeout, not wait_for: the stream must stay in this task,
+                        # as HTTP clients tie a response to the task that opened it.
+                        async with asyncio.timeout(budget):
+                            first = await _first_pieces(deltas, splitter)
+                        attempt.outcome = "ok"
+                    except TimeoutError:
+                        error = ProviderError(
+                            "timeout", f"no answer in {budget:.2f}s", retryable=False
+                        )
+                    except ProviderError as caught:
+                        error = caught
+                    if first is None:
+                        attempt.outcome = error.reason
+                        await deltas.aclose()
+                if first is not None:
+                    observe.answered(provider, None, _last_failed(failures))
                     pieces = _rest(provider, index > 0, tuple(failures), first, deltas, splitter)
                     async for piece in pieces:
                         yield piece
                     return
                 self._record(failures, provider, error)
-                wait = self._retry_wait(index, attempt, error, deadline)
+                wait = self._retry_wait(index, retries, error, deadline)
                 if wait is None:
                     break
                 await asyncio.sleep(wait)
-                attempt += 1
+                retries += 1
         raise NoAnswerError(failures)
+
+
+def _last_failed(failures: list[Failure]) -> str | None:
+    return failures[-1].provider if failures else None
 
 
 async def _first_pieces(deltas: AsyncIterator[str], splitter: SentenceSplitter) -> list[str]:

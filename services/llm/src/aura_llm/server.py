@@ -12,7 +12,8 @@ from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from aura_common import grpc_server
 from aura_common.logs import setup_logging
-from aura_common.settings import load_settings
+from aura_common.settings import load_settings, package_version
+from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_llm.config import Settings
 from aura_llm.failover import FailoverRouter
 from aura_llm.knowledge import KnowledgeBaseError
@@ -50,20 +51,26 @@ async def serve(settings: Settings, providers: list[Provider]) -> None:
         host=settings.LLM_HOST,
         port=settings.LLM_PORT,
         grace=settings.GRACEFUL_SHUTDOWN_SECONDS,
+        metrics_host=settings.METRICS_HOST,
+        metrics_port=settings.LLM_METRICS_PORT,
         on_stop=close_providers,
     )
 
 
 def main() -> None:
     settings = load_settings(Settings)
-    setup_logging("llm", settings.LOG_LEVEL)
+    setup_logging("llm", settings.LOG_LEVEL, settings.LOG_FORMAT)
+    tracer_provider = setup_tracing("aura-llm", package_version("aura-llm"))
     try:
         providers = build_providers(settings)
     except (ProviderConfigError, KnowledgeBaseError) as exc:
         # A misconfigured provider must stop the pod at start, not fail every call later.
         log.critical("%s", exc)
         sys.exit(2)
-    asyncio.run(serve(settings, providers))
+    try:
+        asyncio.run(serve(settings, providers))
+    finally:
+        shutdown_tracing(tracer_provider)
 
 
 if __name__ == "__main__":

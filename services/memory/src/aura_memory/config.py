@@ -12,6 +12,9 @@ from aura_common.settings import AuraSettings
 class Settings(AuraSettings):
     MEMORY_HOST: str = "0.0.0.0"
     MEMORY_PORT: int = Field(default=50052, ge=1, le=65535)
+    # Prometheus metrics at http://METRICS_HOST:MEMORY_METRICS_PORT/metrics
+    METRICS_HOST: str = "0.0.0.0"
+    MEMORY_METRICS_PORT: int = Field(default=9465, ge=1, le=65535)
     MEMORY_STORE: Literal["memory", "redis"] = "memory"
     # redis://[:password@]host:port/db, or rediss:// for TLS.
     REDIS_URL: str = "redis://localhost:6379/0"

@@ -13,7 +13,8 @@ from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
 from aura_common import grpc_server
 from aura_common.logs import setup_logging
-from aura_common.settings import load_settings
+from aura_common.settings import load_settings, package_version
+from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_memory.config import Settings
 from aura_memory.servicer import MemoryServicer
 from aura_memory.stores import ConversationStore, build_store
@@ -83,6 +84,8 @@ async def serve(settings: Settings) -> None:
         host=settings.MEMORY_HOST,
         port=settings.MEMORY_PORT,
         grace=settings.GRACEFUL_SHUTDOWN_SECONDS,
+        metrics_host=settings.METRICS_HOST,
+        metrics_port=settings.MEMORY_METRICS_PORT,
         on_start=watch,
         on_stop=on_stop,
     )
@@ -90,8 +93,12 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = load_settings(Settings)
-    setup_logging("memory", settings.LOG_LEVEL)
-    asyncio.run(serve(settings))
+    setup_logging("memory", settings.LOG_LEVEL, settings.LOG_FORMAT)
+    tracer_provider = setup_tracing("aura-memory", package_version("aura-memory"))
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_tracing(tracer_provider)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
+from aura_memory import metrics
 from aura_memory.stores.base import (
     CallRecord,
     ClaimState,
@@ -103,15 +104,25 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         self._store = store
 
     async def _stored(
-        self, operation: Awaitable[T], context: grpc.aio.ServicerContext[Any, Any]
+        self, context: grpc.aio.ServicerContext[Any, Any], name: str, operation: Awaitable[T]
     ) -> T:
-        """The store's answer; UNAVAILABLE (which clients may retry) when its backend is
-        down, instead of the UNKNOWN an unhandled exception would give."""
+        """The store's answer, measured; UNAVAILABLE (which clients may retry) when its
+        backend is down, instead of the UNKNOWN an unhandled exception would give."""
+        started = time.perf_counter()
+        outcome = "error"
         try:
-            return await operation
+            result = await operation
+            outcome = "ok"
+            return result
         except StoreUnavailableError as error:
+            outcome = "unavailable"
             log.warning("store unavailable: %s", error)
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        finally:
+            metrics.STORE_OPERATIONS.labels(self._store.name, name, outcome).inc()
+            metrics.STORE_SECONDS.labels(self._store.name, name).observe(
+                time.perf_counter() - started
+            )
 
     async def AppendTurns(
         self,
@@ -133,6 +144,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             turns.append((role, turn.text))
         result = await self._stored(
             context=context,
+            name="append",
             operation=self._store.append(request.call_id, turns, request.idempotency_key),
         )
         return pb.AppendTurnsResponse(applied=result.applied, turn_count=result.turn_count)
@@ -144,7 +156,9 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
     ) -> pb.GetHistoryResponse:
         await _check_call_id(request.call_id, context)
         turns = await self._stored(
-            context=context, operation=self._store.history(request.call_id, request.limit)
+            context=context,
+            name="history",
+            operation=self._store.history(request.call_id, request.limit),
         )
         return pb.GetHistoryResponse(turns=[_to_pb(t) for t in turns])
 
@@ -156,7 +170,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         await _check_call_id(request.call_id, context)
         return pb.ClearCallResponse(
             existed=await self._stored(
-                context=context, operation=self._store.clear(request.call_id)
+                context=context, name="clear", operation=self._store.clear(request.call_id)
             )
         )
 
@@ -169,7 +183,9 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         await _check_key(request.key, "key", context)
         ttl = await _seconds(request.ttl, "ttl", context)
         claim = await self._stored(
-            context=context, operation=self._store.claim(request.call_id, request.key, ttl)
+            context=context,
+            name="claim",
+            operation=self._store.claim(request.call_id, request.key, ttl),
         )
         return pb.ClaimIdempotencyKeyResponse(state=_PB_CLAIM[claim.state], result=claim.result)
 
@@ -185,6 +201,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         ttl = await _seconds(request.ttl, "ttl", context)
         await self._stored(
             context=context,
+            name="complete",
             operation=self._store.complete(request.call_id, request.key, request.result, ttl),
         )
         return pb.CompleteIdempotencyKeyResponse()
@@ -198,7 +215,9 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         window = await _seconds(request.window, "window", context)
         return pb.IncrementCounterResponse(
             count=await self._stored(
-                context=context, operation=self._store.increment(request.key, window)
+                context=context,
+                name="increment",
+                operation=self._store.increment(request.key, window),
             )
         )
 
@@ -211,6 +230,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         started = _seconds_of(request.start_time, time.time())
         await self._stored(
             context=context,
+            name="open_call",
             operation=self._store.open_call(
                 request.call_id, request.caller, request.callee, started
             ),
@@ -225,7 +245,9 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             await _reject(context, "status is longer than 32 characters")
         ended = _seconds_of(request.end_time, time.time())
         existed = await self._stored(
-            context=context, operation=self._store.end_call(request.call_id, request.status, ended)
+            context=context,
+            name="end_call",
+            operation=self._store.end_call(request.call_id, request.status, ended),
         )
         return pb.EndCallResponse(existed=existed)
 
@@ -234,7 +256,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
     ) -> pb.GetTranscriptResponse:
         await _check_call_id(request.call_id, context)
         record = await self._stored(
-            context=context, operation=self._store.transcript(request.call_id)
+            context=context, name="transcript", operation=self._store.transcript(request.call_id)
         )
         if record is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no transcript for this call")

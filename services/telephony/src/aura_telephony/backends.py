@@ -15,6 +15,8 @@ from aura.llm.v1 import llm_service_pb2 as llm_pb
 from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
+from aura_common.metrics import ClientMetrics
+from aura_common.tracing import tracing_enabled
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 
@@ -84,11 +86,17 @@ _CHANNEL_OPTIONS = [
 class Backends:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        interceptors: list[grpc.aio.ClientInterceptor] = [ClientMetrics()]
+        if tracing_enabled():
+            from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+            # W3C trace context crosses to llm and memory in the call's metadata.
+            interceptors = [*aio_client_interceptors(), *interceptors]
         self._memory_channel = grpc.aio.insecure_channel(
-            settings.MEMORY_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS
+            settings.MEMORY_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS, interceptors=interceptors
         )
         self._llm_channel = grpc.aio.insecure_channel(
-            settings.LLM_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS
+            settings.LLM_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS, interceptors=interceptors
         )
         self.memory = memory_grpc.MemoryServiceStub(self._memory_channel)
         self.llm = llm_grpc.LlmServiceStub(self._llm_channel)

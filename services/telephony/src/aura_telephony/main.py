@@ -6,17 +6,24 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aura_common.settings import package_version
+from aura_common.tracing import tracing_enabled
 from aura_telephony.backends import Backends
 from aura_telephony.config import Settings
+from aura_telephony.metrics import HttpMetrics
 from aura_telephony.middleware import BodyLimit
 from aura_telephony.routers import admin, info, voice
 from aura_telephony.turns import Turns
 from aura_telephony.twiml import Twiml
 
 log = logging.getLogger(__name__)
+
+
+async def _metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,7 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    app.add_middleware(HttpMetrics)  # outermost: a 413 is counted too
     app.include_router(info.router)
     app.include_router(voice.router)
     app.include_router(admin.router)
+    app.add_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    if tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # The webhook's server span is the root of the turn's trace.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="health,metrics")
     return app

@@ -7,18 +7,27 @@ import signal
 import uvicorn
 
 from aura_common.logs import setup_logging
-from aura_common.settings import load_settings
+from aura_common.settings import load_settings, package_version
+from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
 
 
 def main() -> None:
     settings = load_settings(Settings)
-    setup_logging("telephony", settings.LOG_LEVEL)
+    setup_logging("telephony", settings.LOG_LEVEL, settings.LOG_FORMAT)
+    tracer_provider = setup_tracing("aura-telephony", package_version("aura-telephony"))
     # uvicorn drains connections on SIGTERM/SIGINT, then re-raises the signal into the
     # handlers it found at start; with these no-ops a graceful stop exits with status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: None)
+    try:
+        _serve(settings)
+    finally:
+        shutdown_tracing(tracer_provider)
+
+
+def _serve(settings: Settings) -> None:
     uvicorn.run(
         create_app(settings),
         host=settings.HOST,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import grpc
 
 from aura_common.logs import mask_phone
-from aura_telephony import twiml
+from aura_telephony import metrics, twiml
 from aura_telephony.backends import Backends
 from aura_telephony.budget import BudgetExhaustedError, TurnBudget
 from aura_telephony.config import Settings
@@ -71,6 +71,7 @@ class Turns:
             return await produce(budget)
         if claim.state == "completed":
             log.info("call %s: replayed the answer to a retried webhook", call_sid)
+            metrics.REPLAYS.inc()
             return claim.result
         if claim.state == "in_progress":
             return await self._wait_for(call_sid, key, budget)
@@ -97,6 +98,7 @@ class Turns:
                 )
                 break
             if claim.state == "completed":
+                metrics.REPLAYS.inc()
                 return claim.result
             if claim.state == "claimed":
                 break  # the first delivery's claim expired without an answer
@@ -122,6 +124,8 @@ class Turns:
                     )
                     return self.twiml.hang_up(twiml.TOO_MANY_CALLS)
         welcome = self.settings.welcome_message
+        metrics.CALLS_STARTED.inc()
+        metrics.ACTIVE_CALLS.inc()
         try:
             # The transcript keeps only the masked number; the full one never leaves here.
             callee = params.get("To", "")
@@ -136,6 +140,7 @@ class Turns:
     ) -> str:
         digits = params.get("Digits", "").strip()
         if digits:
+            metrics.CALL_EVENTS.labels("keypad").inc()
             return self._keypress(digits)
         speech = " ".join(params.get("SpeechResult", "").split())[: self.settings.MAX_SPEECH_CHARS]
         if not speech:
@@ -143,10 +148,12 @@ class Turns:
         confidence = parse_confidence(params.get("Confidence", ""))
         if confidence is not None and confidence < self.settings.SPEECH_MIN_CONFIDENCE:
             log.info("call %s: confidence %.2f too low, asking again", call_sid, confidence)
+            metrics.CALL_EVENTS.labels("low_confidence").inc()
             return self._reprompt(twiml.NOT_SURE, reprompts)
         if wants_a_person(speech):
             return self._transfer()
         if is_goodbye(speech):
+            metrics.CALL_EVENTS.labels("goodbye").inc()
             await self._store(call_sid, speech, twiml.FAREWELL, budget)
             return self.twiml.hang_up(twiml.FAREWELL)
         try:
@@ -156,7 +163,9 @@ class Turns:
                 answer = await self.backends.generate(call_sid, history, speech, budget)
         except DownstreamError as error:
             log.error("call %s: no answer this turn: %s", call_sid, describe(error))
-            return self.twiml.ask(twiml.HOLDING if _late(error) else twiml.APOLOGY)
+            late = _late(error)
+            metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
+            return self.twiml.ask(twiml.HOLDING if late else twiml.APOLOGY)
         if answer.failover:
             log.warning(
                 "call %s answered by fallback %s after %s",
@@ -165,6 +174,7 @@ class Turns:
                 ", ".join(f"{f.provider} {f.reason}" for f in answer.failures),
             )
         await self._store(call_sid, speech, answer.text, budget)
+        metrics.CALL_EVENTS.labels("answered").inc()
         return self.twiml.ask(answer.text)
 
     async def _store(self, call_sid: str, said: str, answer: str, budget: TurnBudget) -> None:
@@ -175,6 +185,7 @@ class Turns:
             log.error("call %s: could not store the turn: %s", call_sid, describe(error))
 
     def _reprompt(self, text: str, reprompts: int) -> str:
+        metrics.CALL_EVENTS.labels("reprompt").inc()
         if reprompts >= self.settings.MAX_REPROMPTS:
             return self.twiml.hang_up(twiml.NO_INPUT_GOODBYE)
         return self.twiml.ask(text, reprompts + 1)
@@ -185,6 +196,7 @@ class Turns:
         return self.twiml.ask(twiml.KEYPAD_HELP)
 
     def _transfer(self) -> str:
+        metrics.CALL_EVENTS.labels("transfer").inc()
         if self.settings.TRANSFER_NUMBER:
             return self.twiml.transfer(self.settings.TRANSFER_NUMBER)
         return self.twiml.ask(twiml.NOBODY_AVAILABLE)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
 from aura_common.logs import mask_phone
+from aura_telephony import metrics
 from aura_telephony.budget import TurnBudget
 from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
 from aura_telephony.security import twilio_form
@@ -82,7 +83,8 @@ async def incoming_call(
     async def welcome(budget: TurnBudget) -> str:
         return await turns.welcome(form.CallSid, params, budget)
 
-    return _twiml(await turns.once(form.CallSid, key, welcome))
+    with metrics.TURN_SECONDS.labels("welcome").time():
+        return _twiml(await turns.once(form.CallSid, key, welcome))
 
 
 @router.post(
@@ -103,7 +105,8 @@ async def process_speech(
     async def answer(budget: TurnBudget) -> str:
         return await turns.respond(form.CallSid, params, reprompts, budget)
 
-    return _twiml(await turns.once(form.CallSid, key, answer))
+    with metrics.TURN_SECONDS.labels("speech").time():
+        return _twiml(await turns.once(form.CallSid, key, answer))
 
 
 @router.post(
@@ -120,7 +123,10 @@ async def call_status(
     if status in FINAL_CALL_STATUSES:
         budget = TurnBudget(turns.settings.MEMORY_TIMEOUT_SECONDS)
         try:
-            await turns.backends.end_call(form.CallSid, status, budget)
+            # Counted once per call: a retried callback finds the call already ended.
+            if await turns.backends.end_call(form.CallSid, status, budget):
+                metrics.CALLS_ENDED.labels(status).inc()
+                metrics.ACTIVE_CALLS.dec()
         except DownstreamError as error:
             # The memory service's TTL forgets the call even if this clear is lost.
             log.error(

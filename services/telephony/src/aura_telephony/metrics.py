@@ -1,0 +1,90 @@
+"""Telephony's metrics: RED metrics of every HTTP route, and what happens on calls.
+Labels are bounded: route templates, status codes, event names; never a CallSid or a
+phone number."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aura_common.metrics import LATENCY_BUCKETS
+
+HTTP_REQUESTS = Counter(
+    "aura_http_requests",
+    "HTTP requests served, by route template, method and status code.",
+    ["route", "method", "code"],
+)
+HTTP_SECONDS = Histogram(
+    "aura_http_request_duration_seconds",
+    "Time from a request's arrival to its response, by route template.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+TURN_SECONDS = Histogram(
+    "aura_turn_duration_seconds",
+    "Time from a Twilio webhook's arrival to its TwiML, by webhook (welcome or speech).",
+    ["webhook"],
+    buckets=LATENCY_BUCKETS,
+)
+CALLS_STARTED = Counter("aura_calls_started", "Calls welcomed.")
+CALLS_ENDED = Counter("aura_calls_ended", "Calls ended, by final status.", ["status"])
+ACTIVE_CALLS = Gauge(
+    "aura_active_calls",
+    "Calls welcomed minus calls ended on this replica; sum over replicas for the total.",
+)
+CALL_EVENTS = Counter(
+    "aura_call_events",
+    "What turns led to: answered, goodbye, transfer, reprompt, low_confidence, keypad, "
+    "holding, apology, refused.",
+    ["event"],
+)
+REPLAYS = Counter("aura_idempotent_replays", "Retried webhooks answered with the stored TwiML.")
+SIGNATURE_REJECTIONS = Counter(
+    "aura_signature_rejections", "Webhooks refused for their signature.", ["reason"]
+)
+
+for _event in (
+    "answered",
+    "goodbye",
+    "transfer",
+    "reprompt",
+    "low_confidence",
+    "keypad",
+    "holding",
+    "apology",
+    "refused",
+):
+    CALL_EVENTS.labels(_event)  # every series exists from the start, at zero
+for _reason in ("missing", "invalid"):
+    SIGNATURE_REJECTIONS.labels(_reason)
+
+
+class HttpMetrics:
+    """RED metrics per route template (unmatched paths share one label)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(template, method, str(status)).inc()
+            HTTP_SECONDS.labels(template, method).observe(time.perf_counter() - started)

@@ -1,0 +1,285 @@
+"""Proof that what operators look at shows data: the three services and a real Prometheus
+on loopback, scripted calls (a failover and a goodbye among them), then every dashboard
+query returns data; every service's metrics pass `promtool check metrics`; and one turn
+yields one trace across the three services, received by an OTLP receiver in the test."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from aura_common.stack import Stack, free_port
+from tests.support import eventually
+from tests.support.fake_vendors import Fail, FakeOpenAI, Reply, serving_in_thread
+from tests.support.prometheus import Prometheus, tool
+from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((ROOT / "deploy" / "helm" / "aura" / "dashboards").glob("*.json"))
+TOKEN = "observability-token"
+
+# Grafana's variables, as Grafana would substitute them for a short look-back.
+VARIABLES = {
+    "$__rate_interval": "2m",
+    "$__interval": "15s",
+    "$__range": "5m",
+    "$namespace": ".*",
+}
+
+
+def substitute(expr: str) -> str:
+    for name, value in VARIABLES.items():
+        expr = expr.replace(name, value)
+    assert "$" not in expr, f"unsubstituted variable in {expr}"
+    return expr
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    queries = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                queries.append(
+                    (f"{path.stem}: {panel['title']} ({target['refId']})", target["expr"])
+                )
+    return queries
+
+
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    fake.default = Reply("We are open from seven until six today.")
+    with serving_in_thread(fake):
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeOpenAI) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("observed")
+    stack = Stack(
+        env={
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "AI_PROVIDER": "openai",
+            "AI_FALLBACK_PROVIDERS": "local",
+            "OPENAI_API_KEY": "sk-local",
+            "OPENAI_BASE_URL": f"{fake_model.base_url}/v1",
+            "LLM_MAX_RETRIES": "0",
+        },
+        log_dir=workdir,
+        cwd=workdir,
+    )
+    with stack.running():
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory, stack: Stack) -> Iterator[Prometheus]:
+    server = Prometheus(
+        tmp_path_factory.mktemp("prometheus"),
+        {f"aura-{name}": url for name, url in stack.metrics_urls.items()},
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def play_calls(stack: Stack, fake_model: FakeOpenAI) -> None:
+    with httpx.Client(base_url=stack.base_url, timeout=20) as client:
+        twilio = TwilioPlayer(client=client, auth_token=TOKEN)
+
+        def post(path: str, call_sid: str, **params: str) -> Twiml:
+            response = twilio.post(path, twilio.call_params(call_sid, **params))
+            assert response.status_code == 200
+            return Twiml(response.text)
+
+        first = new_call_sid()
+        post("/api/voice", first)
+        fake_model.script(Fail(503, "overloaded"))  # the next answer comes from the fallback
+        assert (
+            "Monday to Friday"
+            in post("/api/voice/process", first, SpeechResult="when are you open").spoken
+        )
+        post("/api/voice/process", first, SpeechResult="and today?", Confidence="0.9")
+        assert post("/api/voice/process", first, SpeechResult="thanks, bye").hangs_up
+        post("/api/voice/status", first, CallStatus="completed")
+
+        second = new_call_sid()
+        post("/api/voice", second)
+        post("/api/voice/process", second, SpeechResult="")  # silence: a reprompt
+        post("/api/voice/process", second, Digits="0")  # no transfer number: nobody available
+        post("/api/voice/status", second, CallStatus="no-answer")
+        # A forged webhook, for the rejection panel.
+        client.post("/api/voice", data={"CallSid": "CAx"}, headers={"X-Twilio-Signature": "AAAA"})
+
+
+def has_data(result: list[dict[str, Any]]) -> bool:
+    return any(not math.isnan(float(sample["value"][1])) for sample in result)
+
+
+def test_every_dashboard_query_returns_data(
+    stack: Stack, prometheus: Prometheus, fake_model: FakeOpenAI
+) -> None:
+    eventually(lambda: len(prometheus.query("up == 1")) == 3, timeout=60, what="targets up")
+    # A series is born at its first value, so rate() sees no increase until a later
+    # scrape: play the calls once to create every series, once more to move them.
+    play_calls(stack, fake_model)
+    eventually(
+        lambda: bool(prometheus.query("aura_llm_failovers_total")), timeout=60, what="first scrape"
+    )
+    play_calls(stack, fake_model)
+    queries = panel_queries()
+    assert len(queries) >= 20
+    for name, expr in queries:
+        query = substitute(expr)
+
+        def answers(query: str = query) -> bool:
+            return has_data(prometheus.query(query))
+
+        eventually(answers, timeout=60, what=f"{name}: {query}")
+    failovers = prometheus.query("sum by (from_provider, to_provider) (aura_llm_failovers_total)")
+    assert [f["metric"] for f in failovers] == [{"from_provider": "openai", "to_provider": "local"}]
+    assert failovers[0]["value"][1] == "2"
+
+
+@pytest.mark.parametrize("service", ["telephony", "llm", "memory"])
+def test_metrics_pass_promtool_and_carry_no_call_identifiers(stack: Stack, service: str) -> None:
+    with urllib.request.urlopen(stack.metrics_urls[service], timeout=5) as response:  # noqa: S310
+        exposition = response.read()
+    result = subprocess.run(
+        [tool("promtool"), "check", "metrics"], input=exposition, capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == b"", result.stdout
+    text = exposition.decode()
+    assert "aura_" in text
+    assert not re.search(r"CA[0-9a-f]{32}", text), "a CallSid became a label value"
+    assert "+1555" not in text, "a phone number became a label value"
+
+
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace receiver that keeps every span it is sent, with its service."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, trace_pb2.Span]] = []
+        self._lock = threading.Lock()
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                attributes = {
+                    a.key: a.value.string_value for a in resource_spans.resource.attributes
+                }
+                service = attributes.get("service.name", "?")
+                for scope_spans in resource_spans.scope_spans:
+                    self.spans.extend((service, span) for span in scope_spans.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def trace(self, trace_id: bytes) -> list[tuple[str, trace_pb2.Span]]:
+        with self._lock:
+            return [(s, span) for s, span in self.spans if span.trace_id == trace_id]
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, int]]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    servicer = Receiver()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
+    server.start()
+    yield servicer, port
+    server.stop(None)
+
+
+def test_one_turn_is_one_trace_across_all_three_services(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    spans, port = receiver
+    stack = Stack(
+        env={
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+        log_dir=tmp_path,
+        cwd=tmp_path,
+    )
+    with stack.running(), httpx.Client(base_url=stack.base_url, timeout=20) as client:
+        twilio = TwilioPlayer(client=client, auth_token=TOKEN)
+        params = twilio.call_params(new_call_sid(), SpeechResult="where are you")
+        assert twilio.post("/api/voice/process", params).status_code == 200
+
+        def root() -> trace_pb2.Span | None:
+            return next(
+                (
+                    s
+                    for svc, s in spans.spans
+                    if svc == "aura-telephony"
+                    and s.kind == trace_pb2.Span.SPAN_KIND_SERVER
+                    and not s.parent_span_id
+                    and s.name.startswith("POST /api/voice/process")
+                ),
+                None,
+            )
+
+        eventually(lambda: root() is not None, what="the webhook's root span")
+        turn = root()
+        assert turn is not None
+
+        def services() -> set[str]:
+            return {svc for svc, _ in spans.trace(turn.trace_id)}
+
+        eventually(
+            lambda: services() == {"aura-telephony", "aura-llm", "aura-memory"},
+            what="spans from all three services",
+        )
+        eventually(
+            lambda: any(s.name.startswith("llm.attempt") for _, s in spans.trace(turn.trace_id)),
+            what="the provider attempt span",
+        )
+
+    trace = spans.trace(turn.trace_id)
+    by_id = {span.span_id: (svc, span) for svc, span in trace}
+    roots = [span for _, span in trace if not span.parent_span_id]
+    assert roots == [turn]
+    for _, span in trace:
+        if span.parent_span_id:
+            assert span.parent_span_id in by_id, f"{span.name} has a parent outside the trace"
+
+    def parent(span: trace_pb2.Span) -> tuple[str, trace_pb2.Span]:
+        return by_id[span.parent_span_id]
+
+    servers = [
+        (svc, s)
+        for svc, s in trace
+        if svc != "aura-telephony" and s.kind == trace_pb2.Span.SPAN_KIND_SERVER
+    ]
+    assert {svc for svc, _ in servers} == {"aura-llm", "aura-memory"}
+    for _, server_span in servers:
+        service, client_span = parent(server_span)
+        assert service == "aura-telephony"
+        assert client_span.kind == trace_pb2.Span.SPAN_KIND_CLIENT
+    attempt = next(s for _, s in trace if s.name.startswith("llm.attempt"))
+    attributes = {a.key: a.value for a in attempt.attributes}
+    assert attributes["aura.llm.provider"].string_value == "local"
+    assert attributes["aura.llm.outcome"].string_value == "ok"
+    assert attributes["aura.llm.failover"].bool_value is False
+    service, llm_server = parent(attempt)
+    assert service == "aura-llm"
+    assert llm_server.name.endswith("LlmService/Generate")
