@@ -3,11 +3,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from aura_common.logs import JsonFormatter, mask_phone
+from aura_common.logs import JsonFormatter, mask_phone, setup_logging
 
 
 def record(message: str, **extra: object) -> logging.LogRecord:
@@ -38,14 +39,12 @@ def test_json_lines_carry_the_current_trace() -> None:
 
 
 def test_setup_picks_json_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from aura_common import logs
-
     stream = io.StringIO()
-    monkeypatch.setattr(logs.sys, "stderr", stream)
-    logs.setup_logging("memory", "INFO", "auto")
+    monkeypatch.setattr(sys, "stderr", stream)
+    setup_logging("memory", "INFO", "auto")
     logging.getLogger("x").info("hello")
     assert json.loads(stream.getvalue())["message"] == "hello"
-    logs.setup_logging("memory", "INFO", "text")
+    setup_logging("memory", "INFO", "text")
     logging.getLogger("x").info("plain")
     assert stream.getvalue().splitlines()[-1].endswith("memory x: plain")
 
