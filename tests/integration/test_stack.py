@@ -172,3 +172,35 @@ def test_invalid_setting_is_reported_without_a_traceback(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "SPEECH_TIMEOUT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_probe_command_reports_health(stack: Stack) -> None:
+    healthy = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aura_common.probe",
+            "--http",
+            f"{stack.base_url}/health",
+            "--grpc",
+            f"{stack.llm_address}/aura.llm.v1.LlmService",
+            "--grpc",
+            stack.memory_address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert healthy.returncode == 0, healthy.stdout
+    assert healthy.stdout.count("ok") == 3
+    stack.stop_service("llm")
+    down = subprocess.run(
+        [sys.executable, "-m", "aura_common.probe", "--timeout", "1", "--grpc", stack.llm_address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 1
+    assert "FAIL grpc" in down.stdout

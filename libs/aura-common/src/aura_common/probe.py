@@ -1,0 +1,50 @@
+"""`aura-probe`: checks that Aura's services answer their health checks. Used by the Helm
+chart's `helm test` hook and by container health checks.
+
+  aura-probe --http http://aura-telephony/health --grpc aura-llm:50051 \\
+             --grpc aura-memory:50052/aura.memory.v1.MemoryService
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aura_common.stack import grpc_serving, http_healthy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aura-probe", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--http",
+        action="append",
+        default=[],
+        metavar="URL",
+        help='a /health URL that must answer {"status": "healthy"}',
+    )
+    parser.add_argument(
+        "--grpc",
+        action="append",
+        default=[],
+        metavar="HOST:PORT[/SERVICE]",
+        help="a gRPC health service that must report SERVING",
+    )
+    parser.add_argument("--timeout", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    if not args.http and not args.grpc:
+        parser.error("nothing to check: give --http or --grpc")
+    failed = []
+    for url in args.http:
+        ok = http_healthy(url, timeout=args.timeout)
+        print(f"{'ok  ' if ok else 'FAIL'} http {url}")
+        failed += [] if ok else [url]
+    for target in args.grpc:
+        address, _, service = target.partition("/")
+        ok = grpc_serving(address, timeout=args.timeout, service=service)
+        print(f"{'ok  ' if ok else 'FAIL'} grpc {target}")
+        failed += [] if ok else [target]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
