@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 PYTEST_ARGS ?=
 , := ,
 
-.PHONY: help setup tools run test lint fmt proto bench clean images base-image e2e-containers \
+.PHONY: help setup tools run call test lint fmt proto bench clean images base-image e2e-containers \
 	kind-up kind-load deploy e2e-kind kind-down
 
 # Containers: docker or podman, whichever is here; images tagged with the git revision.
@@ -66,6 +66,9 @@ tools: $(HELM) $(CHECKOV) ## helm, kubectl and checkov in .tools/ (the chart tes
 run: $(SYNCED) ## Run telephony, llm and memory in the foreground (Ctrl-C stops all)
 	@exec $(VENV)/bin/aura-stack
 
+call: $(SYNCED) ## Call the local Aura (make run) as Twilio would; type to speak, #5 to press 5
+	@exec $(VENV)/bin/aura-call --url http://localhost:$${PORT:-8000}
+
 test: $(SYNCED) tools ## Run every test: unit, integration (real processes), chart and e2e
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -76,8 +79,10 @@ lint: $(SYNCED) $(BUF) $(HELM) ## ruff, mypy --strict, buf lint and helm lint --
 	$(BUF) lint
 	$(HELM) lint --strict deploy/helm/aura
 
+BENCH_ARGS ?=
 bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .bench/
 	$(VENV)/bin/python -m bench.memory
+	$(VENV)/bin/python -m bench.calls $(BENCH_ARGS)
 
 images: ## Build the three images (BASE_IMAGE=..., ENGINE=docker|podman), tagged with the git revision
 	@test -n "$(ENGINE)" || { echo "neither podman nor docker is installed" >&2; exit 1; }

@@ -23,7 +23,10 @@ cleanup() {
       echo "--- $service logs"; "$engine" logs "$name-$service" 2>&1 | tail -n 30 || true
     done
   fi
-  "$engine" rm -f "$name-telephony" "$name-llm" "$name-memory" >/dev/null 2>&1 || true
+  # One at a time, the network's owner last: it cannot go while others share its namespace.
+  for service in telephony llm memory; do
+    "$engine" rm -f "$name-$service" >/dev/null 2>&1 || true
+  done
   exit $status
 }
 trap cleanup EXIT

@@ -25,6 +25,7 @@ class Reply:
 
     text: str
     chunks: tuple[str, ...] = ()
+    delay: float = 0.0  # the model's think time, for the benchmark
 
     def pieces(self) -> tuple[str, ...]:
         return self.chunks or (self.text,)
@@ -184,6 +185,7 @@ class FakeOpenAI(FakeVendor):
                 events = [self._chunk(body, c) for c in chunks]
                 return await self._sse(request, events, cut=True, done=None)
             case Reply():
+                await asyncio.sleep(behaviour.delay)
                 if streaming:
                     events = [self._chunk(body, c) for c in behaviour.pieces()]
                     return await self._sse(request, events, cut=False, done="[DONE]")

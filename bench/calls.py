@@ -1,0 +1,368 @@
+"""Calls through all three services, as Twilio drives them: how many turns per second one
+machine carries, and how long callers wait.
+
+Starts the stack locally (the local provider, or with --model openai-fake an
+OpenAI-compatible fake with a fixed think time standing in for a real model), warms up,
+then plays calls with open-loop (Poisson) arrivals: each call a welcome, several turns
+spaced by a think time, a goodbye and a status callback, all signed. Prints figures and
+writes them to .bench/calls.json. It measures; it asserts nothing.
+
+Usage: python -m bench.calls [--rates 50,100,200,300] [--duration 20] [--model local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import statistics
+import tempfile
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+from twilio.request_validator import RequestValidator
+
+from aura.memory.v1 import memory_service_pb2 as memory_pb
+from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
+from aura_common.stack import Stack
+from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
+
+OUT = Path(".bench/calls.json")
+TOKEN = "bench-token"
+QUESTIONS = [
+    "What time do you open on Saturday?",
+    "Is there somewhere to park?",
+    "Can I order a birthday cake?",
+    "Do you have gluten free bread?",
+    "Do you deliver?",
+]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: Counter[str] = field(default_factory=Counter)
+    turn_ends: list[float] = field(default_factory=list)  # monotonic time each turn completed
+    window: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def turns(self) -> int:
+        return len(self.turn_ends)
+
+    def rate(self, start: float, end: float) -> float:
+        """Turns per second completed between two instants (the steady part of a run)."""
+        done = sum(1 for t in self.turn_ends if start <= t <= end)
+        return round(done / max(end - start, 1e-9), 1)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {
+        "count": len(ordered),
+        "p50_ms": at(0.5),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": round(ordered[-1] * 1000, 2),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
+    }
+
+
+class Caller:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, run: Run) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.run = run
+        self.validator = RequestValidator(TOKEN)
+
+    async def post(self, path: str, params: dict[str, str]) -> str:
+        headers = {
+            "X-Twilio-Signature": self.validator.compute_signature(self.base_url + path, params),
+            "I-Twilio-Idempotency-Token": secrets.token_hex(8),
+        }
+        route = path.split("?")[0]
+        started = time.perf_counter()
+        try:
+            async with self.session.post(
+                self.base_url + path, data=params, headers=headers
+            ) as response:
+                body = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.run.errors[type(error).__name__] += 1
+            return ""
+        self.run.latencies[route].append(time.perf_counter() - started)
+        if status != 200:
+            self.run.errors[f"http_{status}"] += 1
+        elif "trouble answering" in body:
+            self.run.errors["apology"] += 1
+        elif "took too long" in body:
+            self.run.errors["holding"] += 1
+        return body
+
+    async def call(self, turns: int, think: float) -> None:
+        call_sid = "CA" + secrets.token_hex(16)
+        base = {
+            "CallSid": call_sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": f"+1555{random.randrange(10**7):07d}",
+            "To": "+15559870000",
+            "Direction": "inbound",
+            "CallStatus": "in-progress",
+            "ApiVersion": "2010-04-01",
+        }
+        await self.post("/api/voice", {**base, "CallStatus": "ringing"})
+        for question in [*random.sample(QUESTIONS, turns), "ok thanks, bye"]:
+            await asyncio.sleep(think)
+            await self.post(
+                "/api/voice/process", {**base, "SpeechResult": question, "Confidence": "0.9"}
+            )
+            self.run.turn_ends.append(time.monotonic())
+        await self.post(
+            "/api/voice/status", {**base, "CallStatus": "completed", "CallDuration": "30"}
+        )
+
+
+async def load(
+    base_url: str, turns_per_second: float, duration: float, turns: int, think: float
+) -> Run:
+    """Open-loop arrivals for `duration` seconds, then wait for the calls in flight. The
+    steady window, over which turns/s is counted, runs from when the first calls reach
+    their last turn to the end of arrivals."""
+    run = Run()
+    run.window = (time.monotonic() + (turns + 1) * think, time.monotonic() + duration)
+    call_rate = turns_per_second / (turns + 1)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=15)
+    ) as session:
+        caller = Caller(session, base_url, run)
+        calls: list[asyncio.Task[None]] = []
+        deadline = time.monotonic() + duration
+        while time.monotonic() < deadline:
+            calls.append(asyncio.create_task(caller.call(turns, think)))
+            await asyncio.sleep(random.expovariate(call_rate))
+        await asyncio.gather(*calls)
+    return run
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return round(int(match.group(1)) / 1024, 1) if match else 0.0
+
+
+def provider_seconds(stack: Stack) -> tuple[float, float]:
+    """Sum and count of the llm service's provider attempt durations so far."""
+    with urllib.request.urlopen(stack.metrics_urls["llm"], timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    total = sum(
+        float(v) for v in re.findall(r"^aura_llm_attempt_seconds_sum\{.*\} (\S+)$", text, re.M)
+    )
+    count = sum(
+        float(v) for v in re.findall(r"^aura_llm_attempt_seconds_count\{.*\} (\S+)$", text, re.M)
+    )
+    return total, count
+
+
+def memory_per_call(stack: Stack, calls: int = 5000) -> float:
+    """KiB of memory-service RSS per live call with a welcome and four turns."""
+    pid = stack.processes["memory"].pid
+    before = rss_mib(pid)
+    with grpc.insecure_channel(stack.memory_address) as channel:
+        stub = memory_grpc.MemoryServiceStub(channel)
+        turn = memory_pb.Turn(
+            role=memory_pb.ROLE_USER, text="What time do you open on Saturday, please?"
+        )
+        answer = memory_pb.Turn(
+            role=memory_pb.ROLE_ASSISTANT,
+            text=(
+                "We are open Monday to Friday from 7 in the morning to 6 in the evening, "
+                "Saturday from 8 to 4, and Sunday from 8 to 1."
+            ),
+        )
+        for i in range(calls):
+            stub.AppendTurns(
+                memory_pb.AppendTurnsRequest(
+                    call_id=f"CAmem{i:08d}", turns=[answer, turn, answer, turn, answer]
+                ),
+                timeout=5,
+            )
+    return round((rss_mib(pid) - before) * 1024 / calls, 2)
+
+
+@contextlib.contextmanager
+def model(kind: str, delay: float) -> Iterator[dict[str, str]]:
+    if kind == "local":
+        yield {}
+        return
+    fake = FakeOpenAI()
+    fake.default = Reply("We are open from seven until six today.", delay=delay)
+    with serving_in_thread(fake) as url:
+        yield {
+            "AI_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_BASE_URL": f"{url}/v1",
+        }
+
+
+def summarise(run: Run, provider_mean: float) -> dict[str, Any]:
+    routes = {route: percentiles(samples) for route, samples in sorted(run.latencies.items())}
+    speech = routes.get("/api/voice/process", {})
+    added = {
+        k.replace("_ms", "_added_ms"): round(v - provider_mean * 1000, 2)
+        for k, v in speech.items()
+        if k.endswith("_ms")
+    }
+    return {
+        "turns_per_second": run.rate(*run.window),
+        "turns": run.turns,
+        "routes": routes,
+        "provider_mean_ms": round(provider_mean * 1000, 2),
+        "added_by_aura": added,
+        "errors": dict(run.errors),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rates", default="50,100,200,300,400", help="turns/s to try, in order")
+    parser.add_argument("--sustained", type=float, default=100.0, help="the fixed rate (turns/s)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals per rate")
+    parser.add_argument(
+        "--turns", type=int, default=3, help="questions per call, before the goodbye"
+    )
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between a caller's turns")
+    parser.add_argument(
+        "--bound-ms", type=float, default=100.0, help="the p99 bound for the highest rate"
+    )
+    parser.add_argument("--model", choices=["local", "openai-fake"], default="local")
+    parser.add_argument(
+        "--model-delay-ms", type=float, default=300.0, help="the fake model's think time"
+    )
+    args = parser.parse_args()
+    delay = args.model_delay_ms / 1000 if args.model == "openai-fake" else 0.0
+
+    with tempfile.TemporaryDirectory() as tmp, model(args.model, delay) as model_env:
+        workdir = Path(tmp)
+        stack = Stack(
+            env={
+                "TWILIO_AUTH_TOKEN": TOKEN,
+                "LOG_LEVEL": "WARNING",
+                "LOG_FORMAT": "json",
+                "MAX_CALLS_PER_NUMBER_PER_HOUR": "0",
+                **model_env,
+            },
+            log_dir=workdir,
+            cwd=workdir,
+        )
+        with stack.running():
+            pids = {name: process.pid for name, process in stack.processes.items()}
+            asyncio.run(load(stack.base_url, 20, 5, args.turns, 0.2))  # warm-up
+            print(
+                f"sustained run at {args.sustained:.0f} turns/s for {args.duration:.0f} s ...",
+                flush=True,
+            )
+            cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+            provider_before = provider_seconds(stack)
+            run = asyncio.run(
+                load(stack.base_url, args.sustained, args.duration, args.turns, args.think)
+            )
+            provider_after = provider_seconds(stack)
+            attempts = provider_after[1] - provider_before[1]
+            provider_mean = (provider_after[0] - provider_before[0]) / attempts if attempts else 0.0
+            sustained = summarise(run, provider_mean)
+            sustained["cpu_seconds_per_turn"] = {
+                n: round((cpu_seconds(p) - cpu_before[n]) / max(run.turns, 1), 5)
+                for n, p in pids.items()
+            }
+            sustained["rss_mib"] = {n: rss_mib(p) for n, p in pids.items()}
+
+            ladder: list[dict[str, Any]] = []
+            for rate in [float(r) for r in args.rates.split(",")]:
+                print(f"rate {rate:.0f} turns/s ...", flush=True)
+                before = provider_seconds(stack)
+                step = asyncio.run(
+                    load(stack.base_url, rate, args.duration, args.turns, args.think)
+                )
+                after = provider_seconds(stack)
+                count = after[1] - before[1]
+                figures = summarise(step, (after[0] - before[0]) / count if count else 0.0)
+                figures["offered_turns_per_second"] = rate
+                ladder.append(figures)
+            within = [
+                s
+                for s in ladder
+                if s["routes"].get("/api/voice/process", {}).get("p99_ms", 1e9) < args.bound_ms
+                and not s["errors"]
+            ]
+            memory_kib = memory_per_call(stack)
+
+    report: dict[str, Any] = {
+        "benchmark": "calls through telephony, llm and memory, as Twilio drives them",
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        "load generator on the same machine",
+        "model": args.model
+        if args.model == "local"
+        else f"openai-compatible fake, {args.model_delay_ms:.0f} ms",
+        "call": f"welcome, {args.turns} questions {args.think:.1f} s apart, goodbye, status callback",
+        "sustained": {"offered_turns_per_second": args.sustained, **sustained},
+        "highest_rate_with_p99_under_bound": {
+            "bound_ms": args.bound_ms,
+            "turns_per_second": max((s["turns_per_second"] for s in within), default=None),
+        },
+        "ladder": ladder,
+        "memory_store_kib_per_active_call": memory_kib,
+    }
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2))
+    s: dict[str, Any] = report["sustained"]
+    print(
+        f"\nsustained {s['turns_per_second']} turns/s (offered {args.sustained:.0f}); errors {s['errors'] or 'none'}"
+    )
+    for route, f in s["routes"].items():
+        print(
+            f"  {route:20} p50 {f['p50_ms']:7.1f}  p95 {f['p95_ms']:7.1f}  p99 {f['p99_ms']:7.1f}  max {f['max_ms']:7.1f} ms"
+        )
+    print(
+        f"  added by Aura (speech turn minus provider {s['provider_mean_ms']} ms): p50 "
+        f"{s['added_by_aura'].get('p50_added_ms')}  p99 {s['added_by_aura'].get('p99_added_ms')} ms"
+    )
+    print(f"  CPU s/turn: {s['cpu_seconds_per_turn']}   RSS MiB: {s['rss_mib']}")
+    print(f"  memory store: {memory_kib} KiB per active call")
+    for row in ladder:
+        p99 = row["routes"].get("/api/voice/process", {}).get("p99_ms")
+        print(
+            f"  offered {row['offered_turns_per_second']:5.0f} -> {row['turns_per_second']:6.1f} turns/s, "
+            f"p99 {p99} ms, errors {row['errors'] or 'none'}"
+        )
+    best = report["highest_rate_with_p99_under_bound"]["turns_per_second"]
+    print(f"  highest rate with p99 < {args.bound_ms:.0f} ms and no errors: {best} turns/s")
+    print(f"written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""A phone simulator that plays Twilio against an Aura deployment."""

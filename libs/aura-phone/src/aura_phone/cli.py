@@ -1,0 +1,191 @@
+"""`aura-call`: call an Aura deployment the way Twilio would, from a terminal or a script.
+
+  aura-call                                   # interactive, against http://localhost:8000
+  aura-call --url https://calls.example.com --token $TWILIO_AUTH_TOKEN
+  aura-call --script call.yaml                # exits non-zero when an expectation fails
+
+Interactive: what you type is what the caller says; `#5` presses 5; an empty line is
+silence; Ctrl-C hangs up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aura_phone.simulator import Call, CallError, Input, Turn
+
+
+class ScriptError(Exception):
+    """The script is malformed, or the call did not go as it expects."""
+
+
+@dataclass
+class Step:
+    action: Input | None  # None: only an expectation (the welcome)
+    hear: str = ""
+    hear_regex: str = ""
+    hangup: bool = False
+
+    @classmethod
+    def parse(cls, raw: Any, index: int) -> Step:
+        if not isinstance(raw, dict):
+            raise ScriptError(f"step {index}: expected a mapping, got {raw!r}")
+        actions = [k for k in ("say", "press", "silence") if k in raw]
+        if len(actions) > 1:
+            raise ScriptError(f"step {index}: only one of say, press, silence")
+        action: Input | None = None
+        if actions == ["say"]:
+            action = Input("speech", str(raw["say"]))
+        elif actions == ["press"]:
+            action = Input("digits", str(raw["press"]))
+        elif actions == ["silence"]:
+            action = Input("silence")
+        unknown = set(raw) - {"say", "press", "silence", "hear", "hear_regex", "hangup"}
+        if unknown:
+            raise ScriptError(f"step {index}: unknown keys {sorted(unknown)}")
+        return cls(
+            action,
+            str(raw.get("hear", "")),
+            str(raw.get("hear_regex", "")),
+            bool(raw.get("hangup", False)),
+        )
+
+    def check(self, index: int, turn: Turn) -> None:
+        heard = " ".join(turn.heard)
+        if self.hear and self.hear.lower() not in heard.lower():
+            raise ScriptError(f"step {index}: expected to hear {self.hear!r}, heard {heard!r}")
+        if self.hear_regex and not re.search(self.hear_regex, heard, re.IGNORECASE):
+            raise ScriptError(f"step {index}: expected /{self.hear_regex}/, heard {heard!r}")
+
+
+def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ScriptError(f"cannot read {path}: {error}") from error
+    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
+        raise ScriptError(f"{path}: expected a mapping with a non-empty list of steps")
+    call = {k: str(raw[k]) for k in ("from", "to") if k in raw}
+    return call, [Step.parse(step, i + 1) for i, step in enumerate(raw["steps"])]
+
+
+def run_script(call: Call, steps: list[Step]) -> None:
+    """Play the steps; raise ScriptError at the first one that does not go as written."""
+    position = 0  # the step whose answer the next turn carries
+    if steps[0].action is not None:
+        steps = [Step(None), *steps]
+
+    def answer(turn: Turn) -> Input:
+        nonlocal position
+        steps[position].check(position, turn)
+        if steps[position].hangup:
+            raise ScriptError(f"step {position}: expected the call to end, it went on")
+        position += 1
+        if position >= len(steps):
+            return Input("hangup")
+        action = steps[position].action
+        if action is None:
+            raise ScriptError(
+                f"step {position}: a step after the first needs say, press or silence"
+            )
+        return action
+
+    call.start(answer)
+    if position >= len(steps):
+        return  # every step played; the caller hung up
+    # The deployment ended the call while step `position` was the latest.
+    steps[position].check(position, call.turns[-1])
+    if position < len(steps) - 1:
+        raise ScriptError(f"the call ended after step {position}, before the script did")
+
+
+def interactive(call: Call) -> None:
+    def answer(turn: Turn) -> Input:
+        print(f"        ({turn.seconds * 1000:.0f} ms)")
+        try:
+            return Input.parse(input("you> "))
+        except EOFError:
+            return Input("hangup")
+
+    try:
+        call.start(answer)
+    except KeyboardInterrupt:
+        print("\n[hanging up]")
+        call.hang_up()
+    if call.turns:
+        print(f"        ({call.turns[-1].seconds * 1000:.0f} ms)")
+    print("[call ended]")
+
+
+def _from_dotenv(name: str) -> str:
+    """A setting from the environment, else from ./.env (where `make run` reads it too)."""
+    if os.environ.get(name):
+        return os.environ[name]
+    dotenv = Path(".env")
+    if dotenv.is_file():
+        for line in dotenv.read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip() == name and not key.startswith("#"):
+                return value.strip().strip("'\"")
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aura-call", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("AURA_BASE_URL", "http://localhost:8000"),
+        help="where the deployment listens (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TWILIO_AUTH_TOKEN", ""),
+        help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--public-url",
+        default=os.environ.get("PUBLIC_BASE_URL", ""),
+        help="the URL to sign for, when the deployment checks another one",
+    )
+    parser.add_argument("--from", dest="caller", default="+15551230000")
+    parser.add_argument("--to", dest="callee", default="+15559870000")
+    parser.add_argument("--script", type=Path, help="a YAML script of steps and expectations")
+    parser.add_argument("--quiet", action="store_true", help="print only failures")
+    args = parser.parse_args(argv)
+
+    try:
+        steps: list[Step] = []
+        if args.script:
+            numbers, steps = load_script(args.script)
+            args.caller = numbers.get("from", args.caller)
+            args.callee = numbers.get("to", args.callee)
+        call = Call(
+            args.url,
+            args.token,
+            args.public_url,
+            caller=args.caller,
+            callee=args.callee,
+            on_say=(lambda text: None) if args.quiet else (lambda text: print(f"aura> {text}")),
+        )
+        if args.script:
+            run_script(call, steps)
+            if not args.quiet:
+                print(f"[script passed: {len(steps)} steps, {len(call.turns)} requests]")
+        else:
+            interactive(call)
+    except (CallError, ScriptError) as error:
+        print(f"aura-call: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

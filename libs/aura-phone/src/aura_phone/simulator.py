@@ -1,0 +1,194 @@
+"""Plays Twilio's side of one call: posts signed webhooks with Twilio's parameters and
+follows the TwiML that comes back (<Say>, <Gather>, <Redirect>, <Dial>, <Hangup>, <Pause>,
+<Play>), then sends the status callback when the call ends."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+from xml.etree import ElementTree
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+UNDERSTOOD = {"Say", "Gather", "Redirect", "Dial", "Hangup", "Pause", "Play", "Reject"}
+
+
+class CallError(Exception):
+    """The deployment could not be reached, refused the call, or answered something that
+    is not TwiML this simulator understands. The message says which."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """What the caller does at a <Gather>: speak, press keys, or stay silent."""
+
+    kind: Literal["speech", "digits", "silence", "hangup"]
+    value: str = ""
+
+    @classmethod
+    def parse(cls, line: str | None) -> Input:
+        """Interactive syntax: text is speech, `#5` presses 5, an empty line is silence."""
+        if line is None:
+            return cls("hangup")
+        line = line.strip()
+        if not line:
+            return cls("silence")
+        if line.startswith("#") and len(line) > 1:
+            return cls("digits", line[1:].strip())
+        return cls("speech", line)
+
+
+@dataclass
+class Turn:
+    """One request and what the caller heard in reply."""
+
+    path: str
+    heard: list[str]
+    seconds: float
+    hung_up: bool = False
+    dialed: str = ""
+
+
+@dataclass
+class Call:
+    base_url: str
+    auth_token: str = ""
+    public_url: str = ""  # the URL Twilio would call, when it differs from base_url
+    caller: str = "+15551230000"
+    callee: str = "+15559870000"
+    timeout: float = 15.0  # Twilio's own webhook timeout
+    call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
+    client: httpx.Client | None = None
+    on_say: Callable[[str], None] = lambda text: None
+    turns: list[Turn] = field(default_factory=list)
+    ended: bool = False
+    _started: float = field(default_factory=time.monotonic)
+    _validator: RequestValidator | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+        self.public_url = (self.public_url or self.base_url).rstrip("/")
+        if self.auth_token:
+            self._validator = RequestValidator(self.auth_token)
+        if self.client is None:
+            self.client = httpx.Client(timeout=self.timeout)
+
+    def params(self, **extra: str) -> dict[str, str]:
+        """The parameters Twilio sends with every voice webhook of an inbound call."""
+        return {
+            "CallSid": self.call_sid,
+            "AccountSid": "AC" + "0" * 32,
+            "ApiVersion": "2010-04-01",
+            "Direction": "inbound",
+            "From": self.caller,
+            "Caller": self.caller,
+            "To": self.callee,
+            "Called": self.callee,
+            "CallStatus": "in-progress",
+            "FromCountry": "US",
+            "ToCountry": "US",
+            **extra,
+        }
+
+    def _post(self, path: str, params: Mapping[str, str]) -> tuple[httpx.Response, float]:
+        assert self.client is not None
+        headers = {**FORM, "I-Twilio-Idempotency-Token": secrets.token_hex(16)}
+        if self._validator is not None:
+            signed = urljoin(self.public_url + "/", path.lstrip("/"))
+            headers["X-Twilio-Signature"] = self._validator.compute_signature(signed, dict(params))
+        url = urljoin(self.base_url + "/", path.lstrip("/"))
+        started = time.perf_counter()
+        try:
+            response = self.client.post(url, data=dict(params), headers=headers)
+        except httpx.HTTPError as error:
+            raise CallError(f"cannot reach {url}: {error}") from error
+        elapsed = time.perf_counter() - started
+        if response.status_code == 403:
+            raise CallError(
+                f"{url} refused the signature (403): check the auth token, and --public-url "
+                "if the deployment checks signatures against another URL"
+            )
+        if response.status_code != 200:
+            raise CallError(f"{url} answered HTTP {response.status_code}: {response.text[:200]}")
+        return response, elapsed
+
+    def _document(self, response: httpx.Response) -> ElementTree.Element:
+        try:
+            root = ElementTree.fromstring(response.text)  # noqa: S314 (the deployment under test)
+        except ElementTree.ParseError as error:
+            raise CallError(f"the answer is not TwiML: {response.text[:200]!r}") from error
+        if root.tag != "Response":
+            raise CallError(f"the answer is not TwiML: the root element is <{root.tag}>")
+        unknown = {child.tag for child in root.iter()} - UNDERSTOOD - {"Response", "Number"}
+        if unknown:
+            raise CallError(f"TwiML this simulator does not understand: {sorted(unknown)}")
+        return root
+
+    def start(self, answer: Callable[[Turn], Input]) -> None:
+        """Place the call and follow it until it ends; `answer` decides what the caller does
+        at each <Gather>, having seen the turn that asked."""
+        self._follow("/api/voice", self.params(CallStatus="ringing"), answer)
+
+    def _follow(self, path: str, params: dict[str, str], answer: Callable[[Turn], Input]) -> None:
+        while not self.ended:
+            response, elapsed = self._post(path, params)
+            turn = Turn(path=urlsplit(path).path, heard=[], seconds=elapsed)
+            self.turns.append(turn)
+            next_request = self._play(self._document(response), turn, answer)
+            if next_request is None:
+                self.hang_up()
+                return
+            path, params = next_request
+
+    def _play(
+        self, root: ElementTree.Element, turn: Turn, answer: Callable[[Turn], Input]
+    ) -> tuple[str, dict[str, str]] | None:
+        """Run one TwiML document; the next request to make, or None when the call ends."""
+        for verb in root:
+            if verb.tag == "Say":
+                self._say(verb, turn)
+            elif verb.tag == "Gather":
+                for nested in verb.findall("Say"):
+                    self._say(nested, turn)
+                choice = answer(turn)
+                if choice.kind == "hangup":
+                    return None
+                inputs = verb.get("input", "dtmf").split()
+                action = verb.get("action") or turn.path
+                if choice.kind == "speech" and "speech" in inputs:
+                    return action, self.params(SpeechResult=choice.value, Confidence="0.92")
+                if choice.kind == "digits" and "dtmf" in inputs:
+                    return action, self.params(Digits=choice.value)
+                if verb.get("actionOnEmptyResult") == "true":
+                    return action, self.params(SpeechResult="")
+                # Twilio moves on to the verbs after <Gather> when nothing was gathered.
+            elif verb.tag == "Redirect":
+                return (verb.text or "").strip() or turn.path, self.params()
+            elif verb.tag == "Dial":
+                number = (verb.findtext("Number") or verb.text or "").strip()
+                turn.dialed = number
+                self.on_say(f"[transferring the call to {number}]")
+                return None
+            elif verb.tag in ("Hangup", "Reject"):
+                turn.hung_up = True
+                return None
+        return None  # Twilio hangs up at the end of a document
+
+    def _say(self, verb: ElementTree.Element, turn: Turn) -> None:
+        text = verb.text or ""
+        turn.heard.append(text)
+        self.on_say(text)
+
+    def hang_up(self, status: str = "completed") -> None:
+        """End the call and send the status callback, as Twilio does."""
+        if self.ended:
+            return
+        self.ended = True
+        duration = str(max(1, round(time.monotonic() - self._started)))
+        self._post("/api/voice/status", self.params(CallStatus=status, CallDuration=duration))

@@ -1,0 +1,138 @@
+"""The simulator's TwiML handling, against deployments made up with httpx.MockTransport."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+from aura_phone.cli import main
+from aura_phone.simulator import Call, CallError, Input, Turn
+
+TOKEN = "phone-token"
+
+
+def deployment(answers: dict[str, str], seen: list[tuple[str, dict[str, str]]]) -> httpx.Client:
+    def handle(request: httpx.Request) -> httpx.Response:
+        params = dict(parse_qsl(request.content.decode(), keep_blank_values=True))
+        url = str(request.url)
+        assert RequestValidator(TOKEN).validate(url, params, request.headers["X-Twilio-Signature"])
+        seen.append(
+            (
+                request.url.path + ("?" + request.url.query.decode() if request.url.query else ""),
+                params,
+            )
+        )
+        return httpx.Response(200, text=answers.get(seen[-1][0], "<Response/>"))
+
+    return httpx.Client(transport=httpx.MockTransport(handle))
+
+
+def call(answers: dict[str, str], seen: list[tuple[str, dict[str, str]]]) -> Call:
+    return Call("http://aura.test", TOKEN, client=deployment(answers, seen))
+
+
+def always(choice: Input) -> Callable[[Turn], Input]:
+    return lambda turn: choice
+
+
+def test_follows_gather_redirect_and_hangup_then_reports_status() -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+    answers = {
+        "/api/voice": '<Response><Gather input="speech dtmf" action="/api/voice/process?n=1">'
+        "<Say>Hi</Say></Gather></Response>",
+        "/api/voice/process?n=1": "<Response><Redirect>/api/voice/next</Redirect></Response>",
+        "/api/voice/next": "<Response><Say>Bye</Say><Hangup/></Response>",
+    }
+    placed = call(answers, seen)
+    placed.start(always(Input("speech", "hello")))
+    assert [path for path, _ in seen] == [
+        "/api/voice",
+        "/api/voice/process?n=1",
+        "/api/voice/next",
+        "/api/voice/status",
+    ]
+    assert seen[1][1]["SpeechResult"] == "hello"
+    assert seen[-1][1]["CallStatus"] == "completed"
+    assert {p["CallSid"] for _, p in seen} == {placed.call_sid}
+    assert [t.heard for t in placed.turns] == [["Hi"], [], ["Bye"]]
+    assert placed.turns[-1].hung_up
+
+
+def test_silence_without_action_on_empty_result_falls_through() -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+    answers = {
+        "/api/voice": '<Response><Gather input="speech" action="/x"><Say>Hi</Say>'
+        "</Gather><Say>Nobody there?</Say><Hangup/></Response>"
+    }
+    placed = call(answers, seen)
+    placed.start(always(Input("silence")))
+    assert placed.turns[0].heard == ["Hi", "Nobody there?"]
+    assert [path for path, _ in seen] == ["/api/voice", "/api/voice/status"]
+
+
+def test_digits_and_dial() -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+    answers = {
+        "/api/voice": '<Response><Gather input="dtmf" action="/k"><Say>Press</Say>'
+        "</Gather></Response>",
+        "/k": "<Response><Say>Connecting</Say><Dial>+15550001234</Dial></Response>",
+    }
+    placed = call(answers, seen)
+    placed.start(always(Input("digits", "0")))
+    assert seen[1][1]["Digits"] == "0"
+    assert placed.turns[-1].dialed == "+15550001234"
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ("not xml at all", "not TwiML"),
+        ("<Html/>", "root element is <Html>"),
+        ("<Response><Enqueue>q</Enqueue></Response>", "does not understand: ['Enqueue']"),
+    ],
+)
+def test_unknown_answers_are_clear_errors(body: str, complaint: str) -> None:
+    with pytest.raises(CallError, match=complaint.replace("[", r"\[").replace("]", r"\]")):
+        call({"/api/voice": body}, []).start(always(Input("hangup")))
+
+
+def test_forbidden_says_to_check_the_token() -> None:
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(403)))
+    with pytest.raises(CallError, match="refused the signature"):
+        Call("http://aura.test", "wrong", client=client).start(always(Input("hangup")))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("hello there", Input("speech", "hello there")),
+        ("#5", Input("digits", "5")),
+        ("", Input("silence")),
+        (None, Input("hangup")),
+    ],
+)
+def test_interactive_syntax(line: str | None, expected: Input) -> None:
+    assert Input.parse(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("script", "complaint"),
+    [
+        ("steps: []", "non-empty list of steps"),
+        ("steps:\n  - say: a\n    press: '1'", "only one of"),
+        ("steps:\n  - shout: a", "unknown keys"),
+        ("[", "cannot read"),
+    ],
+)
+def test_malformed_scripts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], script: str, complaint: str
+) -> None:
+    path = tmp_path / "script.yaml"
+    path.write_text(script)
+    assert main(["--url", "http://127.0.0.1:9", "--script", str(path)]) == 1
+    assert complaint in capsys.readouterr().err
