@@ -138,37 +138,29 @@ def test_runner_stops_every_service_on_sigterm(tmp_path: Path) -> None:
     assert not grpc_serving(stack.memory_address)
 
 
-def test_llm_without_its_key_refuses_to_start(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "AI_PROVIDER": "openai",
-        "OPENAI_API_KEY": "",
-        "LLM_PORT": str(free_port()),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "aura_llm"],
-        env=env,
-        cwd=tmp_path,
+def start_alone(module: str, workdir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Start one service with `env` and wait for it to exit (it is expected to refuse)."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env={**os.environ, **env},
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+    )
+
+
+def test_llm_without_its_key_refuses_to_start(tmp_path: Path) -> None:
+    result = start_alone(
+        "aura_llm", tmp_path, AI_PROVIDER="openai", OPENAI_API_KEY="", LLM_PORT=str(free_port())
     )
     assert result.returncode == 2
     assert "OPENAI_API_KEY" in result.stderr
 
 
 def test_invalid_setting_is_reported_without_a_traceback(tmp_path: Path) -> None:
-    env = {**os.environ, "SPEECH_TIMEOUT": "soon", "PORT": str(free_port())}
-    result = subprocess.run(
-        [sys.executable, "-m", "aura_telephony"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start_alone("aura_telephony", tmp_path, SPEECH_TIMEOUT="soon", PORT=str(free_port()))
     assert result.returncode == 2
     assert "SPEECH_TIMEOUT" in result.stderr
     assert "Traceback" not in result.stderr
