@@ -118,11 +118,26 @@ class FailoverRouter:
         needed = wait + self.providers[index].min_attempt_seconds + self._reserve_after(index)
         return wait if self._clock() + needed <= deadline else None
 
-    def _record(self, failures: list[Failure], provider: Provider, error: ProviderError) -> None:
+    async def _retry_after(
+        self,
+        failures: list[Failure],
+        index: int,
+        retries: int,
+        error: ProviderError,
+        deadline: float,
+    ) -> bool:
+        """Record a failed attempt; True, after the backoff, when the same provider is to be
+        tried again, False when the next provider's turn has come."""
+        provider = self.providers[index]
         failures.append(Failure(provider.name, error.reason, str(error)))
         level = logging.ERROR if error.reason == "auth" else logging.WARNING
         hint = f": check {provider.name.upper()}_API_KEY" if error.reason == "auth" else ""
         log.log(level, "provider %s failed (%s): %s%s", provider.name, error.reason, error, hint)
+        wait = self._retry_wait(index, retries, error, deadline)
+        if wait is None:
+            return False
+        await asyncio.sleep(wait)
+        return True
 
     async def generate(self, prompt: Prompt, deadline: float) -> Answer:
         failures: list[Failure] = []
@@ -153,11 +168,8 @@ class FailoverRouter:
                     except ProviderError as caught:
                         error = caught
                     attempt.outcome = error.reason
-                self._record(failures, provider, error)
-                wait = self._retry_wait(index, retries, error, deadline)
-                if wait is None:
+                if not await self._retry_after(failures, index, retries, error, deadline):
                     break
-                await asyncio.sleep(wait)
                 retries += 1
         raise NoAnswerError(failures)
 
@@ -193,11 +205,8 @@ class FailoverRouter:
                     async for piece in pieces:
                         yield piece
                     return
-                self._record(failures, provider, error)
-                wait = self._retry_wait(index, retries, error, deadline)
-                if wait is None:
+                if not await self._retry_after(failures, index, retries, error, deadline):
                     break
-                await asyncio.sleep(wait)
                 retries += 1
         raise NoAnswerError(failures)
 
