@@ -164,9 +164,11 @@ async def test_low_confidence_asks_again_instead_of_answering_noise(make_rig: Ri
     assert answer.gather is not None
     assert answer.gather.attrib["action"] == f"{PROCESS}?reprompts=1"
     assert echo.prompts == []
-    # No confidence at all (some speech models send none) is not low confidence.
+    # No confidence, or 0 (some speech models score nothing), is not low confidence.
     params = rig.twilio.call_params(call_sid, SpeechResult="hello")
     assert Twiml((await rig.twilio.post(PROCESS, params)).text).spoken == "You said: hello"
+    params = rig.twilio.call_params(call_sid, SpeechResult="hi again", Confidence="0.0")
+    assert Twiml((await rig.twilio.post(PROCESS, params)).text).spoken == "You said: hi again"
 
 
 @pytest.mark.parametrize(

@@ -104,9 +104,11 @@ def wants_a_person(text: str) -> bool:
 
 
 def parse_confidence(value: str) -> float | None:
-    """Twilio's Confidence (0 to 1), or None when it is missing or not a number."""
+    """Twilio's Confidence (0 to 1), or None when it is missing, not a number, or exactly 0:
+    some speech models send 0 for "not scored", and reading that as noise would stop every
+    turn of every call."""
     try:
         confidence = float(value)
     except ValueError:
         return None
-    return confidence if 0.0 <= confidence <= 1.0 else None
+    return confidence if 0.0 < confidence <= 1.0 else None
