@@ -162,3 +162,24 @@ async def test_invalid_idempotency_and_counter_requests(
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         await call(stub)
     assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_claim_brings_the_history_and_a_completion_stores_turns_once(
+    stub: pb_grpc.MemoryServiceAsyncStub,
+) -> None:
+    await stub.AppendTurns(
+        pb.AppendTurnsRequest(call_id="CA1", turns=[assistant("Hi!")]), timeout=5
+    )
+    claim = pb.ClaimIdempotencyKeyRequest(call_id="CA1", key="t1", ttl=seconds(60), history_limit=5)
+    first = await stub.ClaimIdempotencyKey(claim, timeout=5)
+    assert [t.text for t in first.history] == ["Hi!"]
+    complete = pb.CompleteIdempotencyKeyRequest(
+        call_id="CA1", key="t1", result="<R/>", ttl=seconds(60), turns=[user("q"), assistant("a")]
+    )
+    await stub.CompleteIdempotencyKey(complete, timeout=5)
+    await stub.CompleteIdempotencyKey(complete, timeout=5)  # a retried completion
+    history = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1"), timeout=5)
+    assert [t.text for t in history.turns] == ["Hi!", "q", "a"]
+    replay = await stub.ClaimIdempotencyKey(claim, timeout=5)
+    assert replay.state == pb.IDEMPOTENCY_STATE_COMPLETED
+    assert list(replay.history) == []  # only a new claim comes with the history

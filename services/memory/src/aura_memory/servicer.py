@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -70,6 +70,22 @@ async def _seconds(
     return seconds
 
 
+async def _turns(
+    given: Iterable[pb.Turn], context: grpc.aio.ServicerContext[Any, Any]
+) -> list[tuple[Role, str]]:
+    turns: list[tuple[Role, str]] = []
+    for turn in given:
+        role = _ROLES.get(turn.role)
+        if role is None:
+            await _reject(context, "every turn needs role USER or ASSISTANT")
+        if len(turn.text) > MAX_TURN_CHARS:
+            await _reject(context, f"turn text is longer than {MAX_TURN_CHARS} characters")
+        turns.append((role, turn.text))
+    if len(turns) > MAX_TURNS_PER_APPEND:
+        await _reject(context, f"at most {MAX_TURNS_PER_APPEND} turns per append")
+    return turns
+
+
 def _stamp(seconds: float) -> Timestamp:
     stamp = Timestamp()
     stamp.FromNanoseconds(int(seconds * 1e9))
@@ -132,16 +148,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         await _check_call_id(request.call_id, context)
         if not request.turns:
             await _reject(context, "turns must not be empty")
-        if len(request.turns) > MAX_TURNS_PER_APPEND:
-            await _reject(context, f"at most {MAX_TURNS_PER_APPEND} turns per append")
-        turns: list[tuple[Role, str]] = []
-        for turn in request.turns:
-            role = _ROLES.get(turn.role)
-            if role is None:
-                await _reject(context, "every turn needs role USER or ASSISTANT")
-            if len(turn.text) > MAX_TURN_CHARS:
-                await _reject(context, f"turn text is longer than {MAX_TURN_CHARS} characters")
-            turns.append((role, turn.text))
+        turns = await _turns(request.turns, context)
         result = await self._stored(
             context=context,
             name="append",
@@ -187,7 +194,15 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             name="claim",
             operation=self._store.claim(request.call_id, request.key, ttl),
         )
-        return pb.ClaimIdempotencyKeyResponse(state=_PB_CLAIM[claim.state], result=claim.result)
+        response = pb.ClaimIdempotencyKeyResponse(state=_PB_CLAIM[claim.state], result=claim.result)
+        if claim.state == "claimed" and request.history_limit:
+            history = await self._stored(
+                context=context,
+                name="history",
+                operation=self._store.history(request.call_id, request.history_limit),
+            )
+            response.history.extend(_to_pb(t) for t in history)
+        return response
 
     async def CompleteIdempotencyKey(
         self,
@@ -199,6 +214,14 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         if len(request.result) > MAX_RESULT_CHARS:
             await _reject(context, f"result is longer than {MAX_RESULT_CHARS} characters")
         ttl = await _seconds(request.ttl, "ttl", context)
+        turns = await _turns(request.turns, context)
+        if turns:
+            # The key makes the append happen once, even if this completion is retried.
+            await self._stored(
+                context=context,
+                name="append",
+                operation=self._store.append(request.call_id, turns, request.key),
+            )
         await self._stored(
             context=context,
             name="complete",

@@ -4,6 +4,7 @@ turn budget, and fails fast (no wait-for-ready) when a service is down."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -64,6 +65,7 @@ def _duration(seconds: float) -> Duration:
 class Claim:
     state: Literal["claimed", "in_progress", "completed"]
     result: str = ""
+    history: tuple[memory_pb.Turn, ...] = ()  # with a new claim, when asked for
 
 
 _CLAIM_STATES: dict[int, Literal["claimed", "in_progress", "completed"]] = {
@@ -104,32 +106,6 @@ class Backends:
     def _memory_timeout(self, budget: TurnBudget, reserve: float = 0.0) -> float:
         return budget.timeout(self._settings.MEMORY_TIMEOUT_SECONDS, reserve)
 
-    async def history(self, call_sid: str, budget: TurnBudget) -> list[memory_pb.Turn]:
-        response = await self.memory.GetHistory(
-            memory_pb.GetHistoryRequest(
-                call_id=call_sid, limit=self._settings.MAX_CONVERSATION_LENGTH
-            ),
-            timeout=self._memory_timeout(budget),
-        )
-        return list(response.turns)
-
-    async def append(
-        self,
-        call_sid: str,
-        turns: list[tuple[Role, str]],
-        budget: TurnBudget,
-        idempotency_key: str = "",
-    ) -> bool:
-        response = await self.memory.AppendTurns(
-            memory_pb.AppendTurnsRequest(
-                call_id=call_sid,
-                turns=[memory_pb.Turn(role=_TO_MEMORY_ROLE[r], text=t) for r, t in turns],
-                idempotency_key=idempotency_key,
-            ),
-            timeout=self._memory_timeout(budget),
-        )
-        return response.applied
-
     async def open_call(self, call_sid: str, caller: str, callee: str, budget: TurnBudget) -> None:
         await self.memory.OpenCall(
             memory_pb.OpenCallRequest(call_id=call_sid, caller=caller, callee=callee),
@@ -156,21 +132,35 @@ class Backends:
         return response.transcript
 
     async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
+        """Claim a delivery; a new claim comes with the call's recent history."""
         response = await self.memory.ClaimIdempotencyKey(
             memory_pb.ClaimIdempotencyKeyRequest(
-                call_id=call_sid, key=key, ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS)
+                call_id=call_sid,
+                key=key,
+                ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS),
+                history_limit=self._settings.MAX_CONVERSATION_LENGTH,
             ),
             timeout=self._memory_timeout(budget),
         )
-        return Claim(_CLAIM_STATES.get(response.state, "claimed"), response.result)
+        state = _CLAIM_STATES.get(response.state, "claimed")
+        return Claim(state, response.result, tuple(response.history))
 
-    async def complete(self, call_sid: str, key: str, result: str, seconds: float) -> None:
+    async def complete(
+        self,
+        call_sid: str,
+        key: str,
+        result: str,
+        seconds: float,
+        turns: list[tuple[Role, str]] | None = None,
+    ) -> None:
+        """Store a delivery's TwiML for retries, and the turns it added, in one call."""
         await self.memory.CompleteIdempotencyKey(
             memory_pb.CompleteIdempotencyKeyRequest(
                 call_id=call_sid,
                 key=key,
                 result=result,
                 ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS),
+                turns=[memory_pb.Turn(role=_TO_MEMORY_ROLE[r], text=t) for r, t in turns or []],
             ),
             timeout=seconds,
         )
@@ -183,7 +173,11 @@ class Backends:
         return response.count
 
     async def generate(
-        self, call_sid: str, history: list[memory_pb.Turn], user_text: str, budget: TurnBudget
+        self,
+        call_sid: str,
+        history: Sequence[memory_pb.Turn],
+        user_text: str,
+        budget: TurnBudget,
     ) -> llm_pb.GenerateResponse:
         # Keep back enough of the budget to store the turn once the answer is in.
         timeout = budget.timeout(

@@ -11,19 +11,21 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import grpc
 
+from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura_common.logs import mask_phone
 from aura_telephony import metrics, twiml
-from aura_telephony.backends import Backends
+from aura_telephony.backends import Backends, Role
 from aura_telephony.budget import BudgetExhaustedError, TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.conversation import is_goodbye, parse_confidence, wants_a_person
 
 log = logging.getLogger(__name__)
 
-# Time kept back from the turn budget to store the finished answer for retries.
+# Time kept back from the turn budget to store the finished turn and its answer.
 _COMPLETE_SECONDS = 0.3
 _POLL_FIRST_SECONDS = 0.05
 _POLL_MAX_SECONDS = 0.25
@@ -52,6 +54,18 @@ def idempotency_key(target: str, header: str, params: Mapping[str, str]) -> str:
     return "digest:" + hashlib.sha256(f"{target}#{content}".encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A delivery's TwiML and the turns it adds to the conversation."""
+
+    document: str
+    turns: list[tuple[Role, str]] = field(default_factory=list)
+
+
+# The history a delivery sees: the call's newest turns, or None when memory is unreachable.
+History = tuple[memory_pb.Turn, ...] | None
+
+
 class Turns:
     def __init__(self, settings: Settings, backends: Backends, builder: twiml.Twiml) -> None:
         self.settings = settings
@@ -59,30 +73,35 @@ class Turns:
         self.twiml = builder
 
     async def once(
-        self, call_sid: str, key: str, produce: Callable[[TurnBudget], Awaitable[str]]
+        self,
+        call_sid: str,
+        key: str,
+        produce: Callable[[TurnBudget, History], Awaitable[Reply]],
     ) -> str:
-        """Run `produce` for the first delivery of `key`; replay its TwiML for the others."""
+        """Run `produce` for the first delivery of `key`; replay its TwiML for the others.
+        Claiming also fetches the history, and completing also stores the new turns, so a
+        turn costs the memory service two round trips."""
         budget = TurnBudget(self.settings.TURN_BUDGET_SECONDS)
         try:
             claim = await self.backends.claim(call_sid, key, budget)
         except DownstreamError as error:
-            # Without the memory service nothing can be deduplicated; answering matters more.
-            log.error("call %s: cannot claim the delivery: %s", call_sid, describe(error))
-            return await produce(budget)
+            # Nothing can be deduplicated or remembered; the delivery answers as it can.
+            log.error("call %s: memory unreachable: %s", call_sid, describe(error))
+            return (await produce(budget, None)).document
         if claim.state == "completed":
             log.info("call %s: replayed the answer to a retried webhook", call_sid)
             metrics.REPLAYS.inc()
             return claim.result
         if claim.state == "in_progress":
             return await self._wait_for(call_sid, key, budget)
-        document = await produce(budget)
+        reply = await produce(budget, claim.history)
         try:
-            await self.backends.complete(
-                call_sid, key, document, max(_COMPLETE_SECONDS, budget.remaining())
-            )
+            seconds = max(_COMPLETE_SECONDS, budget.remaining())
+            await self.backends.complete(call_sid, key, reply.document, seconds, reply.turns)
         except grpc.aio.AioRpcError as error:
-            log.error("call %s: cannot store the answer for retries: %s", call_sid, describe(error))
-        return document
+            # The answer is ready: speaking it beats an apology, even if it is not stored.
+            log.error("call %s: cannot store the turn: %s", call_sid, describe(error))
+        return reply.document
 
     async def _wait_for(self, call_sid: str, key: str, budget: TurnBudget) -> str:
         """A duplicate delivery while the first is still working: wait for its answer."""
@@ -93,9 +112,7 @@ class Turns:
             try:
                 claim = await self.backends.claim(call_sid, key, budget)
             except DownstreamError as error:
-                log.error(
-                    "call %s: cannot follow the first delivery: %s", call_sid, describe(error)
-                )
+                log.error("call %s: lost the first delivery: %s", call_sid, describe(error))
                 break
             if claim.state == "completed":
                 metrics.REPLAYS.inc()
@@ -104,10 +121,12 @@ class Turns:
                 break  # the first delivery's claim expired without an answer
         return self.twiml.ask(twiml.HOLDING)
 
-    async def welcome(self, call_sid: str, params: Mapping[str, str], budget: TurnBudget) -> str:
+    async def welcome(
+        self, call_sid: str, params: Mapping[str, str], budget: TurnBudget, history: History
+    ) -> Reply:
         caller = params.get("From", "").strip()
         limit = self.settings.MAX_CALLS_PER_NUMBER_PER_HOUR
-        if limit and caller:
+        if limit and caller and history is not None:
             # Counted in the memory service so that every replica sees the same number.
             digest = hashlib.sha256(caller.encode()).hexdigest()[:32]
             try:
@@ -122,50 +141,62 @@ class Turns:
                         mask_phone(caller),
                         calls,
                     )
-                    return self.twiml.hang_up(twiml.TOO_MANY_CALLS)
+                    metrics.CALL_EVENTS.labels("refused").inc()
+                    return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
         welcome = self.settings.welcome_message
         metrics.CALLS_STARTED.inc()
         metrics.ACTIVE_CALLS.inc()
-        try:
-            # The transcript keeps only the masked number; the full one never leaves here.
-            callee = params.get("To", "")
-            await self.backends.open_call(call_sid, mask_phone(caller), callee, budget)
-            await self.backends.append(call_sid, [("assistant", welcome)], budget, "welcome")
-        except DownstreamError as error:
-            log.error("call %s: could not store the welcome: %s", call_sid, describe(error))
-        return self.twiml.ask(welcome)
+        if history is not None:
+            try:
+                # The transcript keeps only the masked number; the full one never leaves here.
+                callee = params.get("To", "")
+                await self.backends.open_call(call_sid, mask_phone(caller), callee, budget)
+            except DownstreamError as error:
+                log.error("call %s: could not record the call: %s", call_sid, describe(error))
+        # The model sees its own greeting as the first turn.
+        return Reply(self.twiml.ask(welcome), [("assistant", welcome)])
 
     async def respond(
-        self, call_sid: str, params: Mapping[str, str], reprompts: int, budget: TurnBudget
-    ) -> str:
+        self,
+        call_sid: str,
+        params: Mapping[str, str],
+        reprompts: int,
+        budget: TurnBudget,
+        history: History,
+    ) -> Reply:
         digits = params.get("Digits", "").strip()
         if digits:
             metrics.CALL_EVENTS.labels("keypad").inc()
-            return self._keypress(digits)
+            return Reply(self._keypress(digits))
         speech = " ".join(params.get("SpeechResult", "").split())[: self.settings.MAX_SPEECH_CHARS]
         if not speech:
-            return self._reprompt(twiml.DIDNT_CATCH, reprompts)
+            return Reply(self._reprompt(twiml.DIDNT_CATCH, reprompts))
         confidence = parse_confidence(params.get("Confidence", ""))
         if confidence is not None and confidence < self.settings.SPEECH_MIN_CONFIDENCE:
             log.info("call %s: confidence %.2f too low, asking again", call_sid, confidence)
             metrics.CALL_EVENTS.labels("low_confidence").inc()
-            return self._reprompt(twiml.NOT_SURE, reprompts)
+            return Reply(self._reprompt(twiml.NOT_SURE, reprompts))
         if wants_a_person(speech):
-            return self._transfer()
+            return Reply(self._transfer())
         if is_goodbye(speech):
             metrics.CALL_EVENTS.labels("goodbye").inc()
-            await self._store(call_sid, speech, twiml.FAREWELL, budget)
-            return self.twiml.hang_up(twiml.FAREWELL)
+            return Reply(
+                self.twiml.hang_up(twiml.FAREWELL),
+                [("user", speech), ("assistant", twiml.FAREWELL)],
+            )
+        if history is None:
+            # Without the memory service the answer would ignore the conversation so far.
+            metrics.CALL_EVENTS.labels("apology").inc()
+            return Reply(self.twiml.ask(twiml.APOLOGY))
         try:
             # The budget bounds the whole turn, whatever a downstream call does with its own.
             async with asyncio.timeout(max(0.0, budget.remaining() - _COMPLETE_SECONDS)):
-                history = await self.backends.history(call_sid, budget)
                 answer = await self.backends.generate(call_sid, history, speech, budget)
         except DownstreamError as error:
             log.error("call %s: no answer this turn: %s", call_sid, describe(error))
             late = _late(error)
             metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
-            return self.twiml.ask(twiml.HOLDING if late else twiml.APOLOGY)
+            return Reply(self.twiml.ask(twiml.HOLDING if late else twiml.APOLOGY))
         if answer.failover:
             log.warning(
                 "call %s answered by fallback %s after %s",
@@ -173,16 +204,8 @@ class Turns:
                 answer.provider,
                 ", ".join(f"{f.provider} {f.reason}" for f in answer.failures),
             )
-        await self._store(call_sid, speech, answer.text, budget)
         metrics.CALL_EVENTS.labels("answered").inc()
-        return self.twiml.ask(answer.text)
-
-    async def _store(self, call_sid: str, said: str, answer: str, budget: TurnBudget) -> None:
-        try:
-            await self.backends.append(call_sid, [("user", said), ("assistant", answer)], budget)
-        except DownstreamError as error:
-            # The answer is ready: speaking it beats an apology, even if the turn is not stored.
-            log.error("call %s: could not store the turn: %s", call_sid, describe(error))
+        return Reply(self.twiml.ask(answer.text), [("user", speech), ("assistant", answer.text)])
 
     def _reprompt(self, text: str, reprompts: int) -> str:
         metrics.CALL_EVENTS.labels("reprompt").inc()

@@ -15,7 +15,7 @@ from aura_telephony import metrics
 from aura_telephony.budget import TurnBudget
 from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
 from aura_telephony.security import twilio_form
-from aura_telephony.turns import DownstreamError, Turns, describe, idempotency_key
+from aura_telephony.turns import DownstreamError, History, Reply, Turns, describe, idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ async def incoming_call(
     log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
     key = _delivery_key(request, params)
 
-    async def welcome(budget: TurnBudget) -> str:
-        return await turns.welcome(form.CallSid, params, budget)
+    async def welcome(budget: TurnBudget, history: History) -> Reply:
+        return await turns.welcome(form.CallSid, params, budget, history)
 
     with metrics.TURN_SECONDS.labels("welcome").time():
         return _twiml(await turns.once(form.CallSid, key, welcome))
@@ -102,8 +102,8 @@ async def process_speech(
 ) -> Response:
     key = _delivery_key(request, params)
 
-    async def answer(budget: TurnBudget) -> str:
-        return await turns.respond(form.CallSid, params, reprompts, budget)
+    async def answer(budget: TurnBudget, history: History) -> Reply:
+        return await turns.respond(form.CallSid, params, reprompts, budget, history)
 
     with metrics.TURN_SECONDS.labels("speech").time():
         return _twiml(await turns.once(form.CallSid, key, answer))

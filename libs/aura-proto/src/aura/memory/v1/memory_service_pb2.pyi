@@ -266,10 +266,15 @@ class ClaimIdempotencyKeyRequest(_message.Message):
     CALL_ID_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
+    HISTORY_LIMIT_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     key: _builtins.str
     """key identifies the delivery (Twilio's I-Twilio-Idempotency-Token, or a digest)."""
+    history_limit: _builtins.int
+    """history_limit, when not 0, also returns the call's newest turns with a new claim,
+    saving the caller a GetHistory round trip.
+    """
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
         """ttl is how long the record is kept; a claim never completed expires with it."""
@@ -280,10 +285,11 @@ class ClaimIdempotencyKeyRequest(_message.Message):
         call_id: _builtins.str = ...,
         key: _builtins.str = ...,
         ttl: _duration_pb2.Duration | None = ...,
+        history_limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "key", b"key", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "history_limit", b"history_limit", "key", b"key", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -297,19 +303,27 @@ class ClaimIdempotencyKeyResponse(_message.Message):
 
     STATE_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
     state: Global___IdempotencyState.ValueType
     """state is what the claim found."""
     result: _builtins.str
     """result is the stored result when state is COMPLETED."""
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
+        """history holds the call's newest turns, oldest first, when state is CLAIMED and
+        history_limit was set.
+        """
+
     def __init__(
         self,
         *,
         state: Global___IdempotencyState.ValueType = ...,
         result: _builtins.str = ...,
+        history: _abc.Iterable[Global___Turn] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "result", b"result", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -325,6 +339,7 @@ class CompleteIdempotencyKeyRequest(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
+    TURNS_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     key: _builtins.str
@@ -335,6 +350,12 @@ class CompleteIdempotencyKeyRequest(_message.Message):
     def ttl(self) -> _duration_pb2.Duration:
         """ttl is how long the result is kept."""
 
+    @_builtins.property
+    def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
+        """turns, when given, are appended to the call's history with the completion, at most
+        once for the key, saving the caller an AppendTurns round trip.
+        """
+
     def __init__(
         self,
         *,
@@ -342,10 +363,11 @@ class CompleteIdempotencyKeyRequest(_message.Message):
         key: _builtins.str = ...,
         result: _builtins.str = ...,
         ttl: _duration_pb2.Duration | None = ...,
+        turns: _abc.Iterable[Global___Turn] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "key", b"key", "result", b"result", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "key", b"key", "result", b"result", "ttl", b"ttl", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
