@@ -35,7 +35,7 @@ _MEMORY_TO_LLM_ROLE = {
 # A restarted pod must be usable again within a second or two, not after gRPC's default
 # reconnect backoff of up to two minutes; calls that meet a channel still reconnecting are
 # retried (UNAVAILABLE only, inside the call's deadline). Every RPC retried is safe to
-# repeat: reads, Generate, and appends carrying an idempotency key.
+# repeat: reads, Generate, and writes carrying an idempotency key.
 _RETRY_POLICY = {
     "methodConfig": [
         {
@@ -103,8 +103,8 @@ class Backends:
         self.memory = memory_grpc.MemoryServiceStub(self._memory_channel)
         self.llm = llm_grpc.LlmServiceStub(self._llm_channel)
 
-    def _memory_timeout(self, budget: TurnBudget, reserve: float = 0.0) -> float:
-        return budget.timeout(self._settings.MEMORY_TIMEOUT_SECONDS, reserve)
+    def _memory_timeout(self, budget: TurnBudget) -> float:
+        return budget.timeout(self._settings.MEMORY_TIMEOUT_SECONDS)
 
     async def open_call(self, call_sid: str, caller: str, callee: str, budget: TurnBudget) -> None:
         await self.memory.OpenCall(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from aura_common.text import normalise
+
 _GOODBYE_PHRASES = (
     "goodbye",
     "good bye",
@@ -76,11 +78,6 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
 
 _GOODBYE = _phrase_pattern(_GOODBYE_PHRASES)
 _FILLER = _phrase_pattern(_FILLER_PHRASES)
-
-
-def normalise(text: str) -> str:
-    text = text.lower().replace("'", "").replace("\u2019", "")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
 def is_goodbye(text: str) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rapidfuzz import fuzz
 
+from aura_common.text import normalise
 from aura_llm.knowledge import Entry, KnowledgeBase
 from aura_llm.providers.base import Completion, Prompt, Provider
 
@@ -38,11 +39,6 @@ _MIN_QUESTION_SIMILARITY = 0.75
 _FUZZY_KEYWORD = 85
 
 
-def _normalise(text: str) -> str:
-    text = text.lower().replace("'", "").replace("\u2019", "")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
-
-
 def _stem(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         word = word[:-3] + "y"
@@ -58,7 +54,7 @@ def _stem(word: str) -> str:
 
 
 def _content_stems(text: str) -> list[str]:
-    return [_stem(w) for w in _normalise(text).split() if w not in _STOPWORDS]
+    return [_stem(w) for w in normalise(text).split() if w not in _STOPWORDS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +135,7 @@ class LocalProvider(Provider):
     def answer(self, prompt: Prompt) -> str:
         name = prompt.assistant_name or self.assistant_name
         business = self.knowledge.business_name
-        text = _normalise(prompt.user_text)
+        text = normalise(prompt.user_text)
         words = set(text.split())
         if _IDENTITY.search(text):
             return (

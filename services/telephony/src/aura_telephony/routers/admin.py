@@ -8,14 +8,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import grpc
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
-from aura_telephony.budget import BudgetExhaustedError, TurnBudget
-from aura_telephony.turns import Turns, describe
+from aura_telephony.budget import TurnBudget
+from aura_telephony.turns import DownstreamError, Turns, describe
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ async def transcript(
         found = await turns.backends.transcript(
             call_sid, TurnBudget(turns.settings.TURN_BUDGET_SECONDS)
         )
-    except (grpc.aio.AioRpcError, BudgetExhaustedError) as error:
+    except DownstreamError as error:
         log.error("transcript of %s unavailable: %s", call_sid, describe(error))
         raise HTTPException(status_code=503, detail="memory service unavailable") from error
     if found is None:
