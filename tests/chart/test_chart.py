@@ -248,6 +248,7 @@ def test_monitoring_objects_need_the_crds_and_their_switches() -> None:
         "AuraWebhook5xx",
         "AuraServiceDown",
         "AuraMemoryStoreErrors",
+        "AuraWebhookRejections",
     }
     dashboards = [o for o in with_crds if o["metadata"]["name"].startswith("aura-dashboard-")]
     assert len(dashboards) == 4

@@ -1,6 +1,6 @@
 """Proof that what operators look at shows data: the three services and a real Prometheus
-on loopback, scripted calls (a failover and a goodbye among them), then every dashboard
-query returns data; every service's metrics pass `promtool check metrics`; and one turn
+on loopback, scripted calls that cause every event a panel plots, then every dashboard
+query returns a non-zero value; every service's metrics pass `promtool check metrics`; and one turn
 yields one trace across the three services, received by an OTLP receiver in the test."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
+import signal
 import subprocess
 import threading
 import time
@@ -24,10 +26,12 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aura_common.stack import Stack, free_port
+from aura_telephony import twiml
 from tests.support import eventually
 from tests.support.fake_vendors import Fail, FakeOpenAI, Reply, serving_in_thread
 from tests.support.prometheus import Prometheus, tool
-from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
+from tests.support.redis_server import RedisServer
+from tests.support.twilio import FORM, TwilioPlayer, Twiml, new_call_sid
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy" / "helm" / "aura" / "dashboards").glob("*.json"))
@@ -68,17 +72,50 @@ def fake_model() -> Iterator[FakeOpenAI]:
         yield fake
 
 
+ACCOUNT = "AC" + "0" * 32  # the account TwilioPlayer signs for
+# Every event the "What turns led to" panel plots, and every rejection reason: the scenario
+# below causes each of them, and each must be non-zero afterwards.
+CALL_EVENTS = (
+    "answered",
+    "goodbye",
+    "transfer",
+    "reprompt",
+    "low_confidence",
+    "keypad",
+    "holding",
+    "apology",
+    "refused",
+)
+REJECTIONS = ("missing", "invalid", "account_mismatch")
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeOpenAI) -> Iterator[Stack]:
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("observed-redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_model: FakeOpenAI, redis: RedisServer
+) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("observed")
     stack = Stack(
         env={
             "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_ACCOUNT_SID": ACCOUNT,
             "AI_PROVIDER": "openai",
             "AI_FALLBACK_PROVIDERS": "local",
             "OPENAI_API_KEY": "sk-local",
             "OPENAI_BASE_URL": f"{fake_model.base_url}/v1",
             "LLM_MAX_RETRIES": "0",
+            "MEMORY_STORE": "redis",
+            "REDIS_URL": redis.url,
+            # Short enough that a hung llm service turns into a holding line quickly.
+            "TURN_BUDGET_SECONDS": "2",
+            "MAX_CALLS_PER_NUMBER_PER_HOUR": "2",
         },
         log_dir=workdir,
         cwd=workdir,
@@ -98,11 +135,15 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, stack: Stack) -> Iterat
     server.stop()
 
 
-def play_calls(stack: Stack, fake_model: FakeOpenAI) -> None:
+def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None:
+    """Calls that cause everything a dashboard panel plots: answers, a failover, a goodbye,
+    silence, low confidence, keys, a transfer, a refused caller, forged webhooks, a hung llm
+    service and a memory outage. One call is left open, as live calls are."""
     with httpx.Client(base_url=stack.base_url, timeout=20) as client:
         twilio = TwilioPlayer(client=client, auth_token=TOKEN)
 
         def post(path: str, call_sid: str, **params: str) -> Twiml:
+            params.setdefault("From", unique_number())
             response = twilio.post(path, twilio.call_params(call_sid, **params))
             assert response.status_code == 200
             return Twiml(response.text)
@@ -115,29 +156,71 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI) -> None:
             in post("/api/voice/process", first, SpeechResult="when are you open").spoken
         )
         post("/api/voice/process", first, SpeechResult="and today?", Confidence="0.9")
+        post("/api/voice/process", first, SpeechResult="mumble", Confidence="0.1")
         assert post("/api/voice/process", first, SpeechResult="thanks, bye").hangs_up
         post("/api/voice/status", first, CallStatus="completed")
 
         second = new_call_sid()
         post("/api/voice", second)
         post("/api/voice/process", second, SpeechResult="")  # silence: a reprompt
+        # Twilio retries a webhook it got no answer to: the retry is replayed from memory.
+        retried = twilio.call_params(second, Digits="5", From=unique_number())
+        headers = {
+            **twilio.sign("/api/voice/process", retried),
+            "I-Twilio-Idempotency-Token": secrets.token_hex(8),
+        }
+        for _ in range(2):  # the keypad help, then its replay
+            response = client.post("/api/voice/process", data=retried, headers=headers)
+            assert response.status_code == 200
         post("/api/voice/process", second, Digits="0")  # no transfer number: nobody available
         post("/api/voice/status", second, CallStatus="no-answer")
-        # A forged webhook, for the rejection panel.
-        client.post("/api/voice", data={"CallSid": "CAx"}, headers={"X-Twilio-Signature": "AAAA"})
+
+        # One number calling more often than MAX_CALLS_PER_NUMBER_PER_HOUR is refused.
+        pest = unique_number()
+        spoken = [post("/api/voice", new_call_sid(), From=pest).spoken for _ in range(3)]
+        assert spoken[-1] == twiml.TOO_MANY_CALLS
+
+        # Still live at the end: a hung llm service, then a memory outage.
+        open_call = new_call_sid()
+        post("/api/voice", open_call)
+        stack.processes["llm"].send_signal(signal.SIGSTOP)
+        try:
+            late = post("/api/voice/process", open_call, SpeechResult="do you sell cakes")
+        finally:
+            stack.processes["llm"].send_signal(signal.SIGCONT)
+        assert late.spoken == twiml.HOLDING
+        redis.stop()
+        try:
+            down = post("/api/voice/process", open_call, SpeechResult="do you sell cakes")
+        finally:
+            redis.start()
+        assert down.spoken == twiml.APOLOGY
+
+        # Forged webhooks: unsigned, wrongly signed, and validly signed for another account.
+        client.post("/api/voice", data={"CallSid": "CAx"}, headers=FORM)
+        client.post(
+            "/api/voice", data={"CallSid": "CAx"}, headers={**FORM, "X-Twilio-Signature": "AAAA"}
+        )
+        stranger = {**twilio.call_params(new_call_sid()), "AccountSid": "AC" + "9" * 32}
+        assert twilio.post("/api/voice", stranger).status_code == 403
 
 
-def has_data(result: list[dict[str, Any]]) -> bool:
-    return any(not math.isnan(float(sample["value"][1])) for sample in result)
+def unique_number() -> str:
+    return "+1555" + str(secrets.randbelow(10**7)).zfill(7)
 
 
-def test_every_dashboard_query_returns_data(
-    stack: Stack, prometheus: Prometheus, fake_model: FakeOpenAI
+def nonzero(result: list[dict[str, Any]]) -> bool:
+    values = [float(sample["value"][1]) for sample in result]
+    return any(not math.isnan(v) and v != 0 for v in values)
+
+
+def test_every_dashboard_query_shows_what_the_calls_caused(
+    stack: Stack, prometheus: Prometheus, fake_model: FakeOpenAI, redis: RedisServer
 ) -> None:
     eventually(lambda: len(prometheus.query("up == 1")) == 3, timeout=60, what="targets up")
     # A series is born at its first value, so rate() sees no increase until a later
     # scrape: play the calls once to create every series, once more to move them.
-    play_calls(stack, fake_model)
+    play_calls(stack, fake_model, redis)
     played = time.time()
 
     def scraped_since_played() -> bool:
@@ -145,22 +228,27 @@ def test_every_dashboard_query_returns_data(
         return len(stamps) == 3 and all(float(s["value"][1]) > played for s in stamps)
 
     eventually(scraped_since_played, timeout=60, what="every target scraped after the calls")
-    play_calls(stack, fake_model)
+    play_calls(stack, fake_model, redis)
     queries = panel_queries()
     assert len(queries) >= 20
     for name, expr in queries:
         query = substitute(expr)
 
-        def answers(query: str = query) -> bool:
-            return has_data(prometheus.query(query))
+        def moved(query: str = query) -> bool:
+            return nonzero(prometheus.query(query))
 
         try:
-            eventually(answers, timeout=60, what=f"{name}: {query}")
+            eventually(moved, timeout=60, what=f"{name}: {query}")
         except AssertionError as failure:
             # What Prometheus holds, to tell a scrape gap from a missing series.
             up = prometheus.query("up")
-            counts = prometheus.query("aura_grpc_server_handling_seconds_count[3m]")
-            raise AssertionError(f"{failure}\nup: {up}\nraw: {counts}") from None
+            raise AssertionError(f"{failure}\nup: {up}\ngot: {prometheus.query(query)}") from None
+    for metric, label, values in (
+        ("aura_call_events_total", "event", CALL_EVENTS),
+        ("aura_signature_rejections_total", "reason", REJECTIONS),
+    ):
+        rates = prometheus.query(f"sum by ({label}) (increase({metric}[5m])) > 0")
+        assert {r["metric"][label] for r in rates} >= set(values), rates
     failovers = prometheus.query("sum by (from_provider, to_provider) (aura_llm_failovers_total)")
     assert [f["metric"] for f in failovers] == [{"from_provider": "openai", "to_provider": "local"}]
     assert failovers[0]["value"][1] == "2"

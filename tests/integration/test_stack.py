@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,3 +197,54 @@ def test_probe_command_reports_health(stack: Stack) -> None:
     )
     assert down.returncode == 1
     assert "FAIL grpc" in down.stdout
+
+
+def test_make_call_signs_with_the_token_from_dotenv(tmp_path: Path) -> None:
+    """`make call` runs `aura-call` with no options: against a `make run` whose token is set
+    only in .env, it must find the same token (and port) there, or every webhook is a 403."""
+    stack = Stack(log_dir=tmp_path, cwd=tmp_path)
+    (tmp_path / ".env").write_text(f"TWILIO_AUTH_TOKEN='{TOKEN}'\nPORT={stack.telephony_port}\n")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TWILIO_AUTH_TOKEN", "PORT", "AURA_BASE_URL", "PUBLIC_BASE_URL")
+    }
+    script = Path(__file__).parents[1] / "e2e" / "scripts" / "bakery.yaml"
+    with stack.running():
+        done = subprocess.run(
+            [Path(sys.executable).with_name("aura-call"), "--script", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "script passed" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("service", "setting"),
+    [("memory", "MEMORY_METRICS_PORT"), ("llm", "LLM_PORT"), ("telephony", "PORT")],
+)
+def test_a_port_in_use_is_one_line_naming_the_setting(
+    tmp_path: Path, service: str, setting: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        fields = {
+            "MEMORY_METRICS_PORT": "memory_metrics_port",
+            "LLM_PORT": "llm_port",
+            "PORT": "telephony_port",
+        }
+        stack = Stack(log_dir=tmp_path, cwd=tmp_path, **{fields[setting]: port})
+        with pytest.raises(RuntimeError, match=f"^{service} exited with code 1"):
+            stack.start_service(service)
+        stack.stop()
+    log = (tmp_path / f"{service}.log").read_text()
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use; set {setting}" in log
+    assert "Traceback" not in log
+    assert "Event loop is closed" not in log

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.prometheus import tool
 
@@ -25,7 +26,18 @@ def test_promtool_check_rules() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert f"SUCCESS: {len(alert_names())} rules found" in result.stdout
+
+
+def alert_names() -> list[str]:
+    groups = yaml.safe_load((CHART / "alerts" / "aura.rules.yaml").read_text())["groups"]
+    return [rule["alert"] for group in groups for rule in group["rules"]]
+
+
+def test_every_alert_has_a_unit_test() -> None:
+    tests = yaml.safe_load((ROOT / "tests" / "alerts" / "aura.rules.test.yaml").read_text())
+    tested = {case["alertname"] for t in tests["tests"] for case in t["alert_rule_test"]}
+    assert set(alert_names()) <= tested
 
 
 def test_promtool_test_rules() -> None:

@@ -4,6 +4,7 @@ what each injected failure leads to."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import grpc
 import pytest
 
 from aura.llm.v1 import llm_service_pb2 as pb
+from aura_common.logs import SDK_LOGGERS, setup_logging
 from aura_llm.providers import Provider
 from aura_llm.providers.gemini import GeminiProvider
 from aura_llm.providers.openai import OpenAIProvider
@@ -151,6 +153,24 @@ async def test_gemini_receives_model_key_system_instruction_and_history_in_order
         "gemini",
         "gemini-test",
     )
+
+
+async def test_sdk_chatter_stays_out_of_info_logs(
+    vendor: Vendor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Gemini SDK's automatic function calling is off (it announced itself at INFO on
+    every request), and no SDK or HTTP client logs a request at INFO."""
+    setup_logging("llm", "INFO", "json")
+    with caplog.at_level(logging.DEBUG):
+        reply = await ask(vendor, Reply("We open at nine."))
+    assert reply.text == "We open at nine."
+    chatter = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO and r.name.split(".")[0] in SDK_LOGGERS
+    ]
+    assert chatter == []
+    assert not any("AFC" in r.getMessage() for r in caplog.records)
 
 
 async def test_answers_are_cleaned_for_speech(vendor: Vendor) -> None:

@@ -15,13 +15,13 @@ from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def store(
-    request: pytest.FixtureRequest, redis_server: RedisServer
-) -> AsyncIterator[ConversationStore]:
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[ConversationStore]:
     options = {"max_turns": 4, "ttl_seconds": 600, "max_transcript_turns": 6}
     if request.param == "memory":
         store: ConversationStore = InMemoryStore(**options)  # type: ignore[arg-type]
     else:
+        # Asked for only here, so the in-memory cases run without a redis-server.
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
         prefix = f"test-{secrets.token_hex(4)}"  # keeps tests apart on the shared server
         store = RedisStore(redis_server.url, prefix=prefix, **options)  # type: ignore[arg-type]
     yield store

@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 import pytest
+from prometheus_client import REGISTRY
 from twilio.request_validator import RequestValidator
 
 from aura_telephony import twiml
@@ -61,6 +62,34 @@ async def test_forwarded_headers_count_only_when_trusted(make_rig: RigFactory, t
     }
     response = await rig.client.post("/api/voice", data=params, headers=headers)
     assert response.status_code == (200 if trust else 403)
+
+
+def rejections(reason: str) -> float:
+    return REGISTRY.get_sample_value("aura_signature_rejections_total", {"reason": reason}) or 0.0
+
+
+async def test_rejected_signatures_are_counted_by_reason(rig: Rig) -> None:
+    params = rig.twilio.call_params(new_call_sid())
+    before = {r: rejections(r) for r in ("missing", "invalid")}
+    response = await rig.client.post("/api/voice", data=params, headers=FORM)
+    assert response.status_code == 403
+    forged = {**FORM, "X-Twilio-Signature": "Zm9yZ2Vk"}
+    assert (await rig.client.post("/api/voice", data=params, headers=forged)).status_code == 403
+    assert rejections("missing") == before["missing"] + 1
+    assert rejections("invalid") == before["invalid"] + 1
+
+
+async def test_another_account_sid_is_refused_when_ours_is_set(make_rig: RigFactory) -> None:
+    ours = "AC" + "1" * 32
+    rig = await make_rig(TWILIO_ACCOUNT_SID=ours)
+    before = rejections("account_mismatch")
+    # Validly signed, but for another account.
+    response = await rig.twilio.post("/api/voice", rig.twilio.call_params(new_call_sid()))
+    assert response.status_code == 403
+    assert rejections("account_mismatch") == before + 1
+    rig.twilio.account_sid = ours
+    response = await rig.twilio.post("/api/voice", rig.twilio.call_params(new_call_sid()))
+    assert response.status_code == 200
 
 
 # --- retries and idempotency ------------------------------------------------------------

@@ -1,5 +1,9 @@
 """The lifecycle every Aura gRPC service shares: standard health and reflection services
-beside its own, and a graceful stop on SIGTERM/SIGINT (in-flight calls get `grace` seconds)."""
+beside its own, and a graceful stop on SIGTERM/SIGINT (in-flight calls get `grace` seconds).
+
+`build` wires a server the way production runs it; tests call it too (on port 0) and
+`start`/`stop` it themselves, so they exercise the real wiring. `run_until_signal` is what
+the services' entry points add on top."""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from aura_common.metrics import ServerMetrics, serve_metrics
+from aura_common.metrics import ServerMetrics
+from aura_common.settings import ListenError, bind_socket
 from aura_common.tracing import tracing_enabled
 
 log = logging.getLogger(__name__)
@@ -20,26 +26,43 @@ log = logging.getLogger(__name__)
 Register = Callable[[grpc.aio.Server], None]
 
 
-async def serve(
+@dataclass
+class GrpcServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    service_names: Sequence[str]
+    port: int  # the port bound, which port 0 picks
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float | None) -> None:
+        # Load balancers and probes see NOT_SERVING while in-flight calls finish.
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def build(
     *,
     service_names: Sequence[str],
     register: Register,
     host: str,
     port: int,
-    grace: float = 5.0,
-    metrics_host: str = "0.0.0.0",
-    metrics_port: int | None = None,
-    on_start: Callable[[health.aio.HealthServicer], None] | None = None,
-    on_stop: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Run a gRPC server until SIGTERM or SIGINT, then drain it and call `on_stop`.
-    `on_start` gets the health servicer, for services whose health depends on a backend."""
+    port_setting: str = "the port setting",
+) -> GrpcServer:
+    """The server with Aura's interceptors, health and reflection, bound to host:port."""
     interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetrics()]
     if tracing_enabled():
         from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
         interceptors.insert(0, aio_server_interceptor())
-    server = grpc.aio.server(interceptors=interceptors)
+    if port:
+        # Bound and released first, for the system's own reason in the one-line error.
+        bind_socket(host, port, port_setting).close()
+    # Without SO_REUSEPORT a second server on the same port fails instead of sharing it.
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -47,27 +70,32 @@ async def serve(
         [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     address = f"{host}:{port}"
-    if server.add_insecure_port(address) == 0:
-        raise SystemExit(f"cannot listen on {address}")
-    await server.start()
-    if metrics_port is not None:
-        serve_metrics(metrics_host, metrics_port)
-    for name in ("", *service_names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if on_start is not None:
-        on_start(health_servicer)
-    log.info("listening on %s", address)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        # Stopped here, inside the loop: a server left for the garbage collector after the
+        # loop closes prints "Event loop is closed" noise over the real message.
+        await server.stop(None)
+        raise ListenError(address, port_setting, "the address is in use or not available")
+    return GrpcServer(server, health_servicer, service_names, bound)
 
+
+async def run_until_signal(
+    service: GrpcServer,
+    *,
+    grace: float,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run a started server until SIGTERM or SIGINT, then drain it and call `on_stop`."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-
     log.info("shutting down, grace %.1fs", grace)
-    # Load balancers and probes see NOT_SERVING while in-flight calls finish.
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace)
+    await service.stop(grace)
     if on_stop is not None:
         await on_stop()
     log.info("stopped")

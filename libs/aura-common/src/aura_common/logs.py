@@ -44,6 +44,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Loggers of vendor SDKs and their HTTP clients, kept at WARNING (see setup_logging).
+SDK_LOGGERS = ("google_genai", "openai", "httpx", "httpcore", "twilio", "mcp")
+
+
 def setup_logging(service: str, level: str = "INFO", fmt: LogFormat = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
@@ -53,6 +57,11 @@ def setup_logging(service: str, level: str = "INFO", fmt: LogFormat = "auto") ->
             logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
         )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Vendor SDKs and their HTTP clients log every request at INFO; that chatter (and what
+    # it may carry of callers' words) stays out unless LOG_LEVEL=DEBUG asks for it.
+    quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
 
 
 def mask_phone(number: str) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
+from aura_common.settings import ListenError
+
 # 5 ms to 15 s: from a cache hit to Twilio's own webhook timeout.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0, 10.0, 15.0)
 
@@ -135,6 +137,10 @@ class ClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):
         return call
 
 
-def serve_metrics(host: str, port: int) -> None:
-    """Expose this process's metrics on http://host:port/metrics (a daemon thread)."""
-    start_http_server(port, addr=host)
+def serve_metrics(host: str, port: int, setting: str) -> None:
+    """Expose this process's metrics on http://host:port/metrics (a daemon thread). A port
+    in use stops the service with one line naming `setting`, the variable that moves it."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as error:
+        raise ListenError(f"{host}:{port}", setting, error.strerror or str(error)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from importlib import metadata
 from typing import Literal, TypeVar
@@ -37,6 +38,27 @@ def load_settings(cls: type[SettingsT]) -> SettingsT:
         lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class ListenError(SystemExit):
+    """A port could not be bound: one line that names the address and the setting that
+    moves it, instead of a traceback."""
+
+    def __init__(self, address: str, setting: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {address}: {reason}; set {setting} to another port")
+
+
+def bind_socket(host: str, port: int, setting: str) -> socket.socket:
+    """A TCP socket bound to host:port, or a ListenError naming `setting`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ListenError(f"{host}:{port}", setting, error.strerror or str(error)) from None
+    return sock
 
 
 def package_version(distribution: str) -> str:

@@ -11,7 +11,6 @@ silence; Ctrl-C hangs up.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aura_phone.simulator import Call, CallError, Input, Turn
 
@@ -125,35 +125,40 @@ def interactive(call: Call) -> None:
     print("[call ended]")
 
 
-def _from_dotenv(name: str) -> str:
-    """A setting from the environment, else from ./.env (where `make run` reads it too)."""
-    if os.environ.get(name):
-        return os.environ[name]
-    dotenv = Path(".env")
-    if dotenv.is_file():
-        for line in dotenv.read_text(encoding="utf-8").splitlines():
-            key, sep, value = line.strip().partition("=")
-            if sep and key.strip() == name and not key.startswith("#"):
-                return value.strip().strip("'\"")
-    return ""
+class CallerSettings(BaseSettings):
+    """Defaults read like the services read theirs: the environment, then ./.env (where
+    `make run` finds its settings), so `make call` signs with the token the server checks."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    AURA_BASE_URL: str = ""
+    PORT: int = 8000
+    TWILIO_AUTH_TOKEN: str = ""
+    PUBLIC_BASE_URL: str = ""
+
+    @property
+    def url(self) -> str:
+        return self.AURA_BASE_URL or f"http://localhost:{self.PORT}"
 
 
 def main(argv: list[str] | None = None) -> int:
+    defaults = CallerSettings()
     parser = argparse.ArgumentParser(prog="aura-call", description=(__doc__ or "").split("\n")[0])
     parser.add_argument(
         "--url",
-        default=os.environ.get("AURA_BASE_URL", "http://localhost:8000"),
-        help="where the deployment listens (default: %(default)s)",
+        default=defaults.url,
+        help="where the deployment listens (default: $AURA_BASE_URL, else localhost:$PORT)",
     )
     parser.add_argument(
         "--token",
-        default=os.environ.get("TWILIO_AUTH_TOKEN", ""),
-        help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN)",
+        default=defaults.TWILIO_AUTH_TOKEN,
+        help="Twilio auth token to sign with (default: $TWILIO_AUTH_TOKEN, or from .env)",
     )
     parser.add_argument(
         "--public-url",
-        default=os.environ.get("PUBLIC_BASE_URL", ""),
-        help="the URL to sign for, when the deployment checks another one",
+        default=defaults.PUBLIC_BASE_URL,
+        help="the URL to sign for, when the deployment checks another one (default: "
+        "$PUBLIC_BASE_URL, or from .env)",
     )
     parser.add_argument("--from", dest="caller", default="+15551230000")
     parser.add_argument("--to", dest="callee", default="+15559870000")

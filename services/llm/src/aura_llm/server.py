@@ -12,6 +12,7 @@ from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from aura_common import grpc_server
 from aura_common.logs import setup_logging
+from aura_common.metrics import serve_metrics
 from aura_common.settings import load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_llm.config import Settings
@@ -45,15 +46,18 @@ async def serve(settings: Settings, providers: list[Provider]) -> None:
             await provider.close()
 
     log.info("providers %s", ", ".join(f"{p.name} ({p.model})" for p in providers))
-    await grpc_server.serve(
+    serve_metrics(settings.METRICS_HOST, settings.LLM_METRICS_PORT, "LLM_METRICS_PORT")
+    server = await grpc_server.build(
         service_names=[SERVICE_NAME],
         register=register,
         host=settings.LLM_HOST,
         port=settings.LLM_PORT,
-        grace=settings.GRACEFUL_SHUTDOWN_SECONDS,
-        metrics_host=settings.METRICS_HOST,
-        metrics_port=settings.LLM_METRICS_PORT,
-        on_stop=close_providers,
+        port_setting="LLM_PORT",
+    )
+    await server.start()
+    log.info("listening on %s:%d", settings.LLM_HOST, server.port)
+    await grpc_server.run_until_signal(
+        server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_stop=close_providers
     )
 
 

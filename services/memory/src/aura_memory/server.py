@@ -13,6 +13,7 @@ from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
 from aura_common import grpc_server
 from aura_common.logs import setup_logging
+from aura_common.metrics import serve_metrics
 from aura_common.settings import load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_memory.config import Settings
@@ -67,9 +68,6 @@ async def serve(settings: Settings) -> None:
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
 
-    def watch(status: health.aio.HealthServicer) -> None:
-        tasks.append(asyncio.create_task(_watch_store(store, status)))
-
     async def on_stop() -> None:
         for task in tasks:
             task.cancel()
@@ -78,16 +76,19 @@ async def serve(settings: Settings) -> None:
         await store.close()
 
     log.info("store=%s max_turns=%d", store.name, settings.MAX_CONVERSATION_LENGTH)
-    await grpc_server.serve(
+    serve_metrics(settings.METRICS_HOST, settings.MEMORY_METRICS_PORT, "MEMORY_METRICS_PORT")
+    server = await grpc_server.build(
         service_names=[SERVICE_NAME],
         register=register,
         host=settings.MEMORY_HOST,
         port=settings.MEMORY_PORT,
-        grace=settings.GRACEFUL_SHUTDOWN_SECONDS,
-        metrics_host=settings.METRICS_HOST,
-        metrics_port=settings.MEMORY_METRICS_PORT,
-        on_start=watch,
-        on_stop=on_stop,
+        port_setting="MEMORY_PORT",
+    )
+    await server.start()
+    tasks.append(asyncio.create_task(_watch_store(store, server.health)))
+    log.info("listening on %s:%d", settings.MEMORY_HOST, server.port)
+    await grpc_server.run_until_signal(
+        server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_stop=on_stop
     )
 
 

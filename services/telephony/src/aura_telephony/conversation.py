@@ -89,7 +89,16 @@ def is_goodbye(text: str) -> bool:
 
 
 _HUMAN = re.compile(
-    r"\b(agent|human|representative|operator|real person|a person|someone real|receptionist)\b"
+    r"\b(agent|human|representative|operator|real person|live person|a person|someone real"
+    r"|receptionist)\b"
+)
+# Asking to be put through, whoever to: "I want to speak to someone", "can I talk to a
+# person", "put me through to someone", "transfer me", "connect me with somebody".
+_ASKS_FOR_SOMEONE = re.compile(
+    r"\b(speak|talk|chat)(ing)? (to|with) (someone|somebody|anyone|anybody|a (real |live )?"
+    r"(person|human)|a member of (staff|the team|your team)|(a |an )?(agent|operator|"
+    r"representative|receptionist)|(a |an )?(staff member|actual person))\b"
+    r"|\bput me (through|thru)\b|\btransfer me\b|\bconnect me (to|with)\b"
 )
 # "Are you a human?" asks about the assistant; it is not a request to be transferred.
 _ASKS_ABOUT_ASSISTANT = re.compile(r"\b(are|r) (you|u)\b")
@@ -97,6 +106,8 @@ _ASKS_ABOUT_ASSISTANT = re.compile(r"\b(are|r) (you|u)\b")
 
 def wants_a_person(text: str) -> bool:
     text = normalise(text)
+    if _ASKS_FOR_SOMEONE.search(text):
+        return True
     return bool(_HUMAN.search(text)) and not _ASKS_ABOUT_ASSISTANT.search(text)
 
 

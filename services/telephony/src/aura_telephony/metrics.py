@@ -42,7 +42,9 @@ CALL_EVENTS = Counter(
 )
 REPLAYS = Counter("aura_idempotent_replays", "Retried webhooks answered with the stored TwiML.")
 SIGNATURE_REJECTIONS = Counter(
-    "aura_signature_rejections", "Webhooks refused for their signature.", ["reason"]
+    "aura_signature_rejections",
+    "Webhooks refused with 403, by reason: missing or invalid signature, account mismatch.",
+    ["reason"],
 )
 
 for _event in (
@@ -57,7 +59,7 @@ for _event in (
     "refused",
 ):
     CALL_EVENTS.labels(_event)  # every series exists from the start, at zero
-for _reason in ("missing", "invalid"):
+for _reason in ("missing", "invalid", "account_mismatch"):
     SIGNATURE_REJECTIONS.labels(_reason)
 
 

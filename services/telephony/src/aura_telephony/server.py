@@ -7,7 +7,7 @@ import signal
 import uvicorn
 
 from aura_common.logs import setup_logging
-from aura_common.settings import load_settings, package_version
+from aura_common.settings import bind_socket, load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
@@ -28,14 +28,18 @@ def main() -> None:
 
 
 def _serve(settings: Settings) -> None:
-    uvicorn.run(
+    sock = bind_socket(settings.HOST, settings.PORT, "PORT")
+    config = uvicorn.Config(
         create_app(settings),
-        host=settings.HOST,
-        port=settings.PORT,
         log_config=None,  # keep the shared logging setup
         proxy_headers=False,  # signatures use PUBLIC_BASE_URL, never client-supplied headers
         timeout_graceful_shutdown=10,
+        # The C parser: about a third of h11's CPU per request. uvloop is left out, as it
+        # made grpc.aio slower here.
+        http="httptools",
+        loop="asyncio",
     )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+from google import genai
+from google.genai import errors, types
+
 from aura_llm.providers.base import (
     Completion,
     Prompt,
     Provider,
-    ProviderConfigError,
     ProviderError,
     status_error,
     unexpected_error,
 )
-
-try:
-    from google import genai
-    from google.genai import errors, types
-except ImportError as exc:  # pragma: no cover - exercised only in a broken install
-    raise ProviderConfigError(
-        "AI_PROVIDER=gemini needs the google-genai package: pip install 'google-genai>=1.20'"
-    ) from exc
 
 
 def _translate(error: Exception) -> ProviderError:
@@ -62,6 +56,9 @@ class GeminiProvider(Provider):
         config = types.GenerateContentConfig(
             system_instruction=prompt.system_prompt,
             max_output_tokens=self._max_tokens,
+            # The SDK would otherwise run Python callables as tools on its own (and log that
+            # at INFO on every request); tools are the failover router's business.
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
             http_options=types.HttpOptions(timeout=max(1, int(budget * 1000))),
         )
         return contents, config

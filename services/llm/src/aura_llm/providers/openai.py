@@ -6,22 +6,16 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+import openai
+
 from aura_llm.providers.base import (
     Completion,
     Prompt,
     Provider,
-    ProviderConfigError,
     ProviderError,
     status_error,
     unexpected_error,
 )
-
-try:
-    import openai
-except ImportError as exc:  # pragma: no cover - exercised only in a broken install
-    raise ProviderConfigError(
-        "AI_PROVIDER=openai needs the openai package: pip install 'openai>=1.60'"
-    ) from exc
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
