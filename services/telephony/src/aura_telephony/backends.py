@@ -1,16 +1,18 @@
 """gRPC clients of the memory and llm services. Every call carries a deadline cut from the
-turn budget, and fails fast (no wait-for-ready) when a service is down."""
+turn budget, and fails fast (no wait-for-ready) when a service is down. Protobuf stays in
+this module: callers get and give Aura's own dataclasses."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from aura.llm.v1 import llm_service_pb2 as llm_pb
 from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
@@ -27,10 +29,56 @@ _TO_MEMORY_ROLE: dict[Role, memory_pb.Role.ValueType] = {
     "user": memory_pb.ROLE_USER,
     "assistant": memory_pb.ROLE_ASSISTANT,
 }
-_MEMORY_TO_LLM_ROLE = {
-    memory_pb.ROLE_USER: llm_pb.ROLE_USER,
-    memory_pb.ROLE_ASSISTANT: llm_pb.ROLE_ASSISTANT,
+_FROM_MEMORY_ROLE: dict[int, Role] = {v: k for k, v in _TO_MEMORY_ROLE.items()}
+_TO_LLM_ROLE: dict[Role, llm_pb.Role.ValueType] = {
+    "user": llm_pb.ROLE_USER,
+    "assistant": llm_pb.ROLE_ASSISTANT,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One thing said on a call, by the caller or the assistant."""
+
+    role: Role
+    text: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    call_sid: str
+    caller: str  # masked
+    callee: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    status: str
+    turns: tuple[Turn, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The model's answer, and which provider gave it after which failures."""
+
+    text: str
+    provider: str
+    failover: bool
+    failures: tuple[str, ...]  # "provider reason", for logs
+
+
+def _time(stamp: Timestamp) -> datetime | None:
+    if not stamp.seconds and not stamp.nanos:
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _turns(turns: Sequence[memory_pb.Turn]) -> tuple[Turn, ...]:
+    return tuple(
+        Turn(_FROM_MEMORY_ROLE[t.role], t.text, _time(t.create_time))
+        for t in turns
+        if t.role in _FROM_MEMORY_ROLE
+    )
+
 
 # A restarted pod must be usable again within a second or two, not after gRPC's default
 # reconnect backoff of up to two minutes; calls that meet a channel still reconnecting are
@@ -65,7 +113,7 @@ def _duration(seconds: float) -> Duration:
 class Claim:
     state: Literal["claimed", "in_progress", "completed"]
     result: str = ""
-    history: tuple[memory_pb.Turn, ...] = ()  # with a new claim, when asked for
+    history: tuple[Turn, ...] = ()  # with a new claim
 
 
 _CLAIM_STATES: dict[int, Literal["claimed", "in_progress", "completed"]] = {
@@ -119,7 +167,7 @@ class Backends:
         )
         return response.existed
 
-    async def transcript(self, call_sid: str, budget: TurnBudget) -> memory_pb.Transcript | None:
+    async def transcript(self, call_sid: str, budget: TurnBudget) -> Transcript | None:
         try:
             response = await self.memory.GetTranscript(
                 memory_pb.GetTranscriptRequest(call_id=call_sid),
@@ -129,7 +177,16 @@ class Backends:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
-        return response.transcript
+        found = response.transcript
+        return Transcript(
+            call_sid=found.call_id,
+            caller=found.caller,
+            callee=found.callee,
+            started_at=_time(found.start_time),
+            ended_at=_time(found.end_time),
+            status=found.status,
+            turns=_turns(found.turns),
+        )
 
     async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
         """Claim a delivery; a new claim comes with the call's recent history."""
@@ -143,7 +200,7 @@ class Backends:
             timeout=self._memory_timeout(budget),
         )
         state = _CLAIM_STATES.get(response.state, "claimed")
-        return Claim(state, response.result, tuple(response.history))
+        return Claim(state, response.result, _turns(response.history))
 
     async def complete(
         self,
@@ -151,7 +208,7 @@ class Backends:
         key: str,
         result: str,
         seconds: float,
-        turns: list[tuple[Role, str]] | None = None,
+        turns: Sequence[Turn] = (),
     ) -> None:
         """Store a delivery's TwiML for retries, and the turns it added, in one call."""
         await self.memory.CompleteIdempotencyKey(
@@ -160,7 +217,7 @@ class Backends:
                 key=key,
                 result=result,
                 ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS),
-                turns=[memory_pb.Turn(role=_TO_MEMORY_ROLE[r], text=t) for r, t in turns or []],
+                turns=[memory_pb.Turn(role=_TO_MEMORY_ROLE[t.role], text=t.text) for t in turns],
             ),
             timeout=seconds,
         )
@@ -175,26 +232,28 @@ class Backends:
     async def generate(
         self,
         call_sid: str,
-        history: Sequence[memory_pb.Turn],
+        history: Sequence[Turn],
         user_text: str,
         budget: TurnBudget,
-    ) -> llm_pb.GenerateResponse:
+    ) -> Answer:
         # Keep back enough of the budget to store the turn once the answer is in.
         timeout = budget.timeout(
             self._settings.TURN_BUDGET_SECONDS, reserve=self._settings.MEMORY_TIMEOUT_SECONDS / 2
         )
-        return await self.llm.Generate(
+        response = await self.llm.Generate(
             llm_pb.GenerateRequest(
                 call_id=call_sid,
-                history=[
-                    llm_pb.Message(role=_MEMORY_TO_LLM_ROLE[t.role], text=t.text)
-                    for t in history
-                    if t.role in _MEMORY_TO_LLM_ROLE
-                ],
+                history=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in history],
                 user_text=user_text,
                 persona=llm_pb.Persona(assistant_name=self._settings.AI_ASSISTANT_NAME),
             ),
             timeout=timeout,
+        )
+        return Answer(
+            text=response.text,
+            provider=response.provider,
+            failover=response.failover,
+            failures=tuple(f"{f.provider} {f.reason}" for f in response.failures),
         )
 
     async def close(self) -> None:

@@ -12,12 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from aura_common.settings import package_version
 from aura_common.tracing import tracing_enabled
 from aura_telephony.backends import Backends
+from aura_telephony.calls import Calls
 from aura_telephony.config import Settings
 from aura_telephony.metrics import HttpMetrics
 from aura_telephony.middleware import BodyLimit
 from aura_telephony.routers import admin, info, voice
-from aura_telephony.turns import Turns
-from aura_telephony.twiml import Twiml
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for warning in settings.warnings():
             log.warning("%s", warning)
         backends = Backends(settings)
-        app.state.turns = Turns(settings, backends, Twiml(settings))
+        app.state.calls = Calls(settings, backends)
         try:
             yield
         finally:

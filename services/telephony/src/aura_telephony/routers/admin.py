@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import hmac
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel
 
-from aura.memory.v1 import memory_service_pb2 as memory_pb
-from aura_telephony.budget import TurnBudget
-from aura_telephony.turns import DownstreamError, Turns, describe
+from aura_telephony.calls import Calls
+from aura_telephony.delivery import DownstreamError, describe
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +22,7 @@ router = APIRouter(prefix="/api/calls", tags=["admin"])
 class TranscriptTurn(BaseModel):
     role: Literal["user", "assistant"]
     text: str
-    at: datetime
+    at: datetime | None
 
 
 class CallTranscript(BaseModel):
@@ -35,12 +33,6 @@ class CallTranscript(BaseModel):
     ended_at: datetime | None
     status: str
     turns: list[TranscriptTurn]
-
-
-def _time(stamp: Timestamp) -> datetime | None:
-    if not stamp.seconds and not stamp.nanos:
-        return None
-    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def require_admin(request: Request) -> None:
@@ -56,13 +48,6 @@ def require_admin(request: Request) -> None:
         )
 
 
-def _turn(turn: memory_pb.Turn) -> TranscriptTurn:
-    role: Literal["user", "assistant"] = (
-        "assistant" if turn.role == memory_pb.ROLE_ASSISTANT else "user"
-    )
-    return TranscriptTurn(role=role, text=turn.text, at=turn.create_time.ToDatetime(tzinfo=UTC))
-
-
 @router.get(
     "/{call_sid}/transcript",
     dependencies=[Depends(require_admin)],
@@ -76,22 +61,20 @@ def _turn(turn: memory_pb.Turn) -> TranscriptTurn:
 async def transcript(
     request: Request, call_sid: Annotated[str, Path(min_length=1, max_length=64)]
 ) -> CallTranscript:
-    turns: Turns = request.app.state.turns
+    calls: Calls = request.app.state.calls
     try:
-        found = await turns.backends.transcript(
-            call_sid, TurnBudget(turns.settings.TURN_BUDGET_SECONDS)
-        )
+        found = await calls.transcript(call_sid)
     except DownstreamError as error:
         log.error("transcript of %s unavailable: %s", call_sid, describe(error))
         raise HTTPException(status_code=503, detail="memory service unavailable") from error
     if found is None:
         raise HTTPException(status_code=404, detail="no transcript for this call")
     return CallTranscript(
-        call_sid=found.call_id,
+        call_sid=found.call_sid,
         caller=found.caller,
         callee=found.callee,
-        started_at=_time(found.start_time),
-        ended_at=_time(found.end_time),
+        started_at=found.started_at,
+        ended_at=found.ended_at,
         status=found.status,
-        turns=[_turn(t) for t in found.turns],
+        turns=[TranscriptTurn(role=t.role, text=t.text, at=t.at) for t in found.turns],
     )

@@ -5,23 +5,17 @@ apology can try again, a caller who hears Twilio's error message hangs up."""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
-from aura_common.logs import mask_phone
-from aura_telephony import metrics
-from aura_telephony.budget import TurnBudget
+from aura_telephony.calls import Calls
+from aura_telephony.delivery import idempotency_key
 from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
 from aura_telephony.security import twilio_form
-from aura_telephony.turns import DownstreamError, History, Reply, Turns, describe, idempotency_key
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/voice", tags=["voice"])
 
-FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 TWIML_MEDIA_TYPE = "application/xml"
 
 _TWIML: dict[str, object] = {
@@ -50,12 +44,12 @@ RESPONSES: dict[int | str, dict[str, object]] = {
 Params = Annotated[dict[str, str], Depends(twilio_form)]
 
 
-def get_turns(request: Request) -> Turns:
-    turns: Turns = request.app.state.turns
-    return turns
+def get_calls(request: Request) -> Calls:
+    calls: Calls = request.app.state.calls
+    return calls
 
 
-AppTurns = Annotated[Turns, Depends(get_turns)]
+AppCalls = Annotated[Calls, Depends(get_calls)]
 
 
 def _delivery_key(request: Request, params: dict[str, str]) -> str:
@@ -75,16 +69,9 @@ def _twiml(document: str) -> Response:
     summary="Incoming call: welcome the caller",
 )
 async def incoming_call(
-    request: Request, params: Params, form: Annotated[VoiceWebhook, Form()], turns: AppTurns
+    request: Request, params: Params, form: Annotated[VoiceWebhook, Form()], calls: AppCalls
 ) -> Response:
-    log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
-    key = _delivery_key(request, params)
-
-    async def welcome(budget: TurnBudget, history: History) -> Reply:
-        return await turns.welcome(form.CallSid, params, budget, history)
-
-    with metrics.TURN_SECONDS.labels("welcome").time():
-        return _twiml(await turns.once(form.CallSid, key, welcome))
+    return _twiml(await calls.incoming(form, _delivery_key(request, params)))
 
 
 @router.post(
@@ -97,16 +84,10 @@ async def process_speech(
     request: Request,
     params: Params,
     form: Annotated[GatherResult, Form()],
-    turns: AppTurns,
+    calls: AppCalls,
     reprompts: Annotated[int, Query(ge=0, le=20, description="Silent turns so far")] = 0,
 ) -> Response:
-    key = _delivery_key(request, params)
-
-    async def answer(budget: TurnBudget, history: History) -> Reply:
-        return await turns.respond(form.CallSid, params, reprompts, budget, history)
-
-    with metrics.TURN_SECONDS.labels("speech").time():
-        return _twiml(await turns.once(form.CallSid, key, answer))
+    return _twiml(await calls.gathered(form, reprompts, _delivery_key(request, params)))
 
 
 @router.post(
@@ -114,22 +95,7 @@ async def process_speech(
     response_class=Response,
     responses=RESPONSES,
     summary="Call status callback",
+    dependencies=[Depends(twilio_form)],
 )
-async def call_status(
-    form: Annotated[StatusCallback, Form()], params: Params, turns: AppTurns
-) -> Response:
-    status = (form.CallStatus or "").strip().lower()
-    log.info("call %s status %s", form.CallSid, status or "(none)")
-    if status in FINAL_CALL_STATUSES:
-        budget = TurnBudget(turns.settings.MEMORY_TIMEOUT_SECONDS)
-        try:
-            # Counted once per call: a retried callback finds the call already ended.
-            if await turns.backends.end_call(form.CallSid, status, budget):
-                metrics.CALLS_ENDED.labels(status).inc()
-                metrics.ACTIVE_CALLS.dec()
-        except DownstreamError as error:
-            # The memory service's TTL forgets the call even if this clear is lost.
-            log.error(
-                "call %s: could not clear the conversation: %s", form.CallSid, describe(error)
-            )
-    return _twiml(turns.twiml.empty())
+async def call_status(form: Annotated[StatusCallback, Form()], calls: AppCalls) -> Response:
+    return _twiml(await calls.status(form))

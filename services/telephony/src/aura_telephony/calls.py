@@ -1,0 +1,190 @@
+"""The call flow: what the caller hears at each webhook. The caller's words are read here
+first (goodbye, a person, the keypad, confidence) and only the rest reaches the model.
+Each webhook runs once per delivery through the delivery protocol (delivery.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+import grpc
+
+from aura_common.logs import mask_phone
+from aura_telephony import metrics, twiml
+from aura_telephony.backends import Backends, Transcript, Turn
+from aura_telephony.budget import TurnBudget
+from aura_telephony.config import Settings
+from aura_telephony.conversation import is_goodbye, parse_confidence, wants_a_person
+from aura_telephony.delivery import (
+    COMPLETE_SECONDS,
+    Deliveries,
+    DownstreamError,
+    History,
+    Reply,
+    describe,
+)
+from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
+
+log = logging.getLogger(__name__)
+
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def _late(error: BaseException) -> bool:
+    return not isinstance(error, grpc.aio.AioRpcError) or (
+        error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+
+
+class Calls:
+    def __init__(self, settings: Settings, backends: Backends) -> None:
+        self.settings = settings
+        self.backends = backends
+        self.twiml = twiml.Twiml(settings)
+        self._deliveries = Deliveries(
+            backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(twiml.HOLDING)
+        )
+
+    async def incoming(self, form: VoiceWebhook, key: str) -> str:
+        """A new call: the welcome (or a refusal past the per-number limit)."""
+        log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
+
+        async def welcome(budget: TurnBudget, history: History) -> Reply:
+            return await self._welcome(form, budget, history)
+
+        with metrics.TURN_SECONDS.labels("welcome").time():
+            return await self._deliveries.once(form.CallSid, key, welcome)
+
+    async def gathered(self, form: GatherResult, reprompts: int, key: str) -> str:
+        """What the caller said or pressed at a <Gather>: the next thing they hear."""
+
+        async def answer(budget: TurnBudget, history: History) -> Reply:
+            return await self._respond(form, reprompts, budget, history)
+
+        with metrics.TURN_SECONDS.labels("speech").time():
+            return await self._deliveries.once(form.CallSid, key, answer)
+
+    async def status(self, form: StatusCallback) -> str:
+        """A status callback; a final status ends the call (its transcript is kept)."""
+        status = (form.CallStatus or "").strip().lower()
+        log.info("call %s status %s", form.CallSid, status or "(none)")
+        if status in FINAL_CALL_STATUSES:
+            budget = TurnBudget(self.settings.MEMORY_TIMEOUT_SECONDS)
+            try:
+                # Counted once per call: a retried callback finds the call already ended.
+                if await self.backends.end_call(form.CallSid, status, budget):
+                    metrics.CALLS_ENDED.labels(status).inc()
+                    metrics.ACTIVE_CALLS.dec()
+            except DownstreamError as error:
+                # The memory service's TTL forgets the call even if this clear is lost.
+                log.error(
+                    "call %s: could not clear the conversation: %s", form.CallSid, describe(error)
+                )
+        return self.twiml.empty()
+
+    async def transcript(self, call_sid: str) -> Transcript | None:
+        """The call's whole transcript; raises a DownstreamError when memory is out."""
+        return await self.backends.transcript(
+            call_sid, TurnBudget(self.settings.TURN_BUDGET_SECONDS)
+        )
+
+    async def _welcome(self, form: VoiceWebhook, budget: TurnBudget, history: History) -> Reply:
+        call_sid = form.CallSid
+        caller = (form.From or "").strip()
+        limit = self.settings.MAX_CALLS_PER_NUMBER_PER_HOUR
+        if limit and caller and history is not None:
+            # Counted in the memory service so that every replica sees the same number.
+            digest = hashlib.sha256(caller.encode()).hexdigest()[:32]
+            try:
+                calls = await self.backends.count(f"calls-per-number:{digest}", 3600, budget)
+            except DownstreamError as error:
+                log.error("call %s: cannot count calls, allowing: %s", call_sid, describe(error))
+            else:
+                if calls > limit:
+                    log.warning(
+                        "call %s from %s refused: %d calls this hour",
+                        call_sid,
+                        mask_phone(caller),
+                        calls,
+                    )
+                    metrics.CALL_EVENTS.labels("refused").inc()
+                    return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
+        welcome = self.settings.welcome_message
+        metrics.CALLS_STARTED.inc()
+        metrics.ACTIVE_CALLS.inc()
+        if history is not None:
+            try:
+                # The transcript keeps only the masked number; the full one never leaves here.
+                callee = form.To or ""
+                await self.backends.open_call(call_sid, mask_phone(caller), callee, budget)
+            except DownstreamError as error:
+                log.error("call %s: could not record the call: %s", call_sid, describe(error))
+        # The model sees its own greeting as the first turn.
+        return Reply(self.twiml.ask(welcome), [Turn("assistant", welcome)])
+
+    async def _respond(
+        self, form: GatherResult, reprompts: int, budget: TurnBudget, history: History
+    ) -> Reply:
+        call_sid = form.CallSid
+        digits = (form.Digits or "").strip()
+        if digits:
+            metrics.CALL_EVENTS.labels("keypad").inc()
+            return Reply(self._keypress(digits))
+        speech = " ".join((form.SpeechResult or "").split())[: self.settings.MAX_SPEECH_CHARS]
+        if not speech:
+            return Reply(self._reprompt(twiml.DIDNT_CATCH, reprompts))
+        confidence = parse_confidence(form.Confidence or "")
+        if confidence is not None and confidence < self.settings.SPEECH_MIN_CONFIDENCE:
+            log.info("call %s: confidence %.2f too low, asking again", call_sid, confidence)
+            metrics.CALL_EVENTS.labels("low_confidence").inc()
+            return Reply(self._reprompt(twiml.NOT_SURE, reprompts))
+        if wants_a_person(speech):
+            return Reply(self._transfer())
+        if is_goodbye(speech):
+            metrics.CALL_EVENTS.labels("goodbye").inc()
+            return Reply(
+                self.twiml.hang_up(twiml.FAREWELL),
+                [Turn("user", speech), Turn("assistant", twiml.FAREWELL)],
+            )
+        if history is None:
+            # Without the memory service the answer would ignore the conversation so far.
+            metrics.CALL_EVENTS.labels("apology").inc()
+            return Reply(self.twiml.ask(twiml.APOLOGY))
+        try:
+            # The budget bounds the whole turn, whatever a downstream call does with its own.
+            async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
+                answer = await self.backends.generate(call_sid, history, speech, budget)
+        except DownstreamError as error:
+            log.error("call %s: no answer this turn: %s", call_sid, describe(error))
+            late = _late(error)
+            metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
+            return Reply(self.twiml.ask(twiml.HOLDING if late else twiml.APOLOGY))
+        if answer.failover:
+            log.warning(
+                "call %s answered by fallback %s after %s",
+                call_sid,
+                answer.provider,
+                ", ".join(answer.failures),
+            )
+        metrics.CALL_EVENTS.labels("answered").inc()
+        return Reply(
+            self.twiml.ask(answer.text), [Turn("user", speech), Turn("assistant", answer.text)]
+        )
+
+    def _reprompt(self, text: str, reprompts: int) -> str:
+        metrics.CALL_EVENTS.labels("reprompt").inc()
+        if reprompts >= self.settings.MAX_REPROMPTS:
+            return self.twiml.hang_up(twiml.NO_INPUT_GOODBYE)
+        return self.twiml.ask(text, reprompts + 1)
+
+    def _keypress(self, digits: str) -> str:
+        if digits.startswith("0"):
+            return self._transfer()
+        return self.twiml.ask(twiml.KEYPAD_HELP)
+
+    def _transfer(self) -> str:
+        metrics.CALL_EVENTS.labels("transfer").inc()
+        if self.settings.TRANSFER_NUMBER:
+            return self.twiml.transfer(self.settings.TRANSFER_NUMBER)
+        return self.twiml.ask(twiml.NOBODY_AVAILABLE)

@@ -1,0 +1,109 @@
+"""Twilio's webhook delivery protocol: claim → produce → complete.
+
+Twilio retries a webhook it got no answer to, so each delivery is first claimed in the
+memory service under its idempotency key: the first delivery does the work and stores the
+TwiML, a duplicate that arrives meanwhile waits for it, and a later one replays it. The
+caller never hears an answer twice, and the model is asked once. What a delivery answers
+is the call flow's business (calls.py); this module only makes it happen once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import grpc
+
+from aura_telephony import metrics
+from aura_telephony.backends import Backends, Turn
+from aura_telephony.budget import BudgetExhaustedError, TurnBudget
+
+log = logging.getLogger(__name__)
+
+# Time kept back from the turn budget to store the finished turn and its answer.
+COMPLETE_SECONDS = 0.3
+_POLL_FIRST_SECONDS = 0.05
+_POLL_MAX_SECONDS = 0.25
+
+DownstreamError = (grpc.aio.AioRpcError, BudgetExhaustedError, TimeoutError)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return "turn budget exhausted"
+
+
+def idempotency_key(target: str, header: str, params: Mapping[str, str]) -> str:
+    """Twilio's I-Twilio-Idempotency-Token when sent; otherwise a digest of the request,
+    which a retry repeats exactly."""
+    if header:
+        return f"token:{header[:200]}"
+    content = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return "digest:" + hashlib.sha256(f"{target}#{content}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A delivery's TwiML and the turns it adds to the conversation."""
+
+    document: str
+    turns: list[Turn] = field(default_factory=list)
+
+
+# The history a delivery sees: the call's newest turns, or None when memory is unreachable.
+History = tuple[Turn, ...] | None
+Produce = Callable[[TurnBudget, History], Awaitable[Reply]]
+
+
+class Deliveries:
+    def __init__(self, backends: Backends, budget_seconds: float, holding: str) -> None:
+        self._backends = backends
+        self._budget_seconds = budget_seconds
+        self._holding = holding  # the TwiML a duplicate gets when the first never finishes
+
+    async def once(self, call_sid: str, key: str, produce: Produce) -> str:
+        """Run `produce` for the first delivery of `key`; replay its TwiML for the others.
+        Claiming also fetches the history, and completing also stores the new turns, so a
+        turn costs the memory service two round trips."""
+        budget = TurnBudget(self._budget_seconds)
+        try:
+            claim = await self._backends.claim(call_sid, key, budget)
+        except DownstreamError as error:
+            # Nothing can be deduplicated or remembered; the delivery answers as it can.
+            log.error("call %s: memory unreachable: %s", call_sid, describe(error))
+            return (await produce(budget, None)).document
+        if claim.state == "completed":
+            log.info("call %s: replayed the answer to a retried webhook", call_sid)
+            metrics.REPLAYS.inc()
+            return claim.result
+        if claim.state == "in_progress":
+            return await self._wait_for(call_sid, key, budget)
+        reply = await produce(budget, claim.history)
+        try:
+            seconds = max(COMPLETE_SECONDS, budget.remaining())
+            await self._backends.complete(call_sid, key, reply.document, seconds, reply.turns)
+        except grpc.aio.AioRpcError as error:
+            # The answer is ready: speaking it beats an apology, even if it is not stored.
+            log.error("call %s: cannot store the turn: %s", call_sid, describe(error))
+        return reply.document
+
+    async def _wait_for(self, call_sid: str, key: str, budget: TurnBudget) -> str:
+        """A duplicate delivery while the first is still working: wait for its answer."""
+        pause = _POLL_FIRST_SECONDS
+        while budget.remaining() > pause + COMPLETE_SECONDS:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_SECONDS)
+            try:
+                claim = await self._backends.claim(call_sid, key, budget)
+            except DownstreamError as error:
+                log.error("call %s: lost the first delivery: %s", call_sid, describe(error))
+                break
+            if claim.state == "completed":
+                metrics.REPLAYS.inc()
+                return claim.result
+            if claim.state == "claimed":
+                break  # the first delivery's claim expired without an answer
+        return self._holding
