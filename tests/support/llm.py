@@ -14,7 +14,7 @@ from aura_llm.config import SAMPLE_KNOWLEDGE_BASE, Settings
 from aura_llm.failover import FailoverRouter
 from aura_llm.providers import Completion, Prompt, Provider
 from aura_llm.providers.local import LocalProvider
-from aura_llm.servicer import LlmServicer
+from tests.support.servers import llm_server
 
 
 def local() -> LocalProvider:
@@ -35,16 +35,14 @@ async def llm_service(
     providers: Sequence[Provider] | FailoverRouter,
 ) -> AsyncIterator[pb_grpc.LlmServiceAsyncStub]:
     chain = providers if isinstance(providers, FailoverRouter) else router(*providers)
-    server = grpc.aio.server()
     settings = Settings.model_validate({"AI_ASSISTANT_NAME": "Aura"})
-    pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(chain, settings), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with (
+            llm_server(chain, settings) as address,
+            grpc.aio.insecure_channel(address) as channel,
+        ):
             yield pb_grpc.LlmServiceStub(channel)
     finally:
-        await server.stop(None)
         for provider in chain.providers:
             await provider.close()
 

@@ -13,20 +13,16 @@ from google.protobuf.duration_pb2 import Duration
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from aura_memory.servicer import MAX_TURNS_PER_APPEND, MemoryServicer
+from aura_memory.servicer import MAX_TURNS_PER_APPEND
 from aura_memory.stores import InMemoryStore
+from tests.support.servers import memory_server
 
 
 @pytest.fixture
 async def stub() -> AsyncIterator[pb_grpc.MemoryServiceAsyncStub]:
-    server = grpc.aio.server()
     store = InMemoryStore(max_turns=6, ttl_seconds=60)
-    pb_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with memory_server(store) as address, grpc.aio.insecure_channel(address) as channel:
         yield pb_grpc.MemoryServiceStub(channel)
-    await server.stop(None)
 
 
 def user(text: str) -> pb.Turn:

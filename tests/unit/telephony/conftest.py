@@ -1,5 +1,6 @@
-"""The telephony app in-process (httpx over ASGI), with real llm and memory gRPC servers
-on loopback, so that every webhook goes through real gRPC calls."""
+"""The telephony app in-process (httpx over ASGI), with the real llm and memory gRPC
+servers (their production wiring) on loopback, so that every webhook goes through real gRPC
+calls."""
 
 from __future__ import annotations
 
@@ -12,17 +13,16 @@ import grpc
 import httpx
 import pytest
 
-from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
-from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_llm.config import Settings as LlmSettings
 from aura_llm.failover import FailoverRouter
 from aura_llm.providers import Provider
-from aura_llm.servicer import LlmServicer
-from aura_memory.servicer import MemoryServicer
+from aura_llm.server import build_server as build_llm
+from aura_memory.server import build_server as build_memory
 from aura_memory.stores import InMemoryStore
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
 from tests.support.llm import local
+from tests.support.servers import running
 from tests.support.twilio import AsyncTwilioPlayer
 
 AUTH_TOKEN = "test-auth-token"
@@ -49,25 +49,18 @@ async def make_rig() -> AsyncIterator[RigFactory]:
 
         async def build(provider: Provider | None = None, **overrides: Any) -> Rig:
             store = InMemoryStore(max_turns=20, ttl_seconds=600)
-            memory_server = grpc.aio.server()
-            memory_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), memory_server)
-            memory_port = memory_server.add_insecure_port("127.0.0.1:0")
-            llm_server = grpc.aio.server()
+            memory = await build_memory(store, "127.0.0.1", 0)
             chain = FailoverRouter([provider or local()], attempt_timeout=30, max_retries=0)
-            servicer = LlmServicer(chain, LlmSettings.model_validate({}))
-            llm_grpc.add_LlmServiceServicer_to_server(servicer, llm_server)
-            llm_port = llm_server.add_insecure_port("127.0.0.1:0")
-            await memory_server.start()
-            await llm_server.start()
-            stack.push_async_callback(memory_server.stop, None)
-            stack.push_async_callback(llm_server.stop, None)
+            llm = await build_llm(chain, LlmSettings.model_validate({}), "127.0.0.1", 0)
+            memory_address = await stack.enter_async_context(running(memory))
+            llm_address = await stack.enter_async_context(running(llm))
 
             settings = Settings.model_validate(
                 {
                     "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
                     "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-                    "LLM_SERVICE_ADDRESS": f"127.0.0.1:{llm_port}",
-                    "MEMORY_SERVICE_ADDRESS": f"127.0.0.1:{memory_port}",
+                    "LLM_SERVICE_ADDRESS": llm_address,
+                    "MEMORY_SERVICE_ADDRESS": memory_address,
                     "AI_ASSISTANT_NAME": "Aura",
                     **overrides,
                 }
@@ -84,7 +77,7 @@ async def make_rig() -> AsyncIterator[RigFactory]:
                 auth_token=settings.TWILIO_AUTH_TOKEN,
                 public_base_url=settings.PUBLIC_BASE_URL,
             )
-            return Rig(client, twilio, store, llm_server, memory_server, settings)
+            return Rig(client, twilio, store, llm.server, memory.server, settings)
 
         yield build
 

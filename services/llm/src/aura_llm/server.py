@@ -35,11 +35,25 @@ def build_router(settings: Settings, providers: list[Provider]) -> FailoverRoute
     )
 
 
-async def serve(settings: Settings, providers: list[Provider]) -> None:
-    router = build_router(settings, providers)
+async def build_server(
+    router: FailoverRouter, settings: Settings, host: str, port: int
+) -> grpc_server.GrpcServer:
+    """The llm gRPC server as it runs in production (tests bind it to port 0)."""
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(router, settings), server)
+
+    return await grpc_server.build(
+        service_names=[SERVICE_NAME],
+        register=register,
+        host=host,
+        port=port,
+        port_setting="LLM_PORT",
+    )
+
+
+async def serve(settings: Settings, providers: list[Provider]) -> None:
+    router = build_router(settings, providers)
 
     async def close_providers() -> None:
         for provider in providers:
@@ -47,13 +61,7 @@ async def serve(settings: Settings, providers: list[Provider]) -> None:
 
     log.info("providers %s", ", ".join(f"{p.name} ({p.model})" for p in providers))
     serve_metrics(settings.METRICS_HOST, settings.LLM_METRICS_PORT, "LLM_METRICS_PORT")
-    server = await grpc_server.build(
-        service_names=[SERVICE_NAME],
-        register=register,
-        host=settings.LLM_HOST,
-        port=settings.LLM_PORT,
-        port_setting="LLM_PORT",
-    )
+    server = await build_server(router, settings, settings.LLM_HOST, settings.LLM_PORT)
     await server.start()
     log.info("listening on %s:%d", settings.LLM_HOST, server.port)
     await grpc_server.run_until_signal(

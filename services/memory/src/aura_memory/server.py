@@ -57,6 +57,21 @@ async def _watch_store(store: ConversationStore, status: health.aio.HealthServic
             )
 
 
+async def build_server(store: ConversationStore, host: str, port: int) -> grpc_server.GrpcServer:
+    """The memory gRPC server as it runs in production (tests bind it to port 0)."""
+
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
+
+    return await grpc_server.build(
+        service_names=[SERVICE_NAME],
+        register=register,
+        host=host,
+        port=port,
+        port_setting="MEMORY_PORT",
+    )
+
+
 async def serve(settings: Settings) -> None:
     store = build_store(settings)
     tasks: list[asyncio.Task[None]] = [
@@ -64,9 +79,6 @@ async def serve(settings: Settings) -> None:
             _expire_forever(store, min(60.0, settings.CONVERSATION_TTL_SECONDS / 2))
         )
     ]
-
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
 
     async def on_stop() -> None:
         for task in tasks:
@@ -77,13 +89,7 @@ async def serve(settings: Settings) -> None:
 
     log.info("store=%s max_turns=%d", store.name, settings.MAX_CONVERSATION_LENGTH)
     serve_metrics(settings.METRICS_HOST, settings.MEMORY_METRICS_PORT, "MEMORY_METRICS_PORT")
-    server = await grpc_server.build(
-        service_names=[SERVICE_NAME],
-        register=register,
-        host=settings.MEMORY_HOST,
-        port=settings.MEMORY_PORT,
-        port_setting="MEMORY_PORT",
-    )
+    server = await build_server(store, settings.MEMORY_HOST, settings.MEMORY_PORT)
     await server.start()
     tasks.append(asyncio.create_task(_watch_store(store, server.health)))
     log.info("listening on %s:%d", settings.MEMORY_HOST, server.port)
