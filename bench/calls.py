@@ -37,7 +37,7 @@ from twilio.request_validator import RequestValidator
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
-from aura_common.stack import Stack
+from aura_dev.stack import Stack
 from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
 
 OUT = Path(".bench/calls.json")

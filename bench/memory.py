@@ -24,7 +24,7 @@ import grpc
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from aura_common.stack import Stack
+from aura_dev.stack import Stack
 from tests.support.redis_server import RedisServer
 
 OUT = Path(".bench/memory.json")

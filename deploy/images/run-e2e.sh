@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 engine=${ENGINE:-$(command -v podman || command -v docker)}
 revision=${REVISION:-$(git rev-parse --short=12 HEAD)}
-port=$(.venv/bin/python -c 'from aura_common.stack import free_port; print(free_port())')
+port=$(.venv/bin/python -c 'from aura_dev.stack import free_port; print(free_port())')
 token="e2e-$RANDOM-$RANDOM"
 name="aura-e2e-$$"
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from aura_common.stack import Stack
+from aura_dev.stack import Stack
 from tests.support.twilio import TwilioPlayer
 
 LOCAL_TOKEN = "e2e-auth-token"

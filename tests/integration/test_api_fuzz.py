@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from aura_common.stack import Stack
+from aura_dev.stack import Stack
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
 

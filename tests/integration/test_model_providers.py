@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aura_common.stack import Stack
+from aura_dev.stack import Stack
 from tests.support.fake_vendors import Fail, FakeGemini, FakeOpenAI, Reply, serving_in_thread
 from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
 

@@ -25,7 +25,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from aura_common.stack import Stack, free_port
+from aura_dev.stack import Stack, free_port
 from aura_telephony import twiml
 from tests.support import eventually
 from tests.support.fake_vendors import Fail, FakeOpenAI, Reply, serving_in_thread

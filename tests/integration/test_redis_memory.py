@@ -13,7 +13,8 @@ import pytest
 
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
-from aura_common.stack import Stack, grpc_serving
+from aura_common.probe import grpc_serving
+from aura_dev.stack import Stack
 from tests.support import eventually
 from tests.support.redis_server import RedisServer
 

@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
-from aura_common.stack import Stack, free_port, grpc_serving
+from aura_common.probe import grpc_serving
+from aura_dev.stack import Stack, free_port
 from aura_telephony import twiml
 from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
 
@@ -117,7 +118,7 @@ def test_runner_stops_every_service_on_sigterm(tmp_path: Path) -> None:
         MEMORY_PORT=str(stack.memory_port),
     )
     runner = subprocess.Popen(
-        [sys.executable, "-m", "aura_common.stack"],
+        [sys.executable, "-m", "aura_dev.stack"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

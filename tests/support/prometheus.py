@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from aura_common.stack import free_port
+from aura_dev.stack import free_port
 
 
 def tool(name: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from aura_common.stack import free_port
+from aura_dev.stack import free_port
 
 
 @dataclass

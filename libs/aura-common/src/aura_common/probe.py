@@ -8,9 +8,33 @@ chart's `helm test` hook and by container health checks.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import urllib.error
+import urllib.request
+from typing import Any
 
-from aura_common.stack import grpc_serving, http_healthy
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def grpc_serving(address: str, timeout: float = 1.0, service: str = "") -> bool:
+    """True when the gRPC health service at `address` reports `service` SERVING."""
+    with grpc.insecure_channel(address) as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_healthy(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (our own URL)
+            return bool(json.load(response).get("status") == "healthy")
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

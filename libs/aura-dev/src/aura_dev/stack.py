@@ -8,7 +8,6 @@ stopping them (Linux parent-death signal), so no service is left running behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -16,18 +15,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pydantic import Field
-
-from aura_common.settings import AuraSettings
+from aura_common.probe import grpc_serving, http_healthy
+from aura_llm.config import Settings as LlmSettings
+from aura_memory.config import Settings as MemorySettings
+from aura_telephony.config import Settings as TelephonySettings
 
 SERVICES = ("memory", "llm", "telephony")
 
@@ -44,25 +40,6 @@ def _die_with_parent() -> list[str]:
     # deadlock because gRPC health checks leave threads in this process.
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-
-
-def grpc_serving(address: str, timeout: float = 1.0, service: str = "") -> bool:
-    """True when the gRPC health service at `address` reports `service` SERVING."""
-    with grpc.insecure_channel(address) as channel:
-        stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
-        except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-def http_healthy(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (our own URL)
-            return bool(json.load(response).get("status") == "healthy")
-    except (OSError, ValueError, urllib.error.URLError):
-        return False
 
 
 @dataclass
@@ -193,25 +170,19 @@ class Stack:
             self.stop()
 
 
-class StackSettings(AuraSettings):
-    HOST: str = "0.0.0.0"
-    PORT: int = Field(default=8000, ge=1, le=65535)
-    LLM_PORT: int = Field(default=50051, ge=1, le=65535)
-    MEMORY_PORT: int = Field(default=50052, ge=1, le=65535)
-    LLM_METRICS_PORT: int = Field(default=9464, ge=1, le=65535)
-    MEMORY_METRICS_PORT: int = Field(default=9465, ge=1, le=65535)
-
-
 def main() -> None:
     """`make run`: all three services in the foreground until Ctrl-C or SIGTERM."""
-    settings = StackSettings()
+    # Each port is the service's own setting (environment, .env, or its default).
+    settings = TelephonySettings()
+    llm = LlmSettings()
+    memory = MemorySettings()
     stack = Stack(
         telephony_host=settings.HOST,
         telephony_port=settings.PORT,
-        llm_port=settings.LLM_PORT,
-        memory_port=settings.MEMORY_PORT,
-        llm_metrics_port=settings.LLM_METRICS_PORT,
-        memory_metrics_port=settings.MEMORY_METRICS_PORT,
+        llm_port=llm.LLM_PORT,
+        memory_port=memory.MEMORY_PORT,
+        llm_metrics_port=llm.LLM_METRICS_PORT,
+        memory_metrics_port=memory.MEMORY_METRICS_PORT,
     )
     stopping = False
 

@@ -1,0 +1,1 @@
+"""Development tooling: the local process runner behind `make run` and the tests."""
