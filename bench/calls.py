@@ -20,7 +20,6 @@ import os
 import platform
 import random
 import re
-import secrets
 import statistics
 import tempfile
 import time
@@ -33,11 +32,11 @@ from typing import Any
 
 import aiohttp
 import grpc
-from twilio.request_validator import RequestValidator
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
+from aura_phone.twilio import Twilio, new_call_sid
 from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
 
 OUT = Path(".bench/calls.json")
@@ -92,13 +91,10 @@ class Caller:
         self.session = session
         self.base_url = base_url
         self.run = run
-        self.validator = RequestValidator(TOKEN)
+        self.twilio = Twilio(auth_token=TOKEN)
 
     async def post(self, path: str, params: dict[str, str]) -> str:
-        headers = {
-            "X-Twilio-Signature": self.validator.compute_signature(self.base_url + path, params),
-            "I-Twilio-Idempotency-Token": secrets.token_hex(8),
-        }
+        headers = self.twilio.headers(self.base_url, path, params)
         route = path.split("?")[0]
         started = time.perf_counter()
         try:
@@ -120,16 +116,8 @@ class Caller:
         return body
 
     async def call(self, turns: int, think: float) -> None:
-        call_sid = "CA" + secrets.token_hex(16)
-        base = {
-            "CallSid": call_sid,
-            "AccountSid": "AC" + "0" * 32,
-            "From": f"+1555{random.randrange(10**7):07d}",
-            "To": "+15559870000",
-            "Direction": "inbound",
-            "CallStatus": "in-progress",
-            "ApiVersion": "2010-04-01",
-        }
+        caller = f"+1555{random.randrange(10**7):07d}"  # apart from the per-number limit
+        base = self.twilio.call_params(new_call_sid(), From=caller, Caller=caller)
         await self.post("/api/voice", {**base, "CallStatus": "ringing"})
         for question in [*random.sample(QUESTIONS, turns), "ok thanks, bye"]:
             await asyncio.sleep(think)

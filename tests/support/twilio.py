@@ -1,24 +1,17 @@
-"""Plays Twilio in tests: form-encoded webhooks signed with the `twilio` library."""
+"""Plays Twilio in tests, through the phone simulator's Twilio (aura_phone.twilio): signed
+form-encoded webhooks over an httpx client, and the TwiML that comes back, parsed."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
 import httpx
-from twilio.request_validator import RequestValidator
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+from aura_phone.twilio import FORM, Twilio, new_call_sid, new_token
 
-
-def new_call_sid() -> str:
-    return "CA" + secrets.token_hex(16)
-
-
-def new_token() -> str:
-    return secrets.token_hex(16)
+__all__ = ["FORM", "AsyncTwilioPlayer", "TwilioPlayer", "Twiml", "new_call_sid", "new_token"]
 
 
 @dataclass
@@ -54,55 +47,26 @@ class Twiml:
 
 
 @dataclass(kw_only=True)
-class TwilioSigner:
-    """Signs webhooks as Twilio does: for `public_base_url` when set, else the client's URL."""
-
-    auth_token: str = ""
-    public_base_url: str = ""
-    account_sid: str = "AC" + "0" * 32
-
-    def _headers(self, base_url: str, path: str, params: Mapping[str, str]) -> dict[str, str]:
-        headers = dict(FORM)
-        if self.auth_token:
-            url = (self.public_base_url or base_url.rstrip("/")) + path
-            validator = RequestValidator(self.auth_token)
-            headers["X-Twilio-Signature"] = validator.compute_signature(url, dict(params))
-        return headers
-
-    def call_params(self, call_sid: str, **extra: str) -> dict[str, str]:
-        return {
-            "CallSid": call_sid,
-            "AccountSid": self.account_sid,
-            "From": "+15551230001",
-            "To": "+15559870002",
-            "Direction": "inbound",
-            "CallStatus": "in-progress",
-            "ApiVersion": "2010-04-01",
-            **extra,
-        }
-
-
-@dataclass(kw_only=True)
-class TwilioPlayer(TwilioSigner):
+class TwilioPlayer(Twilio):
     client: httpx.Client
 
     def sign(self, path: str, params: Mapping[str, str]) -> dict[str, str]:
-        return self._headers(str(self.client.base_url), path, params)
+        return self.signed(str(self.client.base_url), path, params)
 
     def post(self, path: str, params: Mapping[str, str]) -> httpx.Response:
         """One webhook delivery, with a fresh idempotency token as Twilio sends."""
-        headers = {**self.sign(path, params), "I-Twilio-Idempotency-Token": new_token()}
+        headers = self.headers(str(self.client.base_url), path, params)
         return self.client.post(path, data=dict(params), headers=headers)
 
 
 @dataclass(kw_only=True)
-class AsyncTwilioPlayer(TwilioSigner):
+class AsyncTwilioPlayer(Twilio):
     client: httpx.AsyncClient
 
     def sign(self, path: str, params: Mapping[str, str]) -> dict[str, str]:
-        return self._headers(str(self.client.base_url), path, params)
+        return self.signed(str(self.client.base_url), path, params)
 
     async def post(self, path: str, params: Mapping[str, str]) -> httpx.Response:
         """One webhook delivery, with a fresh idempotency token as Twilio sends."""
-        headers = {**self.sign(path, params), "I-Twilio-Idempotency-Token": new_token()}
+        headers = self.headers(str(self.client.base_url), path, params)
         return await self.client.post(path, data=dict(params), headers=headers)

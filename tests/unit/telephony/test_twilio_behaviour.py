@@ -378,7 +378,7 @@ async def test_transcript_needs_the_admin_token(make_rig: RigFactory) -> None:
     assert response.status_code == 200
     transcript = response.json()
     assert transcript["caller"] == "*******9876"
-    assert transcript["callee"] == "+15559870002"
+    assert transcript["callee"] == "+15559870000"
     assert transcript["status"] == "completed"
     assert transcript["started_at"] is not None
     assert transcript["ended_at"] is not None

@@ -4,7 +4,6 @@ follows the TwiML that comes back (<Say>, <Gather>, <Redirect>, <Dial>, <Hangup>
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,9 +12,9 @@ from urllib.parse import urljoin, urlsplit
 from xml.etree import ElementTree
 
 import httpx
-from twilio.request_validator import RequestValidator
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+from aura_phone.twilio import Twilio, new_call_sid
+
 UNDERSTOOD = {"Say", "Gather", "Redirect", "Dial", "Hangup", "Pause", "Play", "Reject"}
 
 
@@ -63,45 +62,32 @@ class Call:
     caller: str = "+15551230000"
     callee: str = "+15559870000"
     timeout: float = 15.0  # Twilio's own webhook timeout
-    call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
+    call_sid: str = field(default_factory=new_call_sid)
     client: httpx.Client | None = None
     on_say: Callable[[str], None] = lambda text: None
     turns: list[Turn] = field(default_factory=list)
     ended: bool = False
     _started: float = field(default_factory=time.monotonic)
-    _validator: RequestValidator | None = field(init=False, default=None)
+    _twilio: Twilio = field(init=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        self.public_url = (self.public_url or self.base_url).rstrip("/")
-        if self.auth_token:
-            self._validator = RequestValidator(self.auth_token)
+        self._twilio = Twilio(
+            auth_token=self.auth_token,
+            public_base_url=self.public_url,
+            caller=self.caller,
+            callee=self.callee,
+        )
         if self.client is None:
             self.client = httpx.Client(timeout=self.timeout)
 
     def params(self, **extra: str) -> dict[str, str]:
-        """The parameters Twilio sends with every voice webhook of an inbound call."""
-        return {
-            "CallSid": self.call_sid,
-            "AccountSid": "AC" + "0" * 32,
-            "ApiVersion": "2010-04-01",
-            "Direction": "inbound",
-            "From": self.caller,
-            "Caller": self.caller,
-            "To": self.callee,
-            "Called": self.callee,
-            "CallStatus": "in-progress",
-            "FromCountry": "US",
-            "ToCountry": "US",
-            **extra,
-        }
+        """The parameters Twilio sends with every voice webhook of this call."""
+        return self._twilio.call_params(self.call_sid, **extra)
 
     def _post(self, path: str, params: Mapping[str, str]) -> tuple[httpx.Response, float]:
         assert self.client is not None
-        headers = {**FORM, "I-Twilio-Idempotency-Token": secrets.token_hex(16)}
-        if self._validator is not None:
-            signed = urljoin(self.public_url + "/", path.lstrip("/"))
-            headers["X-Twilio-Signature"] = self._validator.compute_signature(signed, dict(params))
+        headers = self._twilio.headers(self.base_url, path, params)
         url = urljoin(self.base_url + "/", path.lstrip("/"))
         started = time.perf_counter()
         try:

@@ -1,0 +1,63 @@
+"""Twilio's side of a voice webhook, in one place: the parameters Twilio sends, the
+signature it computes over the URL it calls, and its idempotency token. The simulator,
+the test suites and the benchmark all play Twilio through this."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from twilio.request_validator import RequestValidator
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def new_call_sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(kw_only=True)
+class Twilio:
+    """Signs as Twilio does: for `public_base_url` + path when set (the URL Twilio calls),
+    else for the URL actually requested. Without a token nothing is signed."""
+
+    auth_token: str = ""
+    public_base_url: str = ""
+    account_sid: str = "AC" + "0" * 32
+    caller: str = "+15551230000"
+    callee: str = "+15559870000"
+
+    def headers(self, base_url: str, path: str, params: Mapping[str, str]) -> dict[str, str]:
+        """Headers of one delivery: form type, signature, a fresh idempotency token."""
+        return {**self.signed(base_url, path, params), "I-Twilio-Idempotency-Token": new_token()}
+
+    def signed(self, base_url: str, path: str, params: Mapping[str, str]) -> dict[str, str]:
+        """The form type and the signature alone (a retry reuses its first token)."""
+        headers = dict(FORM)
+        if self.auth_token:
+            url = (self.public_base_url or base_url).rstrip("/") + "/" + path.lstrip("/")
+            validator = RequestValidator(self.auth_token)
+            headers["X-Twilio-Signature"] = validator.compute_signature(url, dict(params))
+        return headers
+
+    def call_params(self, call_sid: str, **extra: str) -> dict[str, str]:
+        """The parameters Twilio sends with every voice webhook of an inbound call."""
+        return {
+            "CallSid": call_sid,
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "Direction": "inbound",
+            "From": self.caller,
+            "Caller": self.caller,
+            "To": self.callee,
+            "Called": self.callee,
+            "CallStatus": "in-progress",
+            "FromCountry": "US",
+            "ToCountry": "US",
+            **extra,
+        }
