@@ -27,6 +27,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aura_dev.stack import Stack, free_port
 from aura_telephony import twiml
+from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
 from tests.support import eventually
 from tests.support.fake_vendors import Fail, FakeOpenAI, Reply, serving_in_thread
 from tests.support.prometheus import Prometheus, tool
@@ -73,20 +74,6 @@ def fake_model() -> Iterator[FakeOpenAI]:
 
 
 ACCOUNT = "AC" + "0" * 32  # the account TwilioPlayer signs for
-# Every event the "What turns led to" panel plots, and every rejection reason: the scenario
-# below causes each of them, and each must be non-zero afterwards.
-CALL_EVENTS = (
-    "answered",
-    "goodbye",
-    "transfer",
-    "reprompt",
-    "low_confidence",
-    "keypad",
-    "holding",
-    "apology",
-    "refused",
-)
-REJECTIONS = ("missing", "invalid", "account_mismatch")
 
 
 @pytest.fixture(scope="module")
@@ -244,8 +231,9 @@ def test_every_dashboard_query_shows_what_the_calls_caused(
             up = prometheus.query("up")
             raise AssertionError(f"{failure}\nup: {up}\ngot: {prometheus.query(query)}") from None
     for metric, label, values in (
-        ("aura_call_events_total", "event", CALL_EVENTS),
-        ("aura_signature_rejections_total", "reason", REJECTIONS),
+        # Every event the "What turns led to" panel plots, and every rejection reason.
+        ("aura_call_events_total", "event", CALL_EVENT_NAMES),
+        ("aura_signature_rejections_total", "reason", REJECTION_REASONS),
     ):
         rates = prometheus.query(f"sum by ({label}) (increase({metric}[5m])) > 0")
         assert {r["metric"][label] for r in rates} >= set(values), rates

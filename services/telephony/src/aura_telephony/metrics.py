@@ -47,7 +47,8 @@ SIGNATURE_REJECTIONS = Counter(
     ["reason"],
 )
 
-for _event in (
+# Every value these label sets take: each series exists from the start, at zero.
+CALL_EVENT_NAMES = (
     "answered",
     "goodbye",
     "transfer",
@@ -57,9 +58,11 @@ for _event in (
     "holding",
     "apology",
     "refused",
-):
-    CALL_EVENTS.labels(_event)  # every series exists from the start, at zero
-for _reason in ("missing", "invalid", "account_mismatch"):
+)
+REJECTION_REASONS = ("missing", "invalid", "account_mismatch")
+for _event in CALL_EVENT_NAMES:
+    CALL_EVENTS.labels(_event)
+for _reason in REJECTION_REASONS:
     SIGNATURE_REJECTIONS.labels(_reason)
 
 
