@@ -123,9 +123,10 @@ def test_interactive_syntax(line: str | None, expected: Input) -> None:
 @pytest.mark.parametrize(
     ("script", "complaint"),
     [
-        ("steps: []", "non-empty list of steps"),
-        ("steps:\n  - say: a\n    press: '1'", "only one of"),
-        ("steps:\n  - shout: a", "unknown keys"),
+        ("steps: []", "steps: List should have at least 1 item"),
+        ("steps:\n  - say: a\n    press: '1'", "steps.0: Value error, only one of"),
+        ("steps:\n  - say: a\n  - shout: a", "steps.1.shout: Extra inputs are not permitted"),
+        ("- say: a", "the file: Input should be a valid dictionary"),
         ("[", "cannot read"),
     ],
 )

@@ -113,10 +113,23 @@ def test_another_knowledge_base_file(tmp_path: Path) -> None:
     ("content", "message"),
     [
         ("- just a list", "expected a mapping"),
-        ("business: {name: X}\nentries: []", "entries must be a non-empty list"),
-        ("business: {}\nentries: [{topic: t, answer: a, keywords: [k]}]", "business.name"),
-        ("business: {name: X}\nentries: [{topic: t, keywords: [k]}]", "entries[0].answer"),
-        ("business: {name: X}\nentries: [{topic: t, answer: a}]", "needs questions or keywords"),
+        ("business: {name: X}\nentries: []", "entries: List should have at least 1 item"),
+        (
+            "business: {}\nentries: [{topic: t, answer: a, keywords: [k]}]",
+            "business.name: Field required",
+        ),
+        (
+            "business: {name: X}\nentries: [{topic: t, keywords: [k]}, {topic: u}]",
+            "entries[0].answer: Field required; entries[1].answer: Field required",
+        ),
+        (
+            "business: {name: X}\nentries: [{topic: t, answer: a}]",
+            "entries[0]: Value error, needs questions or keywords",
+        ),
+        (
+            "business: {name: X}\nentries: [{topic: t, answer: a, keywords: k, typo: 1}]",
+            "entries[0].keywords: Input should be a valid list; entries[0].typo: Extra inputs",
+        ),
         ("business: [unclosed", "not valid YAML"),
     ],
 )

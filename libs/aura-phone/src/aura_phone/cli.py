@@ -15,9 +15,17 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aura_phone.simulator import Call, CallError, Input, Turn
@@ -25,6 +33,34 @@ from aura_phone.simulator import Call, CallError, Input, Turn
 
 class ScriptError(Exception):
     """The script is malformed, or the call did not go as it expects."""
+
+
+Words = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) else v)]
+
+
+class _Step(BaseModel):
+    """One step as written in a script file."""
+
+    model_config = ConfigDict(extra="forbid")
+    say: Words | None = None
+    press: Words | None = None  # YAML reads `press: 5` as a number
+    silence: bool = False
+    hear: Words = ""
+    hear_regex: str = ""
+    hangup: bool = False
+
+    @model_validator(mode="after")
+    def _one_action(self) -> _Step:
+        if (self.say is not None) + (self.press is not None) + self.silence > 1:
+            raise ValueError("only one of say, press, silence")
+        return self
+
+
+class _Script(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    caller: str | None = Field(default=None, alias="from")
+    callee: str | None = Field(default=None, alias="to")
+    steps: Annotated[list[_Step], Field(min_length=1)]
 
 
 @dataclass
@@ -35,28 +71,15 @@ class Step:
     hangup: bool = False
 
     @classmethod
-    def parse(cls, raw: Any, index: int) -> Step:
-        if not isinstance(raw, dict):
-            raise ScriptError(f"step {index}: expected a mapping, got {raw!r}")
-        actions = [k for k in ("say", "press", "silence") if k in raw]
-        if len(actions) > 1:
-            raise ScriptError(f"step {index}: only one of say, press, silence")
+    def of(cls, raw: _Step) -> Step:
         action: Input | None = None
-        if actions == ["say"]:
-            action = Input("speech", str(raw["say"]))
-        elif actions == ["press"]:
-            action = Input("digits", str(raw["press"]))
-        elif actions == ["silence"]:
+        if raw.say is not None:
+            action = Input("speech", raw.say)
+        elif raw.press is not None:
+            action = Input("digits", raw.press)
+        elif raw.silence:
             action = Input("silence")
-        unknown = set(raw) - {"say", "press", "silence", "hear", "hear_regex", "hangup"}
-        if unknown:
-            raise ScriptError(f"step {index}: unknown keys {sorted(unknown)}")
-        return cls(
-            action,
-            str(raw.get("hear", "")),
-            str(raw.get("hear_regex", "")),
-            bool(raw.get("hangup", False)),
-        )
+        return cls(action, raw.hear, raw.hear_regex, raw.hangup)
 
     def check(self, index: int, turn: Turn) -> None:
         heard = " ".join(turn.heard)
@@ -71,10 +94,16 @@ def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise ScriptError(f"cannot read {path}: {error}") from error
-    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
-        raise ScriptError(f"{path}: expected a mapping with a non-empty list of steps")
-    call = {k: str(raw[k]) for k in ("from", "to") if k in raw}
-    return call, [Step.parse(step, i + 1) for i, step in enumerate(raw["steps"])]
+    try:
+        script = _Script.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        raise ScriptError(f"{path}: {problems}") from None
+    numbers = {"from": script.caller, "to": script.callee}
+    return {k: v for k, v in numbers.items() if v}, [Step.of(step) for step in script.steps]
 
 
 def run_script(call: Call, steps: list[Step]) -> None:

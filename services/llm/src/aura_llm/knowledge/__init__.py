@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 
 class KnowledgeBaseError(ValueError):
@@ -19,6 +28,46 @@ class Entry:
     questions: tuple[str, ...]
     keywords: tuple[str, ...]
     answer: str
+
+
+Text = Annotated[
+    str,
+    # YAML reads `24` or `3.5` as numbers; in a knowledge base they are words.
+    BeforeValidator(lambda v: str(v) if isinstance(v, int | float) else v),
+    AfterValidator(lambda v: " ".join(v.split())),
+]
+
+
+class _Business(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[Text, Field(min_length=1)]
+    description: Text = ""
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topic: Annotated[Text, Field(min_length=1)]
+    questions: list[Text] = []
+    keywords: list[Text] = []
+    answer: Annotated[Text, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _findable(self) -> _Entry:
+        if not self.questions and not self.keywords:
+            raise ValueError("needs questions or keywords")
+        return self
+
+
+class _File(BaseModel):
+    """The file's shape; errors name the entry and the field."""
+
+    model_config = ConfigDict(extra="forbid")
+    business: _Business
+    entries: Annotated[list[_Entry], Field(min_length=1)]
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,39 +90,18 @@ class KnowledgeBase:
     def parse(cls, raw: Any, source: str = "knowledge base") -> KnowledgeBase:
         if not isinstance(raw, dict):
             raise KnowledgeBaseError(f"{source}: expected a mapping with business and entries")
-        business = raw.get("business") or {}
-        name = _text(business.get("name"), f"{source}: business.name")
-        description = _text(business.get("description", ""), f"{source}: business.description")
-        items = raw.get("entries")
-        if not isinstance(items, list) or not items:
-            raise KnowledgeBaseError(f"{source}: entries must be a non-empty list")
-        entries = []
-        for index, item in enumerate(items):
-            where = f"{source}: entries[{index}]"
-            if not isinstance(item, dict):
-                raise KnowledgeBaseError(f"{where} must be a mapping")
-            questions = _texts(item.get("questions", []), f"{where}.questions")
-            keywords = _texts(item.get("keywords", []), f"{where}.keywords")
-            if not questions and not keywords:
-                raise KnowledgeBaseError(f"{where} needs questions or keywords")
-            entries.append(
-                Entry(
-                    topic=_text(item.get("topic"), f"{where}.topic"),
-                    questions=questions,
-                    keywords=keywords,
-                    answer=_text(item.get("answer"), f"{where}.answer"),
-                )
+        try:
+            parsed = _File.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
             )
-        return cls(business_name=name, description=description, entries=tuple(entries))
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise KnowledgeBaseError(f"{where} must be text")
-    return " ".join(value.split())
-
-
-def _texts(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise KnowledgeBaseError(f"{where} must be a list of text")
-    return tuple(_text(v if isinstance(v, str) else str(v), where) for v in value)
+            raise KnowledgeBaseError(f"{source}: {problems}") from None
+        return cls(
+            business_name=parsed.business.name,
+            description=parsed.business.description,
+            entries=tuple(
+                Entry(e.topic, tuple(e.questions), tuple(e.keywords), e.answer)
+                for e in parsed.entries
+            ),
+        )
