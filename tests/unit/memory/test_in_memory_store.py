@@ -34,15 +34,6 @@ async def test_oldest_idempotency_keys_are_forgotten_beyond_the_bound(store: InM
     assert not (await store.append("CA1", [("user", "k3")], "k3")).applied
 
 
-async def test_clear_forgets_the_call(store: InMemoryStore) -> None:
-    await store.append("CA1", [("user", "hi")], "k")
-    assert await store.clear("CA1")
-    assert await store.history("CA1") == []
-    assert not await store.clear("CA1")
-    # A cleared call's idempotency keys go with it.
-    assert (await store.append("CA1", [("user", "hi")], "k")).applied
-
-
 async def test_idle_calls_expire_after_ttl(store: InMemoryStore, clock: FakeClock) -> None:
     await store.append("CA-idle", [("user", "hi")])
     clock.now += 30
@@ -74,10 +65,11 @@ async def test_writes_refresh_the_ttl(store: InMemoryStore, clock: FakeClock) ->
     assert [t.created_at for t in await store.history("CA1")] == [1_000.0, 1_050.0]
 
 
-async def test_claims_are_per_call_and_outlive_clear(store: InMemoryStore) -> None:
+async def test_claims_are_per_call_and_outlive_the_call(store: InMemoryStore) -> None:
     await store.claim("CA1", "tok", ttl=60)
     assert (await store.claim("CA2", "tok", ttl=60)).state == "claimed"
-    await store.clear("CA1")
+    # A webhook retried after the call's status callback must still be replayed.
+    await store.end_call("CA1", "completed", ended_at=0.0)
     assert (await store.claim("CA1", "tok", ttl=60)).state == "in_progress"
 
 

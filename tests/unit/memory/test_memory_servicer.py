@@ -65,14 +65,6 @@ async def test_history_limit_and_pruning(stub: pb_grpc.MemoryServiceAsyncStub) -
     assert [t.text for t in newest.turns] == ["t6", "t7"]
 
 
-async def test_clear_call(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
-    await stub.AppendTurns(pb.AppendTurnsRequest(call_id="CA1", turns=[user("x")]), timeout=5)
-    assert (await stub.ClearCall(pb.ClearCallRequest(call_id="CA1"), timeout=5)).existed
-    assert not (await stub.ClearCall(pb.ClearCallRequest(call_id="CA1"), timeout=5)).existed
-    history = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1"), timeout=5)
-    assert list(history.turns) == []
-
-
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
@@ -98,10 +90,10 @@ async def test_invalid_appends_are_rejected_and_store_nothing(
     assert list(history.turns) == []
 
 
-async def test_read_and_clear_need_a_call_id(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
+async def test_reads_need_a_call_id(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
     for call in (
         stub.GetHistory(pb.GetHistoryRequest(), timeout=5),
-        stub.ClearCall(pb.ClearCallRequest(), timeout=5),
+        stub.GetTranscript(pb.GetTranscriptRequest(), timeout=5),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await call

@@ -63,13 +63,6 @@ async def test_calls_never_see_each_other(store: ConversationStore) -> None:
     assert sorted(await texts(store, "CA1")) == ["1", "3", "5", "7"]
 
 
-async def test_clear(store: ConversationStore) -> None:
-    await store.append("CA1", [("user", "hi")])
-    assert await store.clear("CA1")
-    assert await texts(store, "CA1") == []
-    assert not await store.clear("CA1")
-
-
 async def test_claims(store: ConversationStore) -> None:
     assert (await store.claim("CA1", "tok", ttl=60)).state == "claimed"
     assert (await store.claim("CA1", "tok", ttl=60)).state == "in_progress"

@@ -93,10 +93,6 @@ class FailoverRouter:
         self._clock = clock
         self._jitter = jitter
 
-    @property
-    def primary(self) -> Provider:
-        return self.providers[0]
-
     def _reserve_after(self, index: int) -> float:
         return sum(p.min_attempt_seconds for p in self.providers[index + 1 :])
 

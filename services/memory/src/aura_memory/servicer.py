@@ -169,18 +169,6 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         )
         return pb.GetHistoryResponse(turns=[_to_pb(t) for t in turns])
 
-    async def ClearCall(
-        self,
-        request: pb.ClearCallRequest,
-        context: grpc.aio.ServicerContext[pb.ClearCallRequest, pb.ClearCallResponse],
-    ) -> pb.ClearCallResponse:
-        await _check_call_id(request.call_id, context)
-        return pb.ClearCallResponse(
-            existed=await self._stored(
-                context=context, name="clear", operation=self._store.clear(request.call_id)
-            )
-        )
-
     async def ClaimIdempotencyKey(
         self,
         request: pb.ClaimIdempotencyKeyRequest,

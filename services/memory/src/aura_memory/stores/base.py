@@ -62,10 +62,6 @@ class ConversationStore(ABC):
         """The newest `limit` turns (all retained turns when 0), oldest first."""
 
     @abstractmethod
-    async def clear(self, call_id: str) -> bool:
-        """Forget a call's working history; True when there was something to forget."""
-
-    @abstractmethod
     async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
         """Record a call's metadata when it starts."""
 

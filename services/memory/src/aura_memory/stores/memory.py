@@ -107,10 +107,6 @@ class InMemoryStore(ConversationStore):
         turns = list(call.turns)
         return turns[-limit:] if limit else turns
 
-    async def clear(self, call_id: str) -> bool:
-        # Claims stay: a webhook retried after the call's status callback must still replay.
-        return self._calls.pop(call_id, None) is not None
-
     async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
         now = self._clock()
         call = self._get_or_open(call_id, now)

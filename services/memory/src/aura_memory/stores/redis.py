@@ -154,9 +154,6 @@ class RedisStore(ConversationStore):
         raw = await self._run(self._redis.lrange(self._key(call_id, "history"), start, -1))
         return [_decode(item) for item in raw]
 
-    async def clear(self, call_id: str) -> bool:
-        return bool(await self._run(self._redis.delete(self._key(call_id, "history"))))
-
     async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
         meta = self._key(call_id, "meta")
         async with self._redis.pipeline(transaction=True) as pipe:

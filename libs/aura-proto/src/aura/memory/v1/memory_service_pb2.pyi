@@ -214,50 +214,6 @@ class GetHistoryResponse(_message.Message):
 Global___GetHistoryResponse: _TypeAlias = GetHistoryResponse  # noqa: Y015
 
 @_typing.final
-class ClearCallRequest(_message.Message):
-    """ClearCallRequest forgets a call."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    CALL_ID_FIELD_NUMBER: _builtins.int
-    call_id: _builtins.str
-    """call_id identifies the call."""
-    def __init__(
-        self,
-        *,
-        call_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ClearCallRequest: _TypeAlias = ClearCallRequest  # noqa: Y015
-
-@_typing.final
-class ClearCallResponse(_message.Message):
-    """ClearCallResponse reports whether there was anything to forget."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    EXISTED_FIELD_NUMBER: _builtins.int
-    existed: _builtins.bool
-    """existed is true when the call had a stored history."""
-    def __init__(
-        self,
-        *,
-        existed: _builtins.bool = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["existed", b"existed"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ClearCallResponse: _TypeAlias = ClearCallResponse  # noqa: Y015
-
-@_typing.final
 class ClaimIdempotencyKeyRequest(_message.Message):
     """ClaimIdempotencyKeyRequest claims one key of one call."""
 

@@ -45,11 +45,6 @@ class MemoryServiceStub:
                 request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetHistoryRequest.SerializeToString,
                 response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetHistoryResponse.FromString,
                 _registered_method=True)
-        self.ClearCall = channel.unary_unary(
-                '/aura.memory.v1.MemoryService/ClearCall',
-                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallRequest.SerializeToString,
-                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallResponse.FromString,
-                _registered_method=True)
         self.ClaimIdempotencyKey = channel.unary_unary(
                 '/aura.memory.v1.MemoryService/ClaimIdempotencyKey',
                 request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClaimIdempotencyKeyRequest.SerializeToString,
@@ -96,13 +91,6 @@ class MemoryServiceServicer:
 
     def GetHistory(self, request, context):
         """GetHistory returns the newest turns of a call, oldest first.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ClearCall(self, request, context):
-        """ClearCall forgets a call's history, typically when the call has ended.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,11 +153,6 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.GetHistory,
                     request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetHistoryRequest.FromString,
                     response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.GetHistoryResponse.SerializeToString,
-            ),
-            'ClearCall': grpc.unary_unary_rpc_method_handler(
-                    servicer.ClearCall,
-                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallRequest.FromString,
-                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallResponse.SerializeToString,
             ),
             'ClaimIdempotencyKey': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimIdempotencyKey,
@@ -257,33 +240,6 @@ class MemoryService:
             '/aura.memory.v1.MemoryService/GetHistory',
             aura_dot_memory_dot_v1_dot_memory__service__pb2.GetHistoryRequest.SerializeToString,
             aura_dot_memory_dot_v1_dot_memory__service__pb2.GetHistoryResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ClearCall(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/aura.memory.v1.MemoryService/ClearCall',
-            aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallRequest.SerializeToString,
-            aura_dot_memory_dot_v1_dot_memory__service__pb2.ClearCallResponse.FromString,
             options,
             channel_credentials,
             insecure,

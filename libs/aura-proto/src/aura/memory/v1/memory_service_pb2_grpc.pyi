@@ -39,8 +39,6 @@ class MemoryServiceStub:
     """
     GetHistory: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.GetHistoryRequest, _memory_service_pb2.GetHistoryResponse]
     """GetHistory returns the newest turns of a call, oldest first."""
-    ClearCall: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ClearCallRequest, _memory_service_pb2.ClearCallResponse]
-    """ClearCall forgets a call's history, typically when the call has ended."""
     ClaimIdempotencyKey: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ClaimIdempotencyKeyRequest, _memory_service_pb2.ClaimIdempotencyKeyResponse]
     """ClaimIdempotencyKey lets exactly one of several identical webhook deliveries do the
     work; the others learn that it is in progress, or get the result it stored.
@@ -71,8 +69,6 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     """
     GetHistory: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.GetHistoryRequest, _memory_service_pb2.GetHistoryResponse]  # type: ignore[assignment]
     """GetHistory returns the newest turns of a call, oldest first."""
-    ClearCall: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ClearCallRequest, _memory_service_pb2.ClearCallResponse]  # type: ignore[assignment]
-    """ClearCall forgets a call's history, typically when the call has ended."""
     ClaimIdempotencyKey: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ClaimIdempotencyKeyRequest, _memory_service_pb2.ClaimIdempotencyKeyResponse]  # type: ignore[assignment]
     """ClaimIdempotencyKey lets exactly one of several identical webhook deliveries do the
     work; the others learn that it is in progress, or get the result it stored.
@@ -112,14 +108,6 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.GetHistoryResponse, _abc.Awaitable[_memory_service_pb2.GetHistoryResponse]]:
         """GetHistory returns the newest turns of a call, oldest first."""
-
-    @_abc_1.abstractmethod
-    def ClearCall(
-        self,
-        request: _memory_service_pb2.ClearCallRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_memory_service_pb2.ClearCallResponse, _abc.Awaitable[_memory_service_pb2.ClearCallResponse]]:
-        """ClearCall forgets a call's history, typically when the call has ended."""
 
     @_abc_1.abstractmethod
     def ClaimIdempotencyKey(
