@@ -137,3 +137,17 @@ checkov.io/skip1: CKV_K8S_43=Images are tagged with an immutable git revision; d
 checkov.io/skip2: CKV_K8S_15=IfNotPresent with immutable tags; Always would make every start depend on the registry.
 checkov.io/skip3: CKV_K8S_35=The services read their settings from the environment, as twelve-factor services do; the values come from a Secret, not the manifest.
 {{- end }}
+
+{{/* Every port, defined once. The containers listen where these say: each is passed to
+the service as its setting (PORT, LLM_PORT, ...), and Services, probes and policies use
+the same numbers. */}}
+{{- define "aura.ports" -}}
+telephony: {http: 8000}
+llm: {grpc: 50051, metrics: 9464}
+memory: {grpc: 50052, metrics: 9465}
+{{- end }}
+
+{{/* One port: (dict "component" "llm" "name" "grpc"). */}}
+{{- define "aura.port" -}}
+{{- index (include "aura.ports" . | fromYaml) .component .name -}}
+{{- end }}
