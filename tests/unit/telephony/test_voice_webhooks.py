@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from aura_telephony import twiml
 from tests.support.twilio import Twiml, new_call_sid
@@ -146,3 +147,25 @@ async def test_health_and_root(rig: Rig) -> None:
     assert health["version"]
     root = (await rig.client.get("/")).json()
     assert root["endpoints"]["process_speech"] == "POST /api/voice/process"
+
+
+def http_series() -> int:
+    return sum(
+        1
+        for metric in REGISTRY.collect()
+        if metric.name.startswith("aura_http_request")
+        for _ in metric.samples
+    )
+
+
+async def test_made_up_methods_and_paths_add_no_series(rig: Rig) -> None:
+    """Unauthenticated requests must not grow /metrics: every label is from a bounded set."""
+    # Once of each kind first, for the series a first request of its kind creates.
+    await rig.client.request("MWARMX", "/api/voice/warm")
+    await rig.client.request("POST", "/nowhere/warm")
+    before = http_series()
+    for i in range(2000):
+        response = await rig.client.request(f"M{i:05d}X", f"/api/voice/{i}")
+        assert response.status_code in (404, 405)
+        await rig.client.request("POST", f"/nowhere/{i}")
+    assert http_series() == before

@@ -66,8 +66,13 @@ for _reason in REJECTION_REASONS:
     SIGNATURE_REJECTIONS.labels(_reason)
 
 
+# Methods are labels as sent by anyone on the internet: only these are kept as they are.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpMetrics:
-    """RED metrics per route template (unmatched paths share one label)."""
+    """RED metrics per route template. Every label comes from a bounded set: unmatched
+    paths share one value, and so do unknown methods, so that no request can add series."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -90,6 +95,6 @@ class HttpMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _METHODS else "other"
             HTTP_REQUESTS.labels(template, method, str(status)).inc()
             HTTP_SECONDS.labels(template, method).observe(time.perf_counter() - started)
