@@ -273,23 +273,32 @@ def test_network_policies_admit_only_whom_they_must() -> None:
     objects = render(ci("default"))
     policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
     assert set(policies) == {"aura-telephony", "aura-llm", "aura-memory", "aura-test"}
-    telephony = policies["aura-telephony"]["ingress"]
-    assert telephony[0]["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}
-    ]
-    for name, port in (("aura-llm", 50051), ("aura-memory", 50052)):
-        grpc_rule = policies[name]["ingress"][0]
-        assert grpc_rule["ports"] == [{"port": port, "protocol": "TCP"}]
-        assert grpc_rule["from"] == [
-            {
-                "podSelector": {
-                    "matchLabels": {
-                        "app.kubernetes.io/instance": "aura",
-                        "aura-grpc-client": "true",
-                    }
-                }
+    ingress = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]
+    grpc_clients = [
+        {
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/instance": "aura", "aura-grpc-client": "true"}
             }
-        ]
+        }
+    ]
+    scrapers = [{"namespaceSelector": {}}]
+
+    def rule(sources: list[dict[str, Any]], port: int) -> dict[str, Any]:
+        return {"from": sources, "ports": [{"port": port, "protocol": "TCP"}]}
+
+    # Every rule of every policy: the webhooks are open to the ingress controller only, the
+    # gRPC ports to telephony only, and only the metrics ports to the scrapers.
+    assert policies["aura-telephony"]["ingress"] == [rule(ingress, 8000), rule(scrapers, 9466)]
+    assert policies["aura-llm"]["ingress"] == [rule(grpc_clients, 50051), rule(scrapers, 9464)]
+    assert policies["aura-memory"]["ingress"] == [rule(grpc_clients, 50052), rule(scrapers, 9465)]
+    telephony = find(objects, "Deployment", "-telephony")["spec"]["template"]["spec"]
+    ports = {p["name"]: p["containerPort"] for p in telephony["containers"][0]["ports"]}
+    assert ports == {"http": 8000, "metrics": 9466}
+    service = find(objects, "Service", "aura-telephony")["spec"]["ports"]
+    assert [(p["name"], p["targetPort"]) for p in service] == [
+        ("http", "http"),
+        ("metrics", "metrics"),
+    ]
     assert policies["aura-test"]["ingress"] == []
     clients = {
         o["metadata"]["name"]

@@ -142,7 +142,7 @@ checkov.io/skip3: CKV_K8S_35=The services read their settings from the environme
 the service as its setting (PORT, LLM_PORT, ...), and Services, probes and policies use
 the same numbers. */}}
 {{- define "aura.ports" -}}
-telephony: {http: 8000}
+telephony: {http: 8000, metrics: 9466}
 llm: {grpc: 50051, metrics: 9464}
 memory: {grpc: 50052, metrics: 9465}
 {{- end }}

@@ -51,6 +51,7 @@ class Stack:
     telephony_port: int = field(default_factory=free_port)
     llm_port: int = field(default_factory=free_port)
     memory_port: int = field(default_factory=free_port)
+    telephony_metrics_port: int = field(default_factory=free_port)
     llm_metrics_port: int = field(default_factory=free_port)
     memory_metrics_port: int = field(default_factory=free_port)
     env: Mapping[str, str] = field(default_factory=dict)
@@ -66,7 +67,7 @@ class Stack:
     @property
     def metrics_urls(self) -> dict[str, str]:
         return {
-            "telephony": f"{self.base_url}/metrics",
+            "telephony": f"http://{self.host}:{self.telephony_metrics_port}/metrics",
             "llm": f"http://{self.host}:{self.llm_metrics_port}/metrics",
             "memory": f"http://{self.host}:{self.memory_metrics_port}/metrics",
         }
@@ -91,6 +92,7 @@ class Stack:
             LLM_SERVICE_ADDRESS=self.llm_address,
             MEMORY_SERVICE_ADDRESS=self.memory_address,
             METRICS_HOST=self.host,
+            TELEPHONY_METRICS_PORT=str(self.telephony_metrics_port),
             LLM_METRICS_PORT=str(self.llm_metrics_port),
             MEMORY_METRICS_PORT=str(self.memory_metrics_port),
             PYTHONUNBUFFERED="1",
@@ -179,6 +181,7 @@ def main() -> None:
     stack = Stack(
         telephony_host=settings.HOST,
         telephony_port=settings.PORT,
+        telephony_metrics_port=settings.TELEPHONY_METRICS_PORT,
         llm_port=llm.LLM_PORT,
         memory_port=memory.MEMORY_PORT,
         llm_metrics_port=llm.LLM_METRICS_PORT,

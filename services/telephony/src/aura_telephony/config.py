@@ -12,6 +12,10 @@ from aura_common.settings import AuraSettings
 class Settings(AuraSettings):
     HOST: str = "0.0.0.0"
     PORT: int = Field(default=8000, ge=1, le=65535)
+    # Prometheus metrics at http://METRICS_HOST:TELEPHONY_METRICS_PORT/metrics: a port of
+    # their own, so that a policy can open it to scrapers without opening the webhooks.
+    METRICS_HOST: str = "0.0.0.0"
+    TELEPHONY_METRICS_PORT: int = Field(default=9466, ge=1, le=65535)
     TWILIO_ACCOUNT_SID: str = ""
     TWILIO_AUTH_TOKEN: str = ""
     TWILIO_PHONE_NUMBER: str = ""

@@ -6,8 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 
 from aura_common.settings import package_version
 from aura_common.tracing import tracing_enabled
@@ -19,10 +18,6 @@ from aura_telephony.middleware import BodyLimit
 from aura_telephony.routers import admin, info, voice
 
 log = logging.getLogger(__name__)
-
-
-async def _metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,7 +45,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(info.router)
     app.include_router(voice.router)
     app.include_router(admin.router)
-    app.add_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -7,6 +7,7 @@ import signal
 import uvicorn
 
 from aura_common.logs import setup_logging
+from aura_common.metrics import serve_metrics
 from aura_common.settings import bind_socket, load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_telephony.config import Settings
@@ -29,6 +30,7 @@ def main() -> None:
 
 def _serve(settings: Settings) -> None:
     sock = bind_socket(settings.HOST, settings.PORT, "PORT")
+    serve_metrics(settings.METRICS_HOST, settings.TELEPHONY_METRICS_PORT, "TELEPHONY_METRICS_PORT")
     config = uvicorn.Config(
         create_app(settings),
         log_config=None,  # keep the shared logging setup
