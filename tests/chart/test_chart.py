@@ -281,7 +281,7 @@ def test_network_policies_admit_only_whom_they_must() -> None:
             }
         }
     ]
-    scrapers = [{"namespaceSelector": {}}]
+    scrapers: list[dict[str, Any]] = [{"namespaceSelector": {}}]
 
     def rule(sources: list[dict[str, Any]], port: int) -> dict[str, Any]:
         return {"from": sources, "ports": [{"port": port, "protocol": "TCP"}]}
