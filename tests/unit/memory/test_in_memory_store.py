@@ -4,6 +4,7 @@ contract is in test_store_contract.py."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from aura_memory.stores import InMemoryStore
 
@@ -39,8 +40,8 @@ async def test_idle_calls_expire_after_ttl(store: InMemoryStore, clock: FakeCloc
     clock.now += 30
     await store.append("CA-busy", [("user", "hi")])
     clock.now += 31  # CA-idle idle 61 s, CA-busy 31 s
-    assert store.expire() == 1
-    assert len(store) == 1
+    assert await store.sweep() == 1
+    assert await store.live_calls() == 1
     assert await store.history("CA-idle") == []
     assert len(await store.history("CA-busy")) == 1
 
@@ -60,7 +61,7 @@ async def test_writes_refresh_the_ttl(store: InMemoryStore, clock: FakeClock) ->
     clock.now += 50
     await store.append("CA1", [("user", "two")])
     clock.now += 50
-    assert store.expire() == 0
+    assert await store.sweep() == 0
     assert [t.text for t in await store.history("CA1")] == ["one", "two"]
     assert [t.created_at for t in await store.history("CA1")] == [1_000.0, 1_050.0]
 
@@ -86,10 +87,41 @@ async def test_counter_counts_within_its_window(store: InMemoryStore, clock: Fak
     assert await store.increment("calls:x", window=3600) == 1
 
 
-async def test_expire_sweeps_claims_and_counters(store: InMemoryStore, clock: FakeClock) -> None:
+async def test_the_sweep_drops_claims_and_counters(store: InMemoryStore, clock: FakeClock) -> None:
     await store.claim("CA1", "tok", ttl=10)
     await store.increment("calls:x", window=10)
     clock.now += 11
-    store.expire()
+    await store.sweep()
     assert (await store.claim("CA1", "tok", ttl=10)).state == "claimed"
     assert await store.increment("calls:x", window=10) == 1
+
+
+def evicted() -> float:
+    return REGISTRY.get_sample_value("aura_memory_transcripts_evicted_total") or 0.0
+
+
+async def test_ended_transcripts_are_capped_oldest_first(clock: FakeClock) -> None:
+    store = InMemoryStore(max_turns=4, ttl_seconds=60, max_transcripts=2, clock=clock)
+    before = evicted()
+    for call in ("CA1", "CA2", "CA3"):
+        await store.append(call, [("user", f"hi from {call}")])
+        assert await store.end_call(call, "completed", ended_at=clock.now)
+        clock.now += 1
+    assert await store.transcript("CA1") is None  # the oldest made room
+    assert [await store.transcript(c) is not None for c in ("CA2", "CA3")] == [True, True]
+    assert evicted() == before + 1
+    # A call that expires unended is archived too, and counts against the same cap.
+    await store.append("CA4", [("user", "hello?")])
+    clock.now += 61
+    assert await store.sweep() == 1
+    assert await store.transcript("CA2") is None
+    assert evicted() == before + 2
+
+
+async def test_memory_stays_bounded_under_many_ended_calls(clock: FakeClock) -> None:
+    store = InMemoryStore(max_turns=4, ttl_seconds=60, max_transcripts=100, clock=clock)
+    for i in range(1000):
+        await store.append(f"CA{i}", [("user", "question"), ("assistant", "answer")])
+        await store.end_call(f"CA{i}", "completed", ended_at=clock.now)
+    kept = [i for i in range(1000) if await store.transcript(f"CA{i}") is not None]
+    assert kept == list(range(900, 1000))

@@ -14,9 +14,21 @@ from aura_memory.stores.redis import RedisStore
 from tests.support.redis_server import RedisServer
 
 
+class Clock:
+    now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[ConversationStore]:
-    options = {"max_turns": 4, "ttl_seconds": 600, "max_transcript_turns": 6}
+async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[ConversationStore]:
+    options = {"max_turns": 4, "ttl_seconds": 600, "max_transcript_turns": 6, "clock": clock}
     if request.param == "memory":
         store: ConversationStore = InMemoryStore(**options)  # type: ignore[arg-type]
     else:
@@ -107,3 +119,38 @@ async def test_unknown_calls_have_no_transcript(store: ConversationStore) -> Non
 
 async def test_ping(store: ConversationStore) -> None:
     assert await store.ping()
+
+
+async def test_a_call_that_never_ends_is_archived_when_it_expires(
+    store: ConversationStore, clock: Clock
+) -> None:
+    """A status callback lost in an outage must not cut the transcript short: the call is
+    kept as ended, with an unknown status, for the retention period."""
+    await store.open_call("CA1", caller="*******4567", callee="+15559870002", started_at=1.0)
+    await store.append("CA1", [("user", "q"), ("assistant", "a")])
+    last_write = clock.now
+    await store.open_call("CA2", caller="", callee="", started_at=2.0)
+    assert await store.live_calls() == 2
+    clock.now += 300
+    await store.append("CA2", [("user", "still here")])
+    assert await store.sweep() == 0  # neither is idle past the TTL yet
+    clock.now += 301
+    assert await store.sweep() == 1
+    assert await store.sweep() == 0  # archived once
+    archived = await store.transcript("CA1")
+    assert archived is not None
+    assert (archived.status, archived.ended_at) == ("unknown", last_write)
+    assert [t.text for t in archived.turns] == ["q", "a"]
+    assert await store.live_calls() == 1
+    # A status callback that arrives after all does not end it a second time.
+    assert not await store.end_call("CA1", "completed", ended_at=clock.now)
+
+
+async def test_live_calls_and_ending_once(store: ConversationStore) -> None:
+    assert await store.live_calls() == 0
+    await store.open_call("CA1", caller="", callee="", started_at=1.0)
+    await store.append("CA2", [("user", "hi")])
+    assert await store.live_calls() == 2
+    assert await store.end_call("CA1", "completed", ended_at=2.0)
+    assert not await store.end_call("CA1", "completed", ended_at=3.0)  # a retried callback
+    assert await store.live_calls() == 1

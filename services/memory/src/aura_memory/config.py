@@ -24,7 +24,11 @@ class Settings(AuraSettings):
     # Full transcripts of ended calls are kept this long (working history goes at the end).
     TRANSCRIPT_RETENTION_DAYS: float = Field(default=30.0, gt=0)
     MAX_TRANSCRIPT_TURNS: int = Field(default=500, ge=1)
-    # A call that never sent a final status callback is forgotten after this idle time.
+    # The in-memory store keeps at most this many ended transcripts, dropping the oldest
+    # first (about 8 KiB each); durable transcripts need Redis.
+    MAX_TRANSCRIPTS: int = Field(default=10_000, ge=1)
+    # A call idle this long that never sent a final status callback is archived as ended
+    # with status unknown (its transcript kept for the retention period).
     CONVERSATION_TTL_SECONDS: float = Field(default=3600.0, gt=0)
     # Idempotency keys remembered per call; Twilio retries only the last few requests.
     IDEMPOTENCY_KEYS_PER_CALL: int = Field(default=64, ge=1)

@@ -16,9 +16,10 @@ from aura_common.logs import setup_logging
 from aura_common.metrics import serve_metrics
 from aura_common.settings import load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
+from aura_memory import metrics
 from aura_memory.config import Settings
 from aura_memory.servicer import MemoryServicer
-from aura_memory.stores import ConversationStore, build_store
+from aura_memory.stores import ConversationStore, StoreUnavailableError, build_store
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +27,27 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MemoryService"].full_name
 _STORE_CHECK_SECONDS = 2.0
 
 
-async def _expire_forever(store: ConversationStore, every: float) -> None:
+async def _sweep_forever(store: ConversationStore, every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        if dropped := store.expire():
-            log.info("expired %d idle conversations", dropped)
+        try:
+            if archived := await store.sweep():
+                log.info("archived %d calls that expired without a final status", archived)
+        except StoreUnavailableError as error:
+            log.warning("sweep skipped: %s", error)
 
 
 async def _watch_store(store: ConversationStore, status: health.aio.HealthServicer) -> None:
     """Report the service NOT_SERVING while its store is unreachable, so that readiness
     probes route around it; the overall status ("") stays SERVING, as a restart would
-    not bring Redis back."""
+    not bring Redis back. Also keeps the live-calls gauge current."""
     serving = True
     while True:
         await asyncio.sleep(_STORE_CHECK_SECONDS)
         reachable = await store.ping()
+        if reachable:
+            with contextlib.suppress(StoreUnavailableError):
+                metrics.LIVE_CALLS.set(await store.live_calls())
         if reachable != serving:
             serving = reachable
             log.log(
@@ -75,9 +82,7 @@ async def build_server(store: ConversationStore, host: str, port: int) -> grpc_s
 async def serve(settings: Settings) -> None:
     store = build_store(settings)
     tasks: list[asyncio.Task[None]] = [
-        asyncio.create_task(
-            _expire_forever(store, min(60.0, settings.CONVERSATION_TTL_SECONDS / 2))
-        )
+        asyncio.create_task(_sweep_forever(store, min(60.0, settings.CONVERSATION_TTL_SECONDS / 2)))
     ]
 
     async def on_stop() -> None:

@@ -75,9 +75,8 @@ class Calls:
                 # Counted once per call: a retried callback finds the call already ended.
                 if await self.backends.end_call(form.CallSid, status, budget):
                     metrics.CALLS_ENDED.labels(status).inc()
-                    metrics.ACTIVE_CALLS.dec()
             except DownstreamError as error:
-                # The memory service's TTL forgets the call even if this clear is lost.
+                # The memory service archives the call when it expires even if this is lost.
                 log.error(
                     "call %s: could not clear the conversation: %s", form.CallSid, describe(error)
                 )
@@ -112,7 +111,6 @@ class Calls:
                     return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
         welcome = self.settings.welcome_message
         metrics.CALLS_STARTED.inc()
-        metrics.ACTIVE_CALLS.inc()
         if history is not None:
             try:
                 # The transcript keeps only the masked number; the full one never leaves here.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aura_common.metrics import LATENCY_BUCKETS
@@ -30,10 +30,6 @@ TURN_SECONDS = Histogram(
 )
 CALLS_STARTED = Counter("aura_calls_started", "Calls welcomed.")
 CALLS_ENDED = Counter("aura_calls_ended", "Calls ended, by final status.", ["status"])
-ACTIVE_CALLS = Gauge(
-    "aura_active_calls",
-    "Calls welcomed minus calls ended on this replica; sum over replicas for the total.",
-)
 CALL_EVENTS = Counter(
     "aura_call_events",
     "What turns led to: answered, goodbye, transfer, reprompt, low_confidence, keypad, "

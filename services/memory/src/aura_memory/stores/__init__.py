@@ -43,4 +43,5 @@ def build_store(settings: Settings) -> ConversationStore:
         keys_per_call=settings.IDEMPOTENCY_KEYS_PER_CALL,
         max_transcript_turns=settings.MAX_TRANSCRIPT_TURNS,
         retention_seconds=retention,
+        max_transcripts=settings.MAX_TRANSCRIPTS,
     )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["user", "assistant"]
+# The status a call gets when it expires without a final status callback.
+UNKNOWN_STATUS = "unknown"
 ClaimState = Literal["claimed", "in_progress", "completed"]
 
 
@@ -90,9 +92,15 @@ class ConversationStore(ABC):
         """True when the backend answers; the in-memory store always does."""
         return True
 
-    def expire(self) -> int:
-        """Drop calls idle past the TTL, for stores that do not expire keys themselves."""
-        return 0
+    @abstractmethod
+    async def sweep(self) -> int:
+        """Archive every call idle past the TTL that never ended, as ended with the status
+        `unknown` (its transcript is kept for the retention period like any other), and
+        drop what has expired; returns how many calls were archived."""
+
+    @abstractmethod
+    async def live_calls(self) -> int:
+        """How many calls are live: opened or written within the TTL, and not ended."""
 
     async def close(self) -> None:
         """Release connections; the in-memory store has none."""

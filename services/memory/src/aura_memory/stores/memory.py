@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from aura_memory import metrics
 from aura_memory.stores.base import (
+    UNKNOWN_STATUS,
     AppendResult,
     CallRecord,
     Claim,
@@ -48,6 +50,7 @@ class InMemoryStore(ConversationStore):
         keys_per_call: int = 64,
         max_transcript_turns: int = 500,
         retention_seconds: float = 30 * 86400,
+        max_transcripts: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._max_turns = max_turns
@@ -55,10 +58,11 @@ class InMemoryStore(ConversationStore):
         self._keys_per_call = keys_per_call
         self._max_transcript = max_transcript_turns
         self._retention = retention_seconds
+        self._max_transcripts = max_transcripts
         self._clock = clock
         self._calls: dict[str, _Call] = {}
-        # Ended calls: call_id -> (expires_at, record with its turns)
-        self._ended: dict[str, tuple[float, CallRecord]] = {}
+        # Ended calls, oldest first: call_id -> (expires_at, record with its turns)
+        self._ended: OrderedDict[str, tuple[float, CallRecord]] = OrderedDict()
         # (call_id, key) -> (expires_at, result or None while in progress)
         self._claims: dict[tuple[str, str], tuple[float, str | None]] = {}
         # key -> (expires_at, count)
@@ -67,9 +71,25 @@ class InMemoryStore(ConversationStore):
     def _live(self, call_id: str, now: float) -> _Call | None:
         call = self._calls.get(call_id)
         if call is not None and now - call.last_write > self._ttl:
-            del self._calls[call_id]
+            self._expire(call_id, call)
             return None
         return call
+
+    def _expire(self, call_id: str, call: _Call) -> None:
+        """A call idle past the TTL that never ended: kept as ended with an unknown status."""
+        self._archive(call_id, call, UNKNOWN_STATUS, ended_at=call.last_write)
+        metrics.CALLS_EXPIRED.inc()
+
+    def _archive(self, call_id: str, call: _Call, status: str, ended_at: float) -> None:
+        del self._calls[call_id]
+        record = replace(
+            call.record, ended_at=ended_at, status=status, turns=tuple(call.transcript)
+        )
+        self._ended[call_id] = (self._clock() + self._retention, record)
+        self._ended.move_to_end(call_id)
+        while len(self._ended) > self._max_transcripts:
+            self._ended.popitem(last=False)
+            metrics.TRANSCRIPTS_EVICTED.inc()
 
     def _get_or_open(self, call_id: str, now: float) -> _Call:
         call = self._live(call_id, now)
@@ -114,14 +134,10 @@ class InMemoryStore(ConversationStore):
         call.last_write = now
 
     async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:
-        now = self._clock()
-        call = self._calls.pop(call_id, None)
-        if call is None or now - call.last_write > self._ttl:
+        call = self._live(call_id, self._clock())
+        if call is None:
             return False
-        record = replace(
-            call.record, ended_at=ended_at, status=status, turns=tuple(call.transcript)
-        )
-        self._ended[call_id] = (now + self._retention, record)
+        self._archive(call_id, call, status, ended_at)
         return True
 
     async def transcript(self, call_id: str) -> CallRecord | None:
@@ -154,17 +170,16 @@ class InMemoryStore(ConversationStore):
         self._counters[key] = (expires_at, count + 1)
         return count + 1
 
-    def expire(self) -> int:
-        """Drop every call idle past the TTL, and expired transcripts, claims and counters;
-        returns how many live conversations were dropped."""
+    async def sweep(self) -> int:
         now = self._clock()
         stale = [cid for cid, call in self._calls.items() if now - call.last_write > self._ttl]
         for cid in stale:
-            del self._calls[cid]
+            self._expire(cid, self._calls[cid])
         _drop_expired(self._ended, now)
         _drop_expired(self._claims, now)
         _drop_expired(self._counters, now)
         return len(stale)
 
-    def __len__(self) -> int:
-        return len(self._calls)
+    async def live_calls(self) -> int:
+        now = self._clock()
+        return sum(1 for call in self._calls.values() if now - call.last_write <= self._ttl)

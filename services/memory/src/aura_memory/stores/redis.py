@@ -2,8 +2,10 @@
 
 Every change to a call is one Lua script, so concurrent replicas never lose a turn or
 interleave one append with another. A call's keys share a hash tag ({call_id}) so that the
-scripts also run on Redis Cluster, and expire after CONVERSATION_TTL_SECONDS, refreshed on
-every write. Idempotency claims are SET NX with a short TTL."""
+scripts also run on Redis Cluster. A sorted set of live calls, scored by their last write,
+tells which calls exist: a call idle past CONVERSATION_TTL_SECONDS that never ended is
+archived by the sweep as ended with status unknown (its keys live twice the TTL so that
+the sweep finds them). Idempotency claims are SET NX with a short TTL."""
 
 from __future__ import annotations
 
@@ -12,7 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from aura_memory import metrics
 from aura_memory.stores.base import (
+    UNKNOWN_STATUS,
     AppendResult,
     CallRecord,
     Claim,
@@ -21,16 +30,6 @@ from aura_memory.stores.base import (
     StoredTurn,
     StoreUnavailableError,
 )
-
-try:
-    from redis import exceptions as redis_errors
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-except ImportError as exc:  # pragma: no cover - exercised only in a broken install
-    raise ImportError(
-        "MEMORY_STORE=redis needs the redis package: pip install 'redis>=5.2'"
-    ) from exc
 
 T = TypeVar("T")
 
@@ -53,9 +52,11 @@ return {1, redis.call('LLEN', KEYS[1])}
 """
 
 # KEYS: history, transcript, meta. ARGV: status, ended_at, retention.
+# Ends a call once: a retried status callback, or two replicas sweeping the same expired
+# call, find it already ended.
 _END = """
 local known = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3])
-if known == 0 then return 0 end
+if known == 0 or redis.call('HEXISTS', KEYS[3], 'ended_at') == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[3], 'status', ARGV[1], 'ended_at', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
@@ -104,6 +105,7 @@ class RedisStore(ConversationStore):
     ) -> None:
         self._max_turns = max_turns
         self._ttl = _ttl(ttl_seconds)
+        self._keys_ttl = 2 * self._ttl  # until the sweep has archived an abandoned call
         self._max_transcript = max_transcript_turns
         self._retention = _ttl(retention_seconds)
         self._prefix = prefix
@@ -123,6 +125,10 @@ class RedisStore(ConversationStore):
     def _key(self, call_id: str, part: str) -> str:
         return f"{self._prefix}:call:{{{call_id}}}:{part}"
 
+    @property
+    def _live_key(self) -> str:
+        return f"{self._prefix}:live-calls"
+
     async def _run(self, operation: Awaitable[T]) -> T:
         try:
             return await operation
@@ -141,12 +147,17 @@ class RedisStore(ConversationStore):
         ]
         args: list[Any] = [
             self._max_turns,
-            self._ttl,
+            self._keys_ttl,
             self._max_transcript,
             "1" if idempotency_key else "0",
             *(_encode(role, text, now) for role, text in turns),
         ]
-        applied, count = await self._run(self._append(keys=keys, args=args))
+        # One round trip; not a transaction, as the live set lives in another slot.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._append(keys=keys, args=args, client=pipe)
+            pipe.zadd(self._live_key, {call_id: now})
+            results = await self._run(pipe.execute())
+        applied, count = results[0]
         return AppendResult(applied=bool(applied), turn_count=int(count))
 
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:
@@ -158,8 +169,9 @@ class RedisStore(ConversationStore):
         meta = self._key(call_id, "meta")
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(meta, mapping={"caller": caller, "callee": callee, "started_at": started_at})
-            pipe.expire(meta, self._ttl)
+            pipe.expire(meta, self._keys_ttl)
             await self._run(pipe.execute())
+        await self._run(self._redis.zadd(self._live_key, {call_id: self._clock()}))
 
     async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:
         keys = [
@@ -168,7 +180,28 @@ class RedisStore(ConversationStore):
             self._key(call_id, "meta"),
         ]
         ended = await self._run(self._end(keys=keys, args=[status, ended_at, self._retention]))
+        await self._run(self._redis.zrem(self._live_key, call_id))
         return bool(ended)
+
+    async def sweep(self) -> int:
+        cutoff = self._clock() - self._ttl
+        stale: list[Any] = await self._run(
+            self._redis.zrangebyscore(
+                self._live_key, "-inf", cutoff, start=0, num=1000, withscores=True
+            )
+        )
+        archived = 0
+        for member, last_write in stale:
+            call_id = member.decode() if isinstance(member, bytes) else str(member)
+            # Counted by whichever replica ends it: END ends a call once.
+            if await self.end_call(call_id, UNKNOWN_STATUS, float(last_write)):
+                metrics.CALLS_EXPIRED.inc()
+                archived += 1
+        return archived
+
+    async def live_calls(self) -> int:
+        since = self._clock() - self._ttl
+        return int(await self._run(self._redis.zcount(self._live_key, f"({since}", "+inf")))
 
     async def transcript(self, call_id: str) -> CallRecord | None:
         async with self._redis.pipeline(transaction=True) as pipe:
