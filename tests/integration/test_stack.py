@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -23,6 +24,7 @@ from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_common.probe import grpc_serving
 from aura_dev.stack import Stack, free_port
 from aura_telephony import twiml
+from tests.support import eventually
 from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
 
 TOKEN = "integration-token"
@@ -249,3 +251,48 @@ def test_a_port_in_use_is_one_line_naming_the_setting(
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use; set {setting}" in log
     assert "Traceback" not in log
     assert "Event loop is closed" not in log
+
+
+def scrape(url: str, name: str) -> float:
+    """One sample of a metric without labels, from a service's /metrics."""
+    text = httpx.get(url, timeout=5).text
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_a_call_whose_status_callback_is_lost_is_counted_live_then_archived(
+    tmp_path: Path,
+) -> None:
+    """The memory service knows which calls exist: a call counts as live until it expires,
+    and one that never got its final status is then kept as ended with status unknown."""
+    stack = Stack(
+        env={
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "ADMIN_API_TOKEN": "admin",
+            "CONVERSATION_TTL_SECONDS": "1",
+        },
+        log_dir=tmp_path,
+        cwd=tmp_path,
+    )
+    with stack.running(), httpx.Client(base_url=stack.base_url, timeout=20) as client:
+        twilio = TwilioPlayer(client=client, auth_token=TOKEN)
+        call_sid = new_call_sid()
+        assert twilio.post("/api/voice", twilio.call_params(call_sid)).status_code == 200
+        live = stack.metrics_urls["memory"]
+        eventually(lambda: scrape(live, "aura_active_calls ") == 1, what="one live call")
+        # No status callback ever comes: the call expires and is archived, not lost.
+        eventually(lambda: scrape(live, "aura_active_calls ") == 0, what="no live call")
+
+        def archived() -> dict[str, Any] | None:
+            response = client.get(
+                f"/api/calls/{call_sid}/transcript", headers={"Authorization": "Bearer admin"}
+            )
+            body: dict[str, Any] = response.json()
+            return body if response.status_code == 200 and body["status"] else None
+
+        eventually(lambda: archived() is not None, what="the archived transcript")
+        record = archived()
+        assert record is not None
+        assert record["status"] == "unknown"
+        assert record["ended_at"] is not None
+        assert [t["role"] for t in record["turns"]] == ["assistant"]  # the welcome
+        assert scrape(live, "aura_memory_calls_expired_total ") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -118,6 +119,46 @@ async def test_same_token_twice_concurrently_and_once_late(make_rig: RigFactory)
         "do you deliver",
         "You said: do you deliver",
     ]
+
+
+async def test_a_retry_takes_over_when_the_first_delivery_died(make_rig: RigFactory) -> None:
+    """A replica that crashed mid-turn leaves its claim behind. The claim is a lease: once
+    it lapses, Twilio's retry does the work instead of hearing "that took too long"."""
+    echo = Echo()
+    rig = await make_rig(provider=echo)
+    call_sid, token = new_call_sid(), "retried-token"
+    # The dead replica's claim, with a short lease.
+    assert (await rig.store.claim(call_sid, f"token:{token}", ttl=0.3)).state == "claimed"
+    params = rig.twilio.call_params(call_sid, SpeechResult="are you there", Confidence="0.9")
+    headers = {**rig.twilio.sign(PROCESS, params), "I-Twilio-Idempotency-Token": token}
+    response = await rig.client.post(PROCESS, data=params, headers=headers)
+    assert Twiml(response.text).spoken == "You said: are you there"
+    assert [p.user_text for p in echo.prompts] == ["are you there"]
+    assert [t.text for t in await rig.store.history(call_sid)] == [
+        "are you there",
+        "You said: are you there",
+    ]
+
+
+async def test_a_claim_is_leased_for_a_turn_not_for_the_replay_window(
+    make_rig: RigFactory,
+) -> None:
+    echo = Echo()
+    echo.gate = asyncio.Event()  # the model is busy while we look at the claim
+    rig = await make_rig(provider=echo, TURN_BUDGET_SECONDS=2, IDEMPOTENCY_TTL_SECONDS=300)
+    call_sid = new_call_sid()
+    params = rig.twilio.call_params(call_sid, SpeechResult="hello", Confidence="0.9")
+    headers = {**rig.twilio.sign(PROCESS, params), "I-Twilio-Idempotency-Token": "lease"}
+    delivery = asyncio.create_task(rig.client.post(PROCESS, data=params, headers=headers))
+    await echo.started.wait()
+    ((until, result),) = [v for (sid, _), v in rig.store._claims.items() if sid == call_sid]
+    assert result is None  # in progress
+    assert until - time.time() <= 2 + 1  # the turn budget and a margin, not 300 s
+    echo.gate.set()
+    assert (await delivery).status_code == 200
+    ((until, result),) = [v for (sid, _), v in rig.store._claims.items() if sid == call_sid]
+    assert result is not None
+    assert until - time.time() > 250  # the answer is kept for replays
 
 
 async def test_without_the_header_an_identical_retry_is_replayed(make_rig: RigFactory) -> None:

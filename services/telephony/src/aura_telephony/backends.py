@@ -103,6 +103,10 @@ _RETRY_POLICY = {
 }
 
 
+# Beyond the turn budget, for the completion to land before the claim lapses.
+_LEASE_MARGIN_SECONDS = 1.0
+
+
 def _duration(seconds: float) -> Duration:
     duration = Duration()
     duration.FromTimedelta(timedelta(seconds=seconds))
@@ -194,7 +198,9 @@ class Backends:
             memory_pb.ClaimIdempotencyKeyRequest(
                 call_id=call_sid,
                 key=key,
-                ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS),
+                # A lease, not the replay window: a crashed replica's claim must lapse
+                # before Twilio's retries give up, so that a retry can do the work.
+                ttl=_duration(self._settings.TURN_BUDGET_SECONDS + _LEASE_MARGIN_SECONDS),
                 history_limit=self._settings.MAX_CONVERSATION_LENGTH,
             ),
             timeout=self._memory_timeout(budget),

@@ -67,20 +67,29 @@ class Deliveries:
     async def once(self, call_sid: str, key: str, produce: Produce) -> str:
         """Run `produce` for the first delivery of `key`; replay its TwiML for the others.
         Claiming also fetches the history, and completing also stores the new turns, so a
-        turn costs the memory service two round trips."""
+        turn costs the memory service two round trips. A claim is a lease no longer than a
+        turn: if the replica holding it dies, a retry after it lapses does the work."""
         budget = TurnBudget(self._budget_seconds)
-        try:
-            claim = await self._backends.claim(call_sid, key, budget)
-        except DownstreamError as error:
-            # Nothing can be deduplicated or remembered; the delivery answers as it can.
-            log.error("call %s: memory unreachable: %s", call_sid, describe(error))
-            return (await produce(budget, None)).document
-        if claim.state == "completed":
-            log.info("call %s: replayed the answer to a retried webhook", call_sid)
-            metrics.REPLAYS.inc()
-            return claim.result
-        if claim.state == "in_progress":
-            return await self._wait_for(call_sid, key, budget)
+        pause = _POLL_FIRST_SECONDS
+        while True:
+            try:
+                claim = await self._backends.claim(call_sid, key, budget)
+            except DownstreamError as error:
+                # Nothing can be deduplicated or remembered; the delivery answers as it can.
+                log.error("call %s: memory unreachable: %s", call_sid, describe(error))
+                return (await produce(budget, None)).document
+            if claim.state == "completed":
+                log.info("call %s: replayed the answer to a retried webhook", call_sid)
+                metrics.REPLAYS.inc()
+                return claim.result
+            if claim.state == "claimed":
+                break
+            # A duplicate while another delivery works: wait for its answer, or for its
+            # lease to lapse (the replica died), whichever comes first.
+            if budget.remaining() <= pause + COMPLETE_SECONDS:
+                return self._holding
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_SECONDS)
         reply = await produce(budget, claim.history)
         try:
             seconds = max(COMPLETE_SECONDS, budget.remaining())
@@ -89,21 +98,3 @@ class Deliveries:
             # The answer is ready: speaking it beats an apology, even if it is not stored.
             log.error("call %s: cannot store the turn: %s", call_sid, describe(error))
         return reply.document
-
-    async def _wait_for(self, call_sid: str, key: str, budget: TurnBudget) -> str:
-        """A duplicate delivery while the first is still working: wait for its answer."""
-        pause = _POLL_FIRST_SECONDS
-        while budget.remaining() > pause + COMPLETE_SECONDS:
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _POLL_MAX_SECONDS)
-            try:
-                claim = await self._backends.claim(call_sid, key, budget)
-            except DownstreamError as error:
-                log.error("call %s: lost the first delivery: %s", call_sid, describe(error))
-                break
-            if claim.state == "completed":
-                metrics.REPLAYS.inc()
-                return claim.result
-            if claim.state == "claimed":
-                break  # the first delivery's claim expired without an answer
-        return self._holding
