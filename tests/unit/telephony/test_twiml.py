@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+from xml.etree import ElementTree
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aura_llm.speech import clean_for_speech
 from aura_telephony.config import Settings
 from aura_telephony.twiml import PROCESS_PATH, Twiml
 from tests.support.twilio import Twiml as Parsed
@@ -99,3 +105,29 @@ def test_startup_warnings_for_combinations_twilio_rejects() -> None:
         }
     )
     assert fine.warnings() == []
+
+
+# Any text at all: every code point, surrogates and the XML-forbidden controls included.
+ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=200)
+# The 25 code points that once passed the speech cleaning and the TwiML builder.
+FORBIDDEN = [*range(0x0, 0x9), *range(0xE, 0x1C), 0xFFFE, 0xFFFF]
+
+
+@given(said=ANY_TEXT, answer=ANY_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_any_model_answer_or_caller_input_yields_twiml_that_parses(said: str, answer: str) -> None:
+    builder = Twiml(Settings.model_validate({}))
+    for document in (
+        builder.ask(clean_for_speech(answer)),
+        builder.ask(answer),
+        builder.hang_up(said),
+    ):
+        ElementTree.fromstring(document)  # raises on anything an XML parser refuses
+
+
+def test_the_code_points_xml_forbids_are_dropped_from_speech() -> None:
+    assert len(FORBIDDEN) == 25
+    text = "Open " + "".join(map(chr, FORBIDDEN)) + "at nine."
+    spoken = Parsed(Twiml(Settings.model_validate({})).ask(text)).spoken
+    assert spoken == "Open at nine."
+    assert clean_for_speech(text) == "Open at nine."

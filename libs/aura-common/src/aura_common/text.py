@@ -1,4 +1,5 @@
-"""Text as the services match it: what a caller said, reduced to lowercase words."""
+"""Text as the services match it (what a caller said, reduced to lowercase words) and as
+it may be spoken (only characters XML 1.0 allows, so that TwiML always parses)."""
 
 from __future__ import annotations
 
@@ -10,3 +11,13 @@ def normalise(text: str) -> str:
     "that's" and "thats" are one word, and all other punctuation becomes a space."""
     text = text.lower().replace("'", "").replace("\u2019", "")
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+# Everything XML 1.0 forbids: C0 controls but tab, newline and carriage return,
+# surrogates, and U+FFFE/U+FFFF. Twilio cannot read a document that holds one.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML 1.0 forbids."""
+    return _NOT_XML.sub("", text)

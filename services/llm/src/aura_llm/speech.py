@@ -7,6 +7,8 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
+from aura_common.text import xml_safe
+
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+?(?=[.,;:!?)]*(?:\s|$))", re.IGNORECASE)
 _CODE = re.compile(r"`{1,3}([^`]*)`{1,3}")
@@ -31,8 +33,8 @@ def _is_emoji(char: str) -> bool:
 
 
 def clean_for_speech(text: str) -> str:
-    """Plain spoken sentences: no markdown, emojis or URLs, one line."""
-    text = _MARKDOWN_LINK.sub(r"\1", text)
+    """Plain spoken sentences: no markdown, emojis or URLs, one line, nothing XML forbids."""
+    text = _MARKDOWN_LINK.sub(r"\1", xml_safe(text))
     text = _URL.sub("", text)
     text = _CODE.sub(r"\1", text)
     text = _EMPHASIS.sub(r"\2", text)

@@ -1,10 +1,12 @@
 """Every TwiML document the service answers with, built by the `twilio` library so that
-whatever a caller says is escaped text inside <Say>, never markup."""
+whatever a caller says is escaped text inside <Say>, never markup; what XML forbids
+outright is dropped before it gets there."""
 
 from __future__ import annotations
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from aura_common.text import xml_safe
 from aura_telephony.config import Settings
 
 PROCESS_PATH = "/api/voice/process"
@@ -47,7 +49,7 @@ class Twiml:
         response = VoiceResponse()
         action = f"{PROCESS_PATH}?reprompts={reprompts}" if reprompts else PROCESS_PATH
         gather = Gather(action=action, **self._gather_options)
-        gather.say(text, voice=self._voice)
+        gather.say(xml_safe(text), voice=self._voice)
         response.append(gather)
         # Reached only if Twilio cannot post the empty result (the Gather is cut short).
         response.say(NO_INPUT_GOODBYE, voice=self._voice)
@@ -56,7 +58,7 @@ class Twiml:
 
     def hang_up(self, text: str) -> str:
         response = VoiceResponse()
-        response.say(text, voice=self._voice)
+        response.say(xml_safe(text), voice=self._voice)
         response.hangup()
         return str(response)
 
