@@ -172,6 +172,16 @@ def test_probes() -> None:
         assert container["startupProbe"]["grpc"]["port"] == port
 
 
+@pytest.mark.parametrize("budget", [8, 14])
+def test_a_stopping_telephony_pod_outlasts_its_longest_turn(budget: int) -> None:
+    objects = render(ci("default"), f"telephony.turnBudgetSeconds={budget}")
+    pod = find(objects, "Deployment", "-telephony")["spec"]["template"]["spec"]
+    pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pause >= 5
+    # preStop, then the service's own SIGTERM wait (the budget and 2 s), with room to spare.
+    assert pod["terminationGracePeriodSeconds"] > pause + budget + 2
+
+
 def test_default_is_local_in_memory_with_its_own_secret() -> None:
     objects = render(ci("default"))
     llm = env(find(objects, "Deployment", "-llm"))

@@ -4,6 +4,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from aura_telephony import twiml
+from aura_telephony.config import Settings
+from aura_telephony.server import shutdown_grace
 from tests.support.twilio import Twiml, new_call_sid
 from tests.unit.telephony.conftest import Rig
 
@@ -169,3 +171,9 @@ async def test_made_up_methods_and_paths_add_no_series(rig: Rig) -> None:
         assert response.status_code in (404, 405)
         await rig.client.request("POST", f"/nowhere/{i}")
     assert http_series() == before
+
+
+@pytest.mark.parametrize(("budget", "grace"), [(8, 10), (14, 16), (2.5, 5)])
+def test_shutdown_waits_for_the_longest_turn(budget: float, grace: int) -> None:
+    settings = Settings.model_validate({"TURN_BUDGET_SECONDS": budget})
+    assert shutdown_grace(settings) == grace

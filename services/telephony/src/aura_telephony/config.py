@@ -44,6 +44,13 @@ class Settings(AuraSettings):
     # How long a webhook's answer is kept to replay to Twilio's retries of it.
     IDEMPOTENCY_TTL_SECONDS: float = Field(default=300.0, gt=0, le=86400)
     MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
+    # Slow clients: a request's headers, then its body, must arrive within these, or the
+    # connection is closed; beyond HTTP_MAX_CONNECTIONS connections and requests at once,
+    # new requests get 503. Idle keep-alive connections close after HTTP_KEEP_ALIVE_SECONDS.
+    HTTP_HEADER_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    HTTP_BODY_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    HTTP_MAX_CONNECTIONS: int = Field(default=1000, ge=1)
+    HTTP_KEEP_ALIVE_SECONDS: int = Field(default=5, ge=1)
     # What a caller said is cut to this length before it reaches the model.
     MAX_SPEECH_CHARS: int = Field(default=500, ge=10)
     # Bearer token for the admin API (call transcripts); empty disables it.

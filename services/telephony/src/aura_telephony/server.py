@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 
 import uvicorn
@@ -11,6 +12,7 @@ from aura_common.metrics import serve_metrics
 from aura_common.settings import bind_socket, load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_telephony.config import Settings
+from aura_telephony.http_protocol import DeadlineProtocol
 from aura_telephony.main import create_app
 
 
@@ -28,6 +30,11 @@ def main() -> None:
         shutdown_tracing(tracer_provider)
 
 
+def shutdown_grace(settings: Settings) -> int:
+    """How long SIGTERM waits for in-flight requests: the longest turn, and a margin."""
+    return math.ceil(settings.TURN_BUDGET_SECONDS) + 2
+
+
 def _serve(settings: Settings) -> None:
     sock = bind_socket(settings.HOST, settings.PORT, "PORT")
     serve_metrics(settings.METRICS_HOST, settings.TELEPHONY_METRICS_PORT, "TELEPHONY_METRICS_PORT")
@@ -35,11 +42,17 @@ def _serve(settings: Settings) -> None:
         create_app(settings),
         log_config=None,  # keep the shared logging setup
         proxy_headers=False,  # signatures use PUBLIC_BASE_URL, never client-supplied headers
-        timeout_graceful_shutdown=10,
-        # The C parser: about a third of h11's CPU per request. uvloop is left out, as it
-        # made grpc.aio slower here.
-        http="httptools",
+        # On SIGTERM, in-flight turns may run to the end of their budget.
+        timeout_graceful_shutdown=shutdown_grace(settings),
+        # The C parser (about a third of h11's CPU per request), with read deadlines.
+        # uvloop is left out, as it made grpc.aio slower here.
+        http=DeadlineProtocol.with_deadlines(
+            settings.HTTP_HEADER_TIMEOUT_SECONDS, settings.HTTP_BODY_TIMEOUT_SECONDS
+        ),
         loop="asyncio",
+        # Beyond this many connections and requests at once, new requests get 503.
+        limit_concurrency=settings.HTTP_MAX_CONNECTIONS,
+        timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
     )
     uvicorn.Server(config).run(sockets=[sock])
 
