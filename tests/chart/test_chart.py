@@ -88,6 +88,7 @@ def test_ci_values_cover_the_deployments_we_promise() -> None:
         "openai-existing-secret-values.yaml",
         "gemini-redis-ingress-values.yaml",
         "monitoring-values.yaml",
+        "grpc-tls-values.yaml",
     }
 
 
@@ -182,6 +183,24 @@ def test_a_stopping_telephony_pod_outlasts_its_longest_turn(budget: int) -> None
     assert pod["terminationGracePeriodSeconds"] > pause + budget + 2
 
 
+def test_grpc_over_tls_with_a_given_token() -> None:
+    objects = render(ci("grpc-tls"))
+    assert find(objects, "Secret")["stringData"]["GRPC_AUTH_TOKEN"] == "a-shared-grpc-token"
+    for component, serves in (("telephony", False), ("llm", True), ("memory", True)):
+        pod = find(objects, "Deployment", f"-{component}")["spec"]["template"]["spec"]
+        variables = env(find(objects, "Deployment", f"-{component}"))
+        assert variables["GRPC_TLS_CA_FILE"]["value"] == "/etc/aura/grpc-tls/ca.crt"
+        assert ("GRPC_TLS_CERT_FILE" in variables) is serves
+        assert {"name": "grpc-tls", "secret": {"secretName": "aura-grpc-tls"}} in pod["volumes"]
+        if serves:
+            # kubelet's gRPC probes cannot speak TLS: aura-probe does, with the CA.
+            probe = pod["containers"][0]["readinessProbe"]["exec"]["command"]
+            assert probe[0] == "/opt/aura/bin/aura-probe"
+            assert probe[-2:] == ["--ca", "/etc/aura/grpc-tls/ca.crt"]
+    test_pod = find(objects, "Pod")
+    assert test_pod["spec"]["containers"][0]["args"][-2:] == ["--ca", "/etc/aura/grpc-tls/ca.crt"]
+
+
 def test_default_is_local_in_memory_with_its_own_secret() -> None:
     objects = render(ci("default"))
     llm = env(find(objects, "Deployment", "-llm"))
@@ -192,7 +211,17 @@ def test_default_is_local_in_memory_with_its_own_secret() -> None:
     assert memory["spec"]["replicas"] == 1
     assert memory["spec"]["strategy"]["type"] == "Recreate"
     secret = find(objects, "Secret")
+    # A gRPC token is generated when none is given (and kept across upgrades by lookup).
+    generated = secret["stringData"].pop("GRPC_AUTH_TOKEN")
+    assert len(generated) == 40
     assert secret["stringData"] == {"TWILIO_AUTH_TOKEN": "test-token"}
+    for component in ("telephony", "llm", "memory"):
+        variables = env(find(objects, "Deployment", f"-{component}"))
+        assert variables["GRPC_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == (
+            "GRPC_AUTH_TOKEN"
+        )
+        assert variables["GRPC_REFLECTION"]["value"] == "false"
+        assert "GRPC_TLS_CA_FILE" not in variables
     token = env(find(objects, "Deployment", "-telephony"))["TWILIO_AUTH_TOKEN"]
     assert token["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
     assert not [

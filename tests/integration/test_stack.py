@@ -25,6 +25,7 @@ from aura_common.probe import grpc_serving
 from aura_dev.stack import Stack, free_port
 from aura_telephony import twiml
 from tests.support import eventually
+from tests.support.certificates import self_signed
 from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
 
 TOKEN = "integration-token"
@@ -296,3 +297,34 @@ def test_a_call_whose_status_callback_is_lost_is_counted_live_then_archived(
         assert record["ended_at"] is not None
         assert [t["role"] for t in record["turns"]] == ["assistant"]  # the welcome
         assert scrape(live, "aura_memory_calls_expired_total ") == 1
+
+
+def test_calls_work_over_tls_with_the_shared_token(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    stack = Stack(
+        env={
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "GRPC_AUTH_TOKEN": "shared-secret",
+            "GRPC_TLS_CERT_FILE": str(cert),
+            "GRPC_TLS_KEY_FILE": str(key),
+            "GRPC_TLS_CA_FILE": str(cert),
+            "GRPC_REFLECTION": "false",
+        },
+        log_dir=tmp_path,
+        cwd=tmp_path,
+    )
+    with stack.running(), httpx.Client(base_url=stack.base_url, timeout=20) as client:
+        twilio = TwilioPlayer(client=client, auth_token=TOKEN)
+        call_sid = new_call_sid()
+        twilio.post("/api/voice", twilio.call_params(call_sid))
+        assert "Saturday" in say(twilio, call_sid, "what time do you open on saturday").spoken
+        # Without the token, memory refuses to show the conversation.
+        credentials = grpc.ssl_channel_credentials(cert.read_bytes())
+        with (
+            grpc.secure_channel(stack.memory_address, credentials) as channel,
+            pytest.raises(grpc.RpcError) as refused,
+        ):
+            memory_grpc.MemoryServiceStub(channel).GetHistory(
+                memory_pb.GetHistoryRequest(call_id=call_sid), timeout=5
+            )
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -151,3 +151,54 @@ memory: {grpc: 50052, metrics: 9465}
 {{- define "aura.port" -}}
 {{- index (include "aura.ports" . | fromYaml) .component .name -}}
 {{- end }}
+
+{{/* A gRPC probe: kubelet's own, or aura-probe over TLS when the hops use TLS (kubelet's
+gRPC probes cannot). (dict "root" $ "component" "llm" "service" "aura.llm.v1.LlmService") */}}
+{{- define "aura.grpcProbe" -}}
+{{- $port := include "aura.port" (dict "component" .component "name" "grpc") }}
+{{- if .root.Values.grpc.tls.enabled }}
+exec:
+  command:
+    - /opt/aura/bin/aura-probe
+    - --grpc
+    - {{ printf "localhost:%s%s" $port (ternary (printf "/%s" .service) "" (ne .service "")) }}
+    - --ca
+    - /etc/aura/grpc-tls/ca.crt
+{{- else }}
+grpc: {port: {{ $port }}{{ with .service }}, service: {{ . }}{{ end }}}
+{{- end }}
+{{- end }}
+
+{{/* The gRPC hops' guards, for every component: the shared token, reflection, and with
+TLS the certificate files (servers) or the CA (telephony). */}}
+{{- define "aura.grpcEnv" -}}
+{{ include "aura.secretEnv" (dict "root" .root "key" "GRPC_AUTH_TOKEN") }}
+- name: GRPC_REFLECTION
+  value: {{ .root.Values.grpc.reflection | quote }}
+{{- if .root.Values.grpc.tls.enabled }}
+- name: GRPC_TLS_CA_FILE
+  value: /etc/aura/grpc-tls/ca.crt
+{{- if ne .component "telephony" }}
+- name: GRPC_TLS_CERT_FILE
+  value: /etc/aura/grpc-tls/tls.crt
+- name: GRPC_TLS_KEY_FILE
+  value: /etc/aura/grpc-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "aura.grpcTlsMount" -}}
+{{- if .Values.grpc.tls.enabled }}
+- name: grpc-tls
+  mountPath: /etc/aura/grpc-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "aura.grpcTlsVolume" -}}
+{{- if .Values.grpc.tls.enabled }}
+- name: grpc-tls
+  secret:
+    secretName: {{ required "grpc.tls.secretName is required with grpc.tls.enabled" .Values.grpc.tls.secretName }}
+{{- end }}
+{{- end }}

@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from aura_common.grpc_security import GrpcSecurity, TokenCheck
 from aura_common.metrics import ServerMetrics
 from aura_common.settings import ListenError, bind_socket
 from aura_common.tracing import tracing_enabled
@@ -51,9 +52,15 @@ async def build(
     host: str,
     port: int,
     port_setting: str = "the port setting",
+    security: GrpcSecurity | None = None,
 ) -> GrpcServer:
-    """The server with Aura's interceptors, health and reflection, bound to host:port."""
+    """The server with Aura's interceptors, health (and reflection, unless turned off),
+    bound to host:port; with TLS and a token check when `security` asks for them."""
+    security = security or GrpcSecurity()
+    # Metrics first: refused calls are counted too (as UNAUTHENTICATED).
     interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetrics()]
+    if security.token:
+        interceptors.append(TokenCheck(security.token))
     if tracing_enabled():
         from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
@@ -66,12 +73,17 @@ async def build(
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    if security.reflection:
+        reflection.enable_server_reflection(
+            [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
     address = f"{host}:{port}"
+    credentials = security.server_credentials()
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:
         bound = 0
     if bound == 0:

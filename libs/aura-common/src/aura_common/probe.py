@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def grpc_serving(address: str, timeout: float = 1.0, service: str = "") -> bool:
-    """True when the gRPC health service at `address` reports `service` SERVING."""
-    with grpc.insecure_channel(address) as channel:
+def grpc_serving(
+    address: str, timeout: float = 1.0, service: str = "", ca_file: str = ""
+) -> bool:
+    """True when the gRPC health service at `address` reports `service` SERVING; over TLS
+    when `ca_file` names the CA that signed the server's certificate."""
+    channel = (
+        grpc.secure_channel(address, grpc.ssl_channel_credentials(Path(ca_file).read_bytes()))
+        if ca_file
+        else grpc.insecure_channel(address)
+    )
+    with channel:
         stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
@@ -54,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a gRPC health service that must report SERVING",
     )
     parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--ca",
+        default=os.environ.get("GRPC_TLS_CA_FILE", ""),
+        metavar="FILE",
+        help="check the gRPC services over TLS, trusting this CA (default: $GRPC_TLS_CA_FILE)",
+    )
     args = parser.parse_args(argv)
     if not args.http and not args.grpc:
         parser.error("nothing to check: give --http or --grpc")
@@ -64,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         failed += [] if ok else [url]
     for target in args.grpc:
         address, _, service = target.partition("/")
-        ok = grpc_serving(address, timeout=args.timeout, service=service)
+        ok = grpc_serving(address, timeout=args.timeout, service=service, ca_file=args.ca)
         print(f"{'ok  ' if ok else 'FAIL'} grpc {target}")
         failed += [] if ok else [target]
     return 1 if failed else 0

@@ -10,6 +10,8 @@ from typing import Literal, TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aura_common.grpc_security import GrpcSecurity
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -28,6 +30,23 @@ class AuraSettings(BaseSettings):
     # json for log collectors, text for people; auto picks text in a terminal.
     LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
     MAX_CONVERSATION_LENGTH: int = 20
+    # The gRPC hops: a shared token every call must carry (empty: none), TLS (the servers'
+    # certificate and key; the CA the clients trust), and server reflection.
+    GRPC_AUTH_TOKEN: str = ""
+    GRPC_TLS_CERT_FILE: str = ""
+    GRPC_TLS_KEY_FILE: str = ""
+    GRPC_TLS_CA_FILE: str = ""
+    GRPC_REFLECTION: bool = True
+
+    @property
+    def grpc_security(self) -> GrpcSecurity:
+        return GrpcSecurity(
+            token=self.GRPC_AUTH_TOKEN,
+            cert_file=self.GRPC_TLS_CERT_FILE,
+            key_file=self.GRPC_TLS_KEY_FILE,
+            ca_file=self.GRPC_TLS_CA_FILE,
+            reflection=self.GRPC_REFLECTION,
+        )
 
 
 def load_settings(cls: type[SettingsT]) -> SettingsT:

@@ -121,7 +121,8 @@ class Stack:
     def _ready(self, name: str) -> bool:
         if name == "telephony":
             return http_healthy(f"{self.base_url}/health")
-        return grpc_serving(self.llm_address if name == "llm" else self.memory_address)
+        address = self.llm_address if name == "llm" else self.memory_address
+        return grpc_serving(address, ca_file=self.env.get("GRPC_TLS_CA_FILE", ""))
 
     def _wait_ready(self, name: str, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout

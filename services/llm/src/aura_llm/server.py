@@ -49,6 +49,7 @@ async def build_server(
         host=host,
         port=port,
         port_setting="LLM_PORT",
+        security=settings.grpc_security,
     )
 
 

@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2
 from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
 from aura_common import grpc_server
+from aura_common.grpc_security import GrpcSecurity
 from aura_common.logs import setup_logging
 from aura_common.metrics import serve_metrics
 from aura_common.settings import load_settings, package_version
@@ -64,7 +65,9 @@ async def _watch_store(store: ConversationStore, status: health.aio.HealthServic
             )
 
 
-async def build_server(store: ConversationStore, host: str, port: int) -> grpc_server.GrpcServer:
+async def build_server(
+    store: ConversationStore, host: str, port: int, security: GrpcSecurity | None = None
+) -> grpc_server.GrpcServer:
     """The memory gRPC server as it runs in production (tests bind it to port 0)."""
 
     def register(server: grpc.aio.Server) -> None:
@@ -76,6 +79,7 @@ async def build_server(store: ConversationStore, host: str, port: int) -> grpc_s
         host=host,
         port=port,
         port_setting="MEMORY_PORT",
+        security=security,
     )
 
 
@@ -94,7 +98,9 @@ async def serve(settings: Settings) -> None:
 
     log.info("store=%s max_turns=%d", store.name, settings.MAX_CONVERSATION_LENGTH)
     serve_metrics(settings.METRICS_HOST, settings.MEMORY_METRICS_PORT, "MEMORY_METRICS_PORT")
-    server = await build_server(store, settings.MEMORY_HOST, settings.MEMORY_PORT)
+    server = await build_server(
+        store, settings.MEMORY_HOST, settings.MEMORY_PORT, settings.grpc_security
+    )
     await server.start()
     tasks.append(asyncio.create_task(_watch_store(store, server.health)))
     log.info("listening on %s:%d", settings.MEMORY_HOST, server.port)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -126,7 +126,7 @@ _CLAIM_STATES: dict[int, Literal["claimed", "in_progress", "completed"]] = {
     memory_pb.IDEMPOTENCY_STATE_COMPLETED: "completed",
 }
 
-_CHANNEL_OPTIONS = [
+_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -146,11 +146,12 @@ class Backends:
 
             # W3C trace context crosses to llm and memory in the call's metadata.
             interceptors = [*aio_client_interceptors(), *interceptors]
-        self._memory_channel = grpc.aio.insecure_channel(
-            settings.MEMORY_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS, interceptors=interceptors
+        security = settings.grpc_security
+        self._memory_channel = security.channel(
+            settings.MEMORY_SERVICE_ADDRESS, _CHANNEL_OPTIONS, interceptors
         )
-        self._llm_channel = grpc.aio.insecure_channel(
-            settings.LLM_SERVICE_ADDRESS, options=_CHANNEL_OPTIONS, interceptors=interceptors
+        self._llm_channel = security.channel(
+            settings.LLM_SERVICE_ADDRESS, _CHANNEL_OPTIONS, interceptors
         )
         self.memory = memory_grpc.MemoryServiceStub(self._memory_channel)
         self.llm = llm_grpc.LlmServiceStub(self._llm_channel)
