@@ -20,9 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def grpc_serving(
-    address: str, timeout: float = 1.0, service: str = "", ca_file: str = ""
-) -> bool:
+def grpc_serving(address: str, timeout: float = 1.0, service: str = "", ca_file: str = "") -> bool:
     """True when the gRPC health service at `address` reports `service` SERVING; over TLS
     when `ca_file` names the CA that signed the server's certificate."""
     channel = (
