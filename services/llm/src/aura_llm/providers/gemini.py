@@ -88,10 +88,17 @@ class GeminiProvider(Provider):
             chunks = await self._client.aio.models.generate_content_stream(
                 model=self.model, contents=contents, config=config
             )
-            async for chunk in chunks:
-                if chunk.text:
-                    produced = True
-                    yield chunk.text
+            try:
+                async for chunk in chunks:
+                    if chunk.text:
+                        produced = True
+                        yield chunk.text
+            finally:
+                # Closed on the way out, also when the caller stops listening (barge-in):
+                # the SDK's generator holds the vendor's HTTP stream open until then.
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         except Exception as error:
             raise _translate(error) from error
         if not produced:

@@ -94,11 +94,14 @@ class OpenAIProvider(Provider):
                 timeout=budget,
                 stream=True,
             )
-            async for chunk in chunks:
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta:
-                    produced = True
-                    yield delta
+            # Closed on the way out, also when the caller stops listening (barge-in): the
+            # vendor sees the connection go and stops generating tokens nobody hears.
+            async with chunks:
+                async for chunk in chunks:
+                    delta = chunk.choices[0].delta.content if chunk.choices else None
+                    if delta:
+                        produced = True
+                        yield delta
         except Exception as error:
             raise _translate(error) from error
         if not produced:
