@@ -18,6 +18,7 @@ from aura_memory.stores.base import (
     CallRecord,
     ClaimState,
     ConversationStore,
+    NewTurn,
     Role,
     StoredTurn,
     StoreUnavailableError,
@@ -72,15 +73,15 @@ async def _seconds(
 
 async def _turns(
     given: Iterable[pb.Turn], context: grpc.aio.ServicerContext[Any, Any]
-) -> list[tuple[Role, str]]:
-    turns: list[tuple[Role, str]] = []
+) -> list[NewTurn]:
+    turns: list[NewTurn] = []
     for turn in given:
         role = _ROLES.get(turn.role)
         if role is None:
             await _reject(context, "every turn needs role USER or ASSISTANT")
         if len(turn.text) > MAX_TURN_CHARS:
             await _reject(context, f"turn text is longer than {MAX_TURN_CHARS} characters")
-        turns.append((role, turn.text))
+        turns.append((role, turn.text, turn.interrupted))
     if len(turns) > MAX_TURNS_PER_APPEND:
         await _reject(context, f"at most {MAX_TURNS_PER_APPEND} turns per append")
     return turns
@@ -93,7 +94,12 @@ def _stamp(seconds: float) -> Timestamp:
 
 
 def _to_pb(turn: StoredTurn) -> pb.Turn:
-    return pb.Turn(role=_PB_ROLES[turn.role], text=turn.text, create_time=_stamp(turn.created_at))
+    return pb.Turn(
+        role=_PB_ROLES[turn.role],
+        text=turn.text,
+        create_time=_stamp(turn.created_at),
+        interrupted=turn.interrupted,
+    )
 
 
 def _transcript_to_pb(record: CallRecord) -> pb.Transcript:

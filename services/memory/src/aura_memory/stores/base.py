@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -12,11 +13,20 @@ UNKNOWN_STATUS = "unknown"
 ClaimState = Literal["claimed", "in_progress", "completed"]
 
 
+# A turn to append: who spoke and what, and optionally whether the caller cut it short.
+NewTurn = tuple[Role, str] | tuple[Role, str, bool]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredTurn:
     role: Role
     text: str
     created_at: float  # seconds since the epoch
+    interrupted: bool = False  # only what the caller heard before speaking over it
+
+    @classmethod
+    def new(cls, turn: NewTurn, at: float) -> StoredTurn:
+        return cls(turn[0], turn[1], at, len(turn) > 2 and bool(turn[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,7 @@ class ConversationStore(ABC):
 
     @abstractmethod
     async def append(
-        self, call_id: str, turns: list[tuple[Role, str]], idempotency_key: str = ""
+        self, call_id: str, turns: Sequence[NewTurn], idempotency_key: str = ""
     ) -> AppendResult: ...
 
     @abstractmethod

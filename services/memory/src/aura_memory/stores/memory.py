@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from aura_memory.stores.base import (
     CallRecord,
     Claim,
     ConversationStore,
-    Role,
+    NewTurn,
     StoredTurn,
 )
 
@@ -104,7 +104,7 @@ class InMemoryStore(ConversationStore):
         return call
 
     async def append(
-        self, call_id: str, turns: list[tuple[Role, str]], idempotency_key: str = ""
+        self, call_id: str, turns: Sequence[NewTurn], idempotency_key: str = ""
     ) -> AppendResult:
         now = self._clock()
         call = self._get_or_open(call_id, now)
@@ -114,7 +114,7 @@ class InMemoryStore(ConversationStore):
             call.seen_keys[idempotency_key] = None
             if len(call.seen_keys) > self._keys_per_call:
                 call.seen_keys.popitem(last=False)
-        stored = [StoredTurn(role, text, now) for role, text in turns]
+        stored = [StoredTurn.new(turn, now) for turn in turns]
         call.turns.extend(stored)
         call.transcript.extend(stored)
         call.last_write = now

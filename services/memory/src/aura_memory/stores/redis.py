@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
@@ -26,6 +26,7 @@ from aura_memory.stores.base import (
     CallRecord,
     Claim,
     ConversationStore,
+    NewTurn,
     Role,
     StoredTurn,
     StoreUnavailableError,
@@ -78,14 +79,17 @@ def _ttl(seconds: float) -> int:
     return max(1, round(seconds))
 
 
-def _encode(role: Role, text: str, at: float) -> str:
-    return json.dumps({"r": role, "t": text, "at": at}, separators=(",", ":"))
+def _encode(turn: StoredTurn) -> str:
+    item: dict[str, Any] = {"r": turn.role, "t": turn.text, "at": turn.created_at}
+    if turn.interrupted:
+        item["i"] = 1
+    return json.dumps(item, separators=(",", ":"))
 
 
 def _decode(raw: bytes | str) -> StoredTurn:
     item = json.loads(raw)
     role: Role = "assistant" if item["r"] == "assistant" else "user"
-    return StoredTurn(role, item["t"], float(item["at"]))
+    return StoredTurn(role, item["t"], float(item["at"]), bool(item.get("i")))
 
 
 class RedisStore(ConversationStore):
@@ -136,7 +140,7 @@ class RedisStore(ConversationStore):
             raise StoreUnavailableError(f"redis unavailable: {error}") from error
 
     async def append(
-        self, call_id: str, turns: list[tuple[Role, str]], idempotency_key: str = ""
+        self, call_id: str, turns: Sequence[NewTurn], idempotency_key: str = ""
     ) -> AppendResult:
         now = self._clock()
         keys = [
@@ -150,7 +154,7 @@ class RedisStore(ConversationStore):
             self._keys_ttl,
             self._max_transcript,
             "1" if idempotency_key else "0",
-            *(_encode(role, text, now) for role, text in turns),
+            *(_encode(StoredTurn.new(turn, now)) for turn in turns),
         ]
         # One round trip; not a transaction, as the live set lives in another slot.
         async with self._redis.pipeline(transaction=False) as pipe:
