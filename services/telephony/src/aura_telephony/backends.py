@@ -5,7 +5,7 @@ this module: callers get and give Aura's own dataclasses."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +43,7 @@ class Turn:
     role: Role
     text: str
     at: datetime | None = None
+    interrupted: bool = False  # an answer the caller cut short: only what they heard
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,14 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class Sentence:
+    """One sentence of a streamed answer, and the provider that wrote it."""
+
+    text: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The model's answer, and which provider gave it after which failures."""
 
@@ -64,6 +73,13 @@ class Answer:
     provider: str
     failover: bool
     failures: tuple[str, ...]  # "provider reason", for logs
+
+
+def _to_memory(turns: Sequence[Turn]) -> list[memory_pb.Turn]:
+    return [
+        memory_pb.Turn(role=_TO_MEMORY_ROLE[t.role], text=t.text, interrupted=t.interrupted)
+        for t in turns
+    ]
 
 
 def _time(stamp: Timestamp) -> datetime | None:
@@ -74,7 +90,7 @@ def _time(stamp: Timestamp) -> datetime | None:
 
 def _turns(turns: Sequence[memory_pb.Turn]) -> tuple[Turn, ...]:
     return tuple(
-        Turn(_FROM_MEMORY_ROLE[t.role], t.text, _time(t.create_time))
+        Turn(_FROM_MEMORY_ROLE[t.role], t.text, _time(t.create_time), t.interrupted)
         for t in turns
         if t.role in _FROM_MEMORY_ROLE
     )
@@ -224,7 +240,7 @@ class Backends:
                 key=key,
                 result=result,
                 ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS),
-                turns=[memory_pb.Turn(role=_TO_MEMORY_ROLE[t.role], text=t.text) for t in turns],
+                turns=_to_memory(turns),
             ),
             timeout=seconds,
         )
@@ -262,6 +278,47 @@ class Backends:
             failover=response.failover,
             failures=tuple(f"{f.provider} {f.reason}" for f in response.failures),
         )
+
+    async def history(self, call_sid: str, budget: TurnBudget) -> tuple[Turn, ...]:
+        response = await self.memory.GetHistory(
+            memory_pb.GetHistoryRequest(
+                call_id=call_sid, limit=self._settings.MAX_CONVERSATION_LENGTH
+            ),
+            timeout=self._memory_timeout(budget),
+        )
+        return _turns(response.turns)
+
+    async def append(
+        self, call_sid: str, turns: Sequence[Turn], key: str, budget: TurnBudget
+    ) -> None:
+        """Store turns once: a repeated key (a retried append) is not applied twice."""
+        await self.memory.AppendTurns(
+            memory_pb.AppendTurnsRequest(
+                call_id=call_sid, turns=_to_memory(turns), idempotency_key=key
+            ),
+            timeout=self._memory_timeout(budget),
+        )
+
+    async def generate_stream(
+        self, call_sid: str, history: Sequence[Turn], user_text: str, seconds: float
+    ) -> AsyncIterator[Sentence]:
+        """The answer sentence by sentence, as the model writes it. Leaving the loop early
+        (or being cancelled) cancels the gRPC stream, and the llm service then closes the
+        vendor's stream: nobody pays for tokens nobody hears."""
+        call = self.llm.GenerateStream(
+            llm_pb.GenerateStreamRequest(
+                call_id=call_sid,
+                history=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in history],
+                user_text=user_text,
+                persona=llm_pb.Persona(assistant_name=self._settings.AI_ASSISTANT_NAME),
+            ),
+            timeout=seconds,
+        )
+        try:
+            async for response in call:
+                yield Sentence(response.text, response.provider)
+        finally:
+            call.cancel()
 
     async def close(self) -> None:
         await self._memory_channel.close()

@@ -8,8 +8,6 @@ import asyncio
 import hashlib
 import logging
 
-import grpc
-
 from aura_common.logs import mask_phone
 from aura_telephony import metrics, twiml
 from aura_telephony.backends import Backends, Transcript, Turn
@@ -23,18 +21,13 @@ from aura_telephony.delivery import (
     History,
     Reply,
     describe,
+    is_late,
 )
-from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
+from aura_telephony.forms import GatherResult, RelayEnded, StatusCallback, VoiceWebhook
 
 log = logging.getLogger(__name__)
 
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-
-
-def _late(error: BaseException) -> bool:
-    return not isinstance(error, grpc.aio.AioRpcError) or (
-        error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    )
 
 
 class Calls:
@@ -46,12 +39,13 @@ class Calls:
             backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(twiml.HOLDING)
         )
 
-    async def incoming(self, form: VoiceWebhook, key: str) -> str:
-        """A new call: the welcome (or a refusal past the per-number limit)."""
+    async def incoming(self, form: VoiceWebhook, key: str, relay_url: str) -> str:
+        """A new call: the welcome (or a refusal past the per-number limit), in a <Gather>
+        or, in relay mode, as ConversationRelay's greeting on the WebSocket `relay_url`."""
         log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
 
         async def welcome(budget: TurnBudget, history: History) -> Reply:
-            return await self._welcome(form, budget, history)
+            return await self._welcome(form, budget, history, relay_url)
 
         with metrics.TURN_SECONDS.labels("welcome").time():
             return await self._deliveries.once(form.CallSid, key, welcome)
@@ -88,7 +82,40 @@ class Calls:
             call_sid, TurnBudget(self.settings.TURN_BUDGET_SECONDS)
         )
 
-    async def _welcome(self, form: VoiceWebhook, budget: TurnBudget, history: History) -> Reply:
+    async def relay_ended(self, form: RelayEnded, key: str, relay_url: str) -> str:
+        """A relay session ended: continue the call as its handoff says."""
+
+        async def next_step(budget: TurnBudget, history: History) -> Reply:
+            return Reply(self._after_relay(form, relay_url))
+
+        return await self._deliveries.once(form.CallSid, key, next_step)
+
+    def _after_relay(self, form: RelayEnded, relay_url: str) -> str:
+        reason = form.handoff_reason()
+        if reason == "transfer":
+            metrics.CALL_EVENTS.labels("transfer").inc()
+            if self.settings.TRANSFER_NUMBER:
+                return self.twiml.transfer(self.settings.TRANSFER_NUMBER)
+            return self.twiml.nobody_available(relay_url)
+        if reason == "handover":
+            # Another replica picks the caller up; the conversation is in memory.
+            return self.twiml.relay(relay_url)
+        if reason == "goodbye":
+            return self.twiml.hang_up_silently()
+        if (form.SessionStatus or "").lower() == "failed":
+            # The relay failed (Twilio error, our socket refused): go on turn by turn.
+            log.error(
+                "call %s: relay session failed (%s %s); continuing with <Gather>",
+                form.CallSid,
+                form.ErrorCode or "",
+                form.ErrorMessage or "",
+            )
+            return self.twiml.ask(twiml.RELAY_FAILED)
+        return self.twiml.hang_up_silently()
+
+    async def _welcome(
+        self, form: VoiceWebhook, budget: TurnBudget, history: History, relay_url: str
+    ) -> Reply:
         call_sid = form.CallSid
         caller = (form.From or "").strip()
         limit = self.settings.MAX_CALLS_PER_NUMBER_PER_HOUR
@@ -119,6 +146,8 @@ class Calls:
             except DownstreamError as error:
                 log.error("call %s: could not record the call: %s", call_sid, describe(error))
         # The model sees its own greeting as the first turn.
+        if self.settings.VOICE_MODE == "relay":
+            return Reply(self.twiml.relay(relay_url, welcome), [Turn("assistant", welcome)])
         return Reply(self.twiml.ask(welcome), [Turn("assistant", welcome)])
 
     async def _respond(
@@ -155,7 +184,7 @@ class Calls:
                 answer = await self.backends.generate(call_sid, history, speech, budget)
         except DownstreamError as error:
             log.error("call %s: no answer this turn: %s", call_sid, describe(error))
-            late = _late(error)
+            late = is_late(error)
             metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
             return Reply(self.twiml.ask(twiml.HOLDING if late else twiml.APOLOGY))
         if answer.failover:

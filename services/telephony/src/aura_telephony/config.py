@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -10,6 +11,9 @@ from aura_common.settings import AuraSettings
 
 
 class Settings(AuraSettings):
+    # gather: turn-based <Gather>. relay: Twilio ConversationRelay, answers streamed over a
+    # WebSocket sentence by sentence, and the caller can interrupt them.
+    VOICE_MODE: Literal["gather", "relay"] = "gather"
     HOST: str = "0.0.0.0"
     PORT: int = Field(default=8000, ge=1, le=65535)
     # Prometheus metrics at http://METRICS_HOST:TELEPHONY_METRICS_PORT/metrics: a port of
@@ -57,6 +61,20 @@ class Settings(AuraSettings):
     ADMIN_API_TOKEN: str = ""
     # Calls one number may start per hour (shared by all replicas); 0 turns the limit off.
     MAX_CALLS_PER_NUMBER_PER_HOUR: int = Field(default=30, ge=0)
+    # ConversationRelay (VOICE_MODE=relay); empty means Twilio's default. SPEECH_LANGUAGE
+    # and SPEECH_HINTS apply too.
+    RELAY_TTS_PROVIDER: str = ""
+    RELAY_VOICE: str = ""
+    RELAY_TRANSCRIPTION_PROVIDER: str = ""
+    RELAY_SPEECH_MODEL: str = ""
+    RELAY_INTERRUPT_SENSITIVITY: Literal["", "low", "medium", "high"] = ""
+    # Silence after an answer before the caller is asked again (MAX_REPROMPTS applies).
+    RELAY_IDLE_SECONDS: float = Field(default=8.0, gt=0)
+    # With no sentence ready this long after the caller spoke, a short filler is spoken.
+    RELAY_FILLER_SECONDS: float = Field(default=1.5, gt=0)
+    # On SIGTERM, live sessions may go on this long before they are handed to another
+    # replica (Twilio reconnects the caller; the conversation continues from memory).
+    DRAIN_SECONDS: float = Field(default=20.0, ge=0)
     LLM_SERVICE_ADDRESS: str = "localhost:50051"
     MEMORY_SERVICE_ADDRESS: str = "localhost:50052"
     # The whole turn must finish well inside Twilio's 15 s webhook timeout.

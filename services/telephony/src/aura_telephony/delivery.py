@@ -36,6 +36,14 @@ def describe(error: BaseException) -> str:
     return "turn budget exhausted"
 
 
+def is_late(error: BaseException) -> bool:
+    """Whether a failure was the turn running out of time (the caller hears the holding
+    line) rather than a service failing (an apology)."""
+    return not isinstance(error, grpc.aio.AioRpcError) or (
+        error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+
+
 def idempotency_key(target: str, header: str, params: Mapping[str, str]) -> str:
     """Twilio's I-Twilio-Idempotency-Token when sent; otherwise a digest of the request,
     which a retry repeats exactly."""

@@ -5,6 +5,8 @@ Twilio adds new ones over time."""
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -54,3 +56,23 @@ class StatusCallback(VoiceWebhook):
     CallbackSource: str | None = None
     SequenceNumber: str | None = None
     Duration: str | None = None
+
+
+class RelayEnded(VoiceWebhook):
+    """What Twilio posts to <Connect action> when a ConversationRelay session ends."""
+
+    SessionId: str | None = None
+    SessionStatus: str | None = Field(default=None, description="completed, ended or failed")
+    SessionDuration: str | None = None
+    HandoffData: str | None = Field(default=None, description="The end message's handoffData")
+    ErrorCode: str | None = None
+    ErrorMessage: str | None = None
+
+    def handoff_reason(self) -> str:
+        """The reason Aura gave in `end` ({"reason": ...}), or "" for anything else."""
+        try:
+            data = json.loads(self.HandoffData or "")
+        except ValueError:
+            return ""
+        reason = data.get("reason") if isinstance(data, dict) else None
+        return reason if isinstance(reason, str) else ""

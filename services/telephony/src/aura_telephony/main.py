@@ -15,7 +15,8 @@ from aura_telephony.calls import Calls
 from aura_telephony.config import Settings
 from aura_telephony.metrics import HttpMetrics
 from aura_telephony.middleware import BodyLimit
-from aura_telephony.routers import admin, info, voice
+from aura_telephony.relay import Relay
+from aura_telephony.routers import admin, info, relay, voice
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("%s", warning)
         backends = Backends(settings)
         app.state.calls = Calls(settings, backends)
+        app.state.relay = Relay(settings, backends)
         try:
             yield
         finally:
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HttpMetrics)  # outermost: a 413 is counted too
     app.include_router(info.router)
     app.include_router(voice.router)
+    app.include_router(relay.router)
     app.include_router(admin.router)
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aura_common.metrics import LATENCY_BUCKETS
@@ -43,6 +43,27 @@ SIGNATURE_REJECTIONS = Counter(
     ["reason"],
 )
 
+RELAY_SESSIONS = Gauge(
+    "aura_relay_sessions",
+    "Live ConversationRelay sessions on this replica (what the autoscaler can follow).",
+)
+RELAY_FIRST_TOKEN = Histogram(
+    "aura_relay_first_token_seconds",
+    "Time from the caller's final prompt to the first sentence sent back, by provider.",
+    ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+RELAY_EVENTS = Counter(
+    "aura_relay_events",
+    "What happened in relay sessions: interruption, preemption, filler.",
+    ["event"],
+)
+RELAY_ENDINGS = Counter(
+    "aura_relay_endings",
+    "Relay sessions ended, by reason: goodbye, transfer, handover, hangup.",
+    ["reason"],
+)
+
 # Every value these label sets take: each series exists from the start, at zero.
 CALL_EVENT_NAMES = (
     "answered",
@@ -58,8 +79,14 @@ CALL_EVENT_NAMES = (
 REJECTION_REASONS = ("missing", "invalid", "account_mismatch")
 for _event in CALL_EVENT_NAMES:
     CALL_EVENTS.labels(_event)
+RELAY_EVENT_NAMES = ("interruption", "preemption", "filler")
+RELAY_ENDING_REASONS = ("goodbye", "transfer", "handover", "hangup")
 for _reason in REJECTION_REASONS:
     SIGNATURE_REJECTIONS.labels(_reason)
+for _event in RELAY_EVENT_NAMES:
+    RELAY_EVENTS.labels(_event)
+for _reason in RELAY_ENDING_REASONS:
+    RELAY_ENDINGS.labels(_reason)
 
 
 # Methods are labels as sent by anyone on the internet: only these are kept as they are.

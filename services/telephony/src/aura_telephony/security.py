@@ -4,13 +4,16 @@ name our account, when TWILIO_ACCOUNT_SID is set). Rejections are counted by rea
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, NoReturn
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocket
+from starlette.requests import HTTPConnection
 from twilio.request_validator import RequestValidator
 
 from aura_telephony import metrics
 from aura_telephony.config import Settings
+from aura_telephony.twiml import RELAY_PATH
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +30,39 @@ def _first(header: str | None) -> str:
     return (header or "").split(",")[0].strip()
 
 
-def signed_url(request: Request, settings: Settings) -> str:
-    """The URL Twilio signed. Behind an ingress the service sees its own internal URL, so
-    the public one comes from PUBLIC_BASE_URL, or from the X-Forwarded headers when the
-    operator trusts the proxy that sets them. The validator accepts the URL with and
-    without its default port, as Twilio may sign either."""
-    query = f"?{request.url.query}" if request.url.query else ""
+def public_base(connection: HTTPConnection, settings: Settings) -> str:
+    """The scheme and host Twilio reaches us at. Behind an ingress the service sees its
+    own internal URL, so the public one comes from PUBLIC_BASE_URL, or from the
+    X-Forwarded headers when the operator trusts the proxy that sets them."""
     if settings.PUBLIC_BASE_URL:
-        return f"{settings.PUBLIC_BASE_URL}{request.url.path}{query}"
+        return settings.PUBLIC_BASE_URL
+    url = connection.url
     if settings.TRUST_PROXY_HEADERS:
-        proto = _first(request.headers.get("x-forwarded-proto")) or request.url.scheme
-        host = _first(request.headers.get("x-forwarded-host")) or request.url.netloc
-        return f"{proto}://{host}{request.url.path}{query}"
-    return str(request.url)
+        proto = _first(connection.headers.get("x-forwarded-proto")) or url.scheme
+        host = _first(connection.headers.get("x-forwarded-host")) or url.netloc
+        return f"{proto}://{host}"
+    return f"{url.scheme}://{url.netloc}"
+
+
+def websocket_url(base: str, path: str) -> str:
+    """`base` + `path` as a WebSocket URL: https becomes wss, http ws."""
+    return re.sub(r"^http", "ws", base) + path
+
+
+def relay_url(connection: HTTPConnection, settings: Settings) -> str:
+    """The wss:// URL of the ConversationRelay WebSocket, as Twilio reaches it."""
+    return websocket_url(public_base(connection, settings), RELAY_PATH)
+
+
+def signed_url(connection: HTTPConnection, settings: Settings) -> str:
+    """The URL Twilio signed: the public one, with this request's path and query; for a
+    WebSocket upgrade, the wss:// URL. The validator accepts the URL with and without its
+    default port, as Twilio may sign either."""
+    query = f"?{connection.url.query}" if connection.url.query else ""
+    base = public_base(connection, settings)
+    if connection.scope["type"] == "websocket":
+        return websocket_url(base, connection.url.path) + query
+    return f"{base}{connection.url.path}{query}"
 
 
 async def twilio_form(
@@ -67,6 +90,26 @@ async def twilio_form(
 
 
 def _reject(request: Request, reason: str, detail: str) -> NoReturn:
-    metrics.SIGNATURE_REJECTIONS.labels(reason).inc()
-    log.warning("rejected webhook %s: %s", request.url.path, detail)
+    rejected(request, reason, detail)
     raise HTTPException(status_code=403, detail=detail)
+
+
+def rejected(connection: HTTPConnection, reason: str, detail: str) -> None:
+    metrics.SIGNATURE_REJECTIONS.labels(reason).inc()
+    log.warning("rejected %s: %s", connection.url.path, detail)
+
+
+def websocket_signed(websocket: WebSocket, settings: Settings) -> bool:
+    """Whether a WebSocket upgrade carries Twilio's signature over its wss:// URL (no body
+    parameters); counted like a webhook's when it does not."""
+    if not settings.TWILIO_AUTH_TOKEN:
+        return True
+    signature = websocket.headers.get("x-twilio-signature", "")
+    if not signature:
+        rejected(websocket, "missing", "missing X-Twilio-Signature")
+        return False
+    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    if not validator.validate(signed_url(websocket, settings), {}, signature):
+        rejected(websocket, "invalid", "invalid X-Twilio-Signature")
+        return False
+    return True

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import signal
+import socket
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from aura_common.logs import setup_logging
 from aura_common.metrics import serve_metrics
@@ -14,6 +18,7 @@ from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_telephony.config import Settings
 from aura_telephony.http_protocol import DeadlineProtocol
 from aura_telephony.main import create_app
+from aura_telephony.relay import Relay
 
 
 def main() -> None:
@@ -30,6 +35,40 @@ def main() -> None:
         shutdown_tracing(tracer_provider)
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with a drain before its own shutdown: on the first SIGTERM readiness fails
+    at once while the listener keeps serving, live relay sessions go on for up to
+    DRAIN_SECONDS and are then handed over to other replicas; only then does uvicorn stop
+    (which would otherwise close every WebSocket at once)."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._drain_seconds = drain_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        relay: Relay | None = getattr(self._app.state, "relay", None)
+        if self._draining is None and not self.should_exit and relay and self._loop:
+            self._loop.call_soon_threadsafe(self._drain, relay, sig, frame)
+            return
+        super().handle_exit(sig, frame)  # a second signal, or nothing to drain
+
+    def _drain(self, relay: Relay, sig: int, frame: FrameType | None) -> None:
+        async def drain_then_stop() -> None:
+            try:
+                await relay.drain(self._drain_seconds)
+            finally:
+                uvicorn.Server.handle_exit(self, sig, frame)
+
+        self._draining = asyncio.create_task(drain_then_stop())
+
+
 def shutdown_grace(settings: Settings) -> int:
     """How long SIGTERM waits for in-flight requests: the longest turn, and a margin."""
     return math.ceil(settings.TURN_BUDGET_SECONDS) + 2
@@ -38,8 +77,9 @@ def shutdown_grace(settings: Settings) -> int:
 def _serve(settings: Settings) -> None:
     sock = bind_socket(settings.HOST, settings.PORT, "PORT")
     serve_metrics(settings.METRICS_HOST, settings.TELEPHONY_METRICS_PORT, "TELEPHONY_METRICS_PORT")
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_config=None,  # keep the shared logging setup
         proxy_headers=False,  # signatures use PUBLIC_BASE_URL, never client-supplied headers
         # On SIGTERM, in-flight turns may run to the end of their budget.
@@ -54,7 +94,7 @@ def _serve(settings: Settings) -> None:
         limit_concurrency=settings.HTTP_MAX_CONNECTIONS,
         timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    DrainingServer(config, app, settings.DRAIN_SECONDS).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from aura_common.text import xml_safe
 from aura_telephony.config import Settings
 
 PROCESS_PATH = "/api/voice/process"
+RELAY_PATH = "/api/voice/relay"
+RELAY_ENDED_PATH = "/api/voice/relay/ended"
 
 NO_INPUT_GOODBYE = "I didn't hear anything, so I'll hang up now. Goodbye!"
 FAREWELL = "Thank you for calling. Have a great day. Goodbye!"
@@ -18,6 +20,9 @@ HOLDING = "Sorry, that took too long. Could you say that again?"
 DIDNT_CATCH = "Sorry, I didn't catch that. Could you say it again?"
 NOT_SURE = "Sorry, I'm not sure I understood. Could you say that again?"
 KEYPAD_HELP = "Press 0 to talk to a person, or just tell me what you need."
+FILLER = "One moment."
+RELAY_FAILED = "Sorry, we had a problem on the line. How can I help you?"
+STILL_THERE = "Are you still there? How can I help?"
 TRANSFERRING = "Connecting you to a member of our team. Please hold."
 TRANSFER_FAILED = "Sorry, the transfer didn't go through. Please call again later. Goodbye!"
 NOBODY_AVAILABLE = "Sorry, no one is available to take your call right now. I can still help you."
@@ -42,6 +47,19 @@ class Twiml:
             self._gather_options["speech_model"] = settings.SPEECH_MODEL
         if settings.SPEECH_HINTS:
             self._gather_options["hints"] = settings.SPEECH_HINTS
+        # <ConversationRelay>: the caller may interrupt by voice or keys, and keys are sent.
+        self._relay_options: dict[str, str] = {"interruptible": "any", "dtmf_detection": "true"}
+        for option, value in (
+            ("language", settings.SPEECH_LANGUAGE),
+            ("tts_provider", settings.RELAY_TTS_PROVIDER),
+            ("voice", settings.RELAY_VOICE),
+            ("transcription_provider", settings.RELAY_TRANSCRIPTION_PROVIDER),
+            ("speech_model", settings.RELAY_SPEECH_MODEL),
+            ("interrupt_sensitivity", settings.RELAY_INTERRUPT_SENSITIVITY),
+            ("hints", settings.SPEECH_HINTS),
+        ):
+            if value:
+                self._relay_options[option] = value
 
     def ask(self, text: str, reprompts: int = 0) -> str:
         """Say `text` and listen for the caller's answer. `reprompts` counts the silent or
@@ -68,6 +86,28 @@ class Twiml:
         response.dial(number)
         # <Dial> falls through to the next verb when nobody answers.
         response.say(TRANSFER_FAILED, voice=self._voice)
+        response.hangup()
+        return str(response)
+
+    def relay(self, url: str, welcome: str = "") -> str:
+        """Connect the call to Aura's ConversationRelay WebSocket at `url` (wss://). Twilio
+        speaks `welcome` itself; a reconnected call (a handover) gets none."""
+        greeting = {"welcome_greeting": xml_safe(welcome)} if welcome else {}
+        return self._append_relay(VoiceResponse(), url, **greeting)
+
+    def nobody_available(self, url: str) -> str:
+        """No one to transfer to: say so, and go back to the conversation."""
+        response = VoiceResponse()
+        response.say(NOBODY_AVAILABLE, voice=self._voice)
+        return self._append_relay(response, url)
+
+    def _append_relay(self, response: VoiceResponse, url: str, **extra: str) -> str:
+        connect = response.connect(action=RELAY_ENDED_PATH, method="POST")
+        connect.conversation_relay(url=url, **self._relay_options, **extra)
+        return str(response)
+
+    def hang_up_silently(self) -> str:
+        response = VoiceResponse()
         response.hangup()
         return str(response)
 

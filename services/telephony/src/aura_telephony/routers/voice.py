@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from aura_telephony.calls import Calls
 from aura_telephony.delivery import idempotency_key
 from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
-from aura_telephony.security import twilio_form
+from aura_telephony.security import relay_url, twilio_form
 
 router = APIRouter(prefix="/api/voice", tags=["voice"])
 
@@ -52,13 +52,13 @@ def get_calls(request: Request) -> Calls:
 AppCalls = Annotated[Calls, Depends(get_calls)]
 
 
-def _delivery_key(request: Request, params: dict[str, str]) -> str:
+def delivery_key(request: Request, params: dict[str, str]) -> str:
     # The query is part of what was delivered: ?reprompts=1 and ?reprompts=2 differ.
     target = f"{request.url.path}?{request.url.query}"
     return idempotency_key(target, request.headers.get("i-twilio-idempotency-token", ""), params)
 
 
-def _twiml(document: str) -> Response:
+def twiml_response(document: str) -> Response:
     return Response(content=document, media_type=TWIML_MEDIA_TYPE)
 
 
@@ -71,7 +71,8 @@ def _twiml(document: str) -> Response:
 async def incoming_call(
     request: Request, params: Params, form: Annotated[VoiceWebhook, Form()], calls: AppCalls
 ) -> Response:
-    return _twiml(await calls.incoming(form, _delivery_key(request, params)))
+    url = relay_url(request, calls.settings)
+    return twiml_response(await calls.incoming(form, delivery_key(request, params), url))
 
 
 @router.post(
@@ -87,7 +88,7 @@ async def process_speech(
     calls: AppCalls,
     reprompts: Annotated[int, Query(ge=0, le=20, description="Silent turns so far")] = 0,
 ) -> Response:
-    return _twiml(await calls.gathered(form, reprompts, _delivery_key(request, params)))
+    return twiml_response(await calls.gathered(form, reprompts, delivery_key(request, params)))
 
 
 @router.post(
@@ -98,4 +99,4 @@ async def process_speech(
     dependencies=[Depends(twilio_form)],
 )
 async def call_status(form: Annotated[StatusCallback, Form()], calls: AppCalls) -> Response:
-    return _twiml(await calls.status(form))
+    return twiml_response(await calls.status(form))

@@ -1,0 +1,349 @@
+"""ConversationRelay sessions: Twilio does speech recognition, text-to-speech and barge-in
+detection, and exchanges text with us over a WebSocket (protocol facts in the README).
+
+Each final prompt goes through the same call policy as gather mode (goodbye, a person,
+the keypad), then to `llm.GenerateStream`; every sentence leaves as a `text` token the
+moment it arrives. An answer is stored only once we know what the caller heard: all of it
+when they speak next, or only `utteranceUntilInterrupt`, marked interrupted, when they cut
+it short. An interrupt or a newer prompt cancels the answer end to end (the gRPC stream,
+and in the llm service the vendor's HTTP stream). Nothing a session receives can take
+down another: every message is parsed defensively and every failure becomes speech."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from opentelemetry import trace
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from aura_common.logs import mask_phone
+from aura_common.text import xml_safe
+from aura_telephony import metrics, twiml
+from aura_telephony.backends import Backends, Turn
+from aura_telephony.budget import TurnBudget
+from aura_telephony.config import Settings
+from aura_telephony.conversation import is_goodbye, wants_a_person
+from aura_telephony.delivery import COMPLETE_SECONDS, DownstreamError, describe, is_late
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("aura.telephony.relay")
+
+Reason = Literal["goodbye", "transfer", "handover"]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class _Message(BaseModel):
+    """Twilio's camelCase fields; unknown ones are ignored, as Twilio adds new ones."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel)
+
+
+class Setup(_Message):
+    call_sid: str = Field(min_length=1, max_length=64)
+    account_sid: str = ""
+    caller: str = Field(default="", alias="from")
+    to: str = ""
+
+
+class Prompt(_Message):
+    voice_prompt: str
+    last: bool = True
+
+
+class Dtmf(_Message):
+    digit: str
+
+
+class Interrupt(_Message):
+    utterance_until_interrupt: str = ""
+
+
+@dataclass
+class _Answer:
+    """The answer to one prompt, while we do not yet know what the caller heard of it."""
+
+    user: str
+    spoken: list[str] = field(default_factory=list)
+    done: bool = False  # every sentence was sent
+
+
+class RelaySession:
+    def __init__(self, relay: Relay, send: Send) -> None:
+        self._relay = relay
+        self._settings = relay.settings
+        self._backends = relay.backends
+        self._send_raw = send
+        self._send_lock = asyncio.Lock()
+        self.call_sid = ""
+        self._session = secrets.token_hex(8)  # keys this session's appends
+        self._appends = 0
+        self._answer: _Answer | None = None
+        self._answering: asyncio.Task[None] | None = None
+        self._idle: asyncio.Task[None] | None = None
+        self._reprompts = 0
+        self.ended: Reason | None = None
+
+    # --- the message loop -----------------------------------------------------------
+
+    async def handle(self, raw: str) -> None:
+        """One message from Twilio. Malformed or unexpected ones are logged and ignored."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            log.warning("relay: a message that is not JSON, ignored")
+            return
+        if not isinstance(data, dict):
+            log.warning("relay: a message that is not a JSON object, ignored")
+            return
+        kind = data.get("type")
+        if self.ended is not None:
+            return
+        try:
+            if kind == "setup":
+                await self._setup(Setup.model_validate(data))
+            elif not self.call_sid:
+                log.warning("relay: %r before setup, ignored", kind)
+            elif kind == "prompt":
+                await self._prompt(Prompt.model_validate(data))
+            elif kind == "dtmf":
+                await self._dtmf(Dtmf.model_validate(data))
+            elif kind == "interrupt":
+                await self._interrupted(Interrupt.model_validate(data))
+            elif kind == "error":
+                description = data.get("description")
+                log.warning("relay call %s: Twilio reports: %s", self.call_sid, description)
+            elif kind != "info":
+                log.info("relay call %s: unknown message type %r ignored", self.call_sid, kind)
+        except ValidationError as error:
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in error.errors())
+            log.warning("relay: malformed %r message (%s), ignored", kind, fields)
+
+    async def close(self) -> None:
+        """The socket is gone: stop working, and keep what the caller heard."""
+        for task in (self._idle, self._answering):
+            if task is not None:
+                task.cancel()
+        await self._settle()
+        if self.ended is None:
+            metrics.RELAY_ENDINGS.labels("hangup").inc()
+
+    # --- what Twilio tells us -------------------------------------------------------
+
+    async def _setup(self, setup: Setup) -> None:
+        if self.call_sid:
+            log.warning("relay call %s: a second setup, ignored", self.call_sid)
+            return
+        self.call_sid = setup.call_sid
+        log.info("relay call %s from %s connected", self.call_sid, mask_phone(setup.caller))
+        self._wait_for_caller()  # the welcome greeting is playing
+
+    async def _prompt(self, prompt: Prompt) -> None:
+        self._stop_waiting()
+        if not prompt.last:
+            return  # a partial: the caller is still speaking
+        said = " ".join(prompt.voice_prompt.split())[: self._settings.MAX_SPEECH_CHARS]
+        if not said:
+            return
+        self._reprompts = 0
+        if self._answering is not None and not self._answering.done():
+            metrics.RELAY_EVENTS.labels("preemption").inc()
+        await self._settle()
+        if wants_a_person(said):
+            await self._store([Turn("user", said)])
+            await self.end("transfer")
+        elif is_goodbye(said):
+            metrics.CALL_EVENTS.labels("goodbye").inc()
+            await self._say(twiml.FAREWELL)
+            await self._store([Turn("user", said), Turn("assistant", twiml.FAREWELL)])
+            await self.end("goodbye")
+        else:
+            self._answering = asyncio.create_task(self._respond(said))
+
+    async def _dtmf(self, dtmf: Dtmf) -> None:
+        self._stop_waiting()
+        await self._settle()
+        metrics.CALL_EVENTS.labels("keypad").inc()
+        if dtmf.digit.strip().startswith("0"):
+            await self.end("transfer")
+        else:
+            await self._say(twiml.KEYPAD_HELP)
+            self._wait_for_caller()
+
+    async def _interrupted(self, interrupt: Interrupt) -> None:
+        if self._answer is None:
+            return  # the welcome greeting, cut short: nothing of ours to correct
+        metrics.RELAY_EVENTS.labels("interruption").inc()
+        await self._settle(heard=interrupt.utterance_until_interrupt)
+
+    # --- answering ------------------------------------------------------------------
+
+    async def _respond(self, said: str) -> None:
+        with tracer.start_as_current_span("relay.prompt"):
+            await self._answer_with_the_model(said)
+
+    async def _answer_with_the_model(self, said: str) -> None:
+        budget = TurnBudget(self._settings.TURN_BUDGET_SECONDS)
+        asked = time.perf_counter()
+        answer = self._answer = _Answer(said)
+        filler = asyncio.create_task(self._filler(answer))
+        try:
+            history = await self._backends.history(self.call_sid, budget)
+            async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
+                async for sentence in self._backends.generate_stream(
+                    self.call_sid, history, said, budget.remaining() - COMPLETE_SECONDS
+                ):
+                    if not answer.spoken:
+                        filler.cancel()
+                        metrics.RELAY_FIRST_TOKEN.labels(sentence.provider).observe(
+                            time.perf_counter() - asked
+                        )
+                    answer.spoken.append(sentence.text)
+                    token = xml_safe(sentence.text) + " "
+                    await self._send({"type": "text", "token": token, "last": False})
+        except DownstreamError as error:
+            filler.cancel()
+            log.error("relay call %s: no answer this turn: %s", self.call_sid, describe(error))
+            if answer.spoken:  # part of it was said: end it there
+                await self._finish(answer)
+                return
+            late = is_late(error)
+            metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
+            self._answer = None  # nothing of it was heard; like gather mode, nothing stored
+            await self._say(twiml.HOLDING if late else twiml.APOLOGY)
+            self._wait_for_caller()
+            return
+        filler.cancel()
+        metrics.CALL_EVENTS.labels("answered").inc()
+        await self._finish(answer)
+
+    async def _finish(self, answer: _Answer) -> None:
+        await self._send({"type": "text", "token": "", "last": True})
+        answer.done = True
+        self._wait_for_caller()
+
+    async def _filler(self, answer: _Answer) -> None:
+        await asyncio.sleep(self._settings.RELAY_FILLER_SECONDS)
+        if not answer.spoken:
+            metrics.RELAY_EVENTS.labels("filler").inc()
+            await self._send({"type": "text", "token": twiml.FILLER + " ", "last": False})
+
+    async def _settle(self, heard: str | None = None) -> None:
+        """Stop the answer in progress, and store the turn as the caller heard it: all of
+        what was sent, or `heard` (marked interrupted) when they cut it short."""
+        task, self._answering = self._answering, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        answer, self._answer = self._answer, None
+        if answer is None:
+            return
+        interrupted = heard is not None or not answer.done
+        text = " ".join(heard.split()) if heard is not None else " ".join(answer.spoken)
+        turns = [Turn("user", answer.user)]
+        if text:
+            turns.append(Turn("assistant", text, interrupted=interrupted))
+        await self._store(turns)
+
+    async def _store(self, turns: list[Turn]) -> None:
+        self._appends += 1
+        key = f"relay:{self._session}:{self._appends}"
+        try:
+            await self._backends.append(self.call_sid, turns, key, TurnBudget(2.0))
+        except DownstreamError as error:
+            log.error("relay call %s: cannot store the turn: %s", self.call_sid, describe(error))
+
+    # --- silence --------------------------------------------------------------------
+
+    def _wait_for_caller(self) -> None:
+        self._stop_waiting()
+        self._idle = asyncio.create_task(self._after_silence())
+
+    def _stop_waiting(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    async def _after_silence(self) -> None:
+        await asyncio.sleep(self._settings.RELAY_IDLE_SECONDS)
+        self._idle = None
+        metrics.CALL_EVENTS.labels("reprompt").inc()
+        await self._settle()
+        if self._reprompts >= self._settings.MAX_REPROMPTS:
+            await self._say(twiml.NO_INPUT_GOODBYE)
+            await self.end("goodbye")
+            return
+        self._reprompts += 1
+        await self._say(twiml.STILL_THERE)
+        self._wait_for_caller()
+
+    # --- speaking and ending --------------------------------------------------------
+
+    async def _say(self, text: str) -> None:
+        await self._send({"type": "text", "token": text, "last": True})
+
+    async def end(self, reason: Reason) -> None:
+        """End the session; the action URL then continues the call by `reason`."""
+        if self.ended is not None:
+            return
+        self._stop_waiting()
+        await self._settle()
+        self.ended = reason
+        metrics.RELAY_ENDINGS.labels(reason).inc()
+        log.info("relay call %s: session ends (%s)", self.call_sid, reason)
+        await self._send({"type": "end", "handoffData": json.dumps({"reason": reason})})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            with contextlib.suppress(Exception):  # the socket may already be gone
+                await self._send_raw(message)
+
+
+class Relay:
+    """Every live session of this process, and the drain that hands them over on SIGTERM."""
+
+    def __init__(self, settings: Settings, backends: Backends) -> None:
+        self.settings = settings
+        self.backends = backends
+        self.sessions: set[RelaySession] = set()
+        self.draining = False
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def open(self, send: Send) -> RelaySession:
+        session = RelaySession(self, send)
+        self.sessions.add(session)
+        self._empty.clear()
+        metrics.RELAY_SESSIONS.set(len(self.sessions))
+        return session
+
+    async def closed(self, session: RelaySession) -> None:
+        await session.close()
+        self.sessions.discard(session)
+        metrics.RELAY_SESSIONS.set(len(self.sessions))
+        if not self.sessions:
+            self._empty.set()
+
+    async def drain(self, seconds: float) -> None:
+        """Stop taking sessions; let the live ones go on for up to `seconds`, then hand
+        each caller over to another replica (Twilio reconnects them through the action
+        URL; the conversation continues from the memory service)."""
+        self.draining = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._empty.wait(), seconds)
+        remaining = [s for s in self.sessions if s.ended is None]
+        if remaining:
+            log.info("handing %d live sessions over to other replicas", len(remaining))
+        await asyncio.gather(*(session.end("handover") for session in remaining))
+        # Twilio closes each socket once it has the `end`.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._empty.wait(), 5.0)
