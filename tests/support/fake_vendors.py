@@ -26,6 +26,7 @@ class Reply:
     text: str
     chunks: tuple[str, ...] = ()
     delay: float = 0.0  # the model's think time, for the benchmark
+    chunk_delay: float = 0.0  # between streamed chunks: slow enough to be interrupted
 
     def pieces(self) -> tuple[str, ...]:
         return self.chunks or (self.text,)
@@ -74,6 +75,8 @@ class FakeVendor:
     _runner: web.AppRunner | None = None
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""
+    # Streams the client closed before the end: how many chunks each had been sent.
+    abandoned: list[int] = field(default_factory=list)
 
     def script(self, *behaviours: Behaviour) -> None:
         self._script.extend(behaviours)
@@ -117,14 +120,28 @@ class FakeVendor:
         await self._release.wait()
         return web.Response(status=503)
 
-    @staticmethod
     async def _sse(
-        request: web.Request, events: list[dict[str, Any]], *, cut: bool, done: str | None
+        self,
+        request: web.Request,
+        events: list[dict[str, Any]],
+        *,
+        cut: bool,
+        done: str | None,
+        pause: float = 0.0,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for event in events:
-            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+        for sent, event in enumerate(events):
+            if sent and pause:
+                await asyncio.sleep(pause)
+            if request.transport is None or request.transport.is_closing():
+                self.abandoned.append(sent)  # the client stopped listening
+                return response
+            try:
+                await response.write(f"data: {json.dumps(event)}\n\n".encode())
+            except ConnectionError:
+                self.abandoned.append(sent)
+                return response
         if cut:
             assert request.transport is not None
             request.transport.abort()  # no terminating chunk: the stream breaks mid-answer
@@ -188,7 +205,9 @@ class FakeOpenAI(FakeVendor):
                 await asyncio.sleep(behaviour.delay)
                 if streaming:
                     events = [self._chunk(body, c) for c in behaviour.pieces()]
-                    return await self._sse(request, events, cut=False, done="[DONE]")
+                    return await self._sse(
+                        request, events, cut=False, done="[DONE]", pause=behaviour.chunk_delay
+                    )
                 return web.json_response(self._completion(body, behaviour.text))
         raise AssertionError(behaviour)
 
@@ -236,7 +255,9 @@ class FakeGemini(FakeVendor):
                     events = [
                         self._response(c, final=i == len(pieces) - 1) for i, c in enumerate(pieces)
                     ]
-                    return await self._sse(request, events, cut=False, done=None)
+                    return await self._sse(
+                        request, events, cut=False, done=None, pause=behaviour.chunk_delay
+                    )
                 return web.json_response(self._response(behaviour.text))
         raise AssertionError(behaviour)
 

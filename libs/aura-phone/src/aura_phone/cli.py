@@ -11,8 +11,10 @@ silence; Ctrl-C hangs up.
 from __future__ import annotations
 
 import argparse
+import queue
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aura_phone.relay import Action
 from aura_phone.simulator import Call, CallError, Input, Turn
 
 
@@ -48,6 +51,9 @@ class _Step(BaseModel):
     hear: Words = ""
     hear_regex: str = ""
     hangup: bool = False
+    # Relay: speak, then interrupt the answer after this many tokens (`hear` checks what
+    # was heard of it).
+    interrupt_after: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _one_action(self) -> _Step:
@@ -74,7 +80,7 @@ class Step:
     def of(cls, raw: _Step) -> Step:
         action: Input | None = None
         if raw.say is not None:
-            action = Input("speech", raw.say)
+            action = Input("speech", raw.say, raw.interrupt_after)
         elif raw.press is not None:
             action = Input("digits", raw.press)
         elif raw.silence:
@@ -130,20 +136,41 @@ def run_script(call: Call, steps: list[Step]) -> None:
     call.start(answer)
     if position >= len(steps):
         return  # every step played; the caller hung up
-    # The deployment ended the call while step `position` was the latest.
-    steps[position].check(position, call.turns[-1])
+    # The deployment ended the call while step `position` was the latest: check it against
+    # what was said last (the request that hung up may have said nothing more).
+    said = [turn for turn in call.turns if turn.heard] or call.turns
+    steps[position].check(position, said[-1])
     if position < len(steps) - 1:
         raise ScriptError(f"the call ended after step {position}, before the script did")
 
 
 def interactive(call: Call) -> None:
+    # One reader of what you type. In a relay session it is read at any moment, and typing
+    # while the assistant speaks interrupts it, as a caller talking over it would; at a
+    # <Gather> it is the answer to what was just said.
+    typed: queue.Queue[Action] = queue.Queue()
+
+    def read_lines() -> None:
+        while True:
+            try:
+                choice = Input.parse(input())
+            except EOFError:
+                choice = Input("hangup")
+            typed.put(Action(choice.kind, choice.value))
+            if choice.kind == "hangup":
+                return
+
     def answer(turn: Turn) -> Input:
         print(f"        ({turn.seconds * 1000:.0f} ms)")
-        try:
-            return Input.parse(input("you> "))
-        except EOFError:
-            return Input("hangup")
+        print("you> ", end="", flush=True)
+        action = typed.get()
+        return Input(action.kind, action.value)
 
+    def show(token: str, seconds: float) -> None:
+        print(f"aura> {token.strip()}   ({seconds * 1000:.0f} ms)", flush=True)
+
+    call.typed, call.on_token = typed, show
+    threading.Thread(target=read_lines, daemon=True).start()
     try:
         call.start(answer)
     except KeyboardInterrupt:

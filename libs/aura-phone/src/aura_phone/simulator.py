@@ -4,18 +4,32 @@ follows the TwiML that comes back (<Say>, <Gather>, <Redirect>, <Dial>, <Hangup>
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 from urllib.parse import urljoin, urlsplit
 from xml.etree import ElementTree
 
 import httpx
 
+from aura_phone.relay import RELAY_PATH, Action, Heard, Kind, RelayError, RelayPlayer
 from aura_phone.twilio import Twilio, new_call_sid
 
-UNDERSTOOD = {"Say", "Gather", "Redirect", "Dial", "Hangup", "Pause", "Play", "Reject"}
+UNDERSTOOD = {
+    "Say",
+    "Gather",
+    "Redirect",
+    "Dial",
+    "Hangup",
+    "Pause",
+    "Play",
+    "Reject",
+    "Connect",
+    "ConversationRelay",
+    "Language",
+    "Parameter",
+}
 
 
 class CallError(Exception):
@@ -27,8 +41,9 @@ class CallError(Exception):
 class Input:
     """What the caller does at a <Gather>: speak, press keys, or stay silent."""
 
-    kind: Literal["speech", "digits", "silence", "hangup"]
+    kind: Kind
     value: str = ""
+    interrupt_after: int = 0  # relay: cut the answer short after this many tokens
 
     @classmethod
     def parse(cls, line: str | None) -> Input:
@@ -65,6 +80,10 @@ class Call:
     call_sid: str = field(default_factory=new_call_sid)
     client: httpx.Client | None = None
     on_say: Callable[[str], None] = lambda text: None
+    # Relay sessions: each token as it streams (with seconds since the caller spoke), and
+    # what a person types at any moment (which interrupts an answer still streaming).
+    on_token: Callable[[str, float], None] | None = None
+    typed: queue.Queue[Action] | None = None
     turns: list[Turn] = field(default_factory=list)
     ended: bool = False
     _started: float = field(default_factory=time.monotonic)
@@ -154,6 +173,8 @@ class Call:
                 if verb.get("actionOnEmptyResult") == "true":
                     return action, self.params(SpeechResult="")
                 # Twilio moves on to the verbs after <Gather> when nothing was gathered.
+            elif verb.tag == "Connect":
+                return self._connect(verb, turn, answer)
             elif verb.tag == "Redirect":
                 return (verb.text or "").strip() or turn.path, self.params()
             elif verb.tag == "Dial":
@@ -165,6 +186,46 @@ class Call:
                 turn.hung_up = True
                 return None
         return None  # Twilio hangs up at the end of a document
+
+    def _connect(
+        self, verb: ElementTree.Element, turn: Turn, answer: Callable[[Turn], Input]
+    ) -> tuple[str, dict[str, str]] | None:
+        """A ConversationRelay session; then the <Connect action> webhook, as Twilio posts
+        it when the session ends (the answer to it continues the call)."""
+        relay = verb.find("ConversationRelay")
+        if relay is None or not relay.get("url"):
+            raise CallError("<Connect> without a <ConversationRelay url=...>")
+
+        def decide(heard: Heard) -> Action:
+            step = Turn(path=RELAY_PATH, heard=[heard.text], seconds=heard.first_token_seconds or 0)
+            self.turns.append(step)
+            choice = answer(step)
+            return Action(choice.kind, choice.value, choice.interrupt_after)
+
+        player = RelayPlayer(
+            self.base_url,
+            self._twilio,
+            self.call_sid,
+            on_token=self.on_token or (lambda token, seconds: None),
+        )
+        try:
+            outcome = player.play(
+                relay.get("url", ""),
+                relay.get("welcomeGreeting", ""),
+                decide=None if self.typed is not None else decide,
+                typed=self.typed,
+            )
+        except RelayError as error:
+            raise CallError(str(error)) from error
+        decided = sum(1 for t in self.turns if t.path == RELAY_PATH)
+        for heard in player.heard[decided:]:  # what was said last, with nothing asked after
+            self.turns.append(Turn(RELAY_PATH, [heard.text], heard.first_token_seconds or 0))
+        if outcome.hung_up or not verb.get("action"):
+            return None
+        status = "ended" if outcome.handoff else "completed"
+        return verb.get("action", ""), self.params(
+            SessionId="VX" + self.call_sid[2:], SessionStatus=status, HandoffData=outcome.handoff
+        )
 
     def _say(self, verb: ElementTree.Element, turn: Turn) -> None:
         text = verb.text or ""

@@ -38,12 +38,16 @@ class Twilio:
 
     def signed(self, base_url: str, path: str, params: Mapping[str, str]) -> dict[str, str]:
         """The form type and the signature alone (a retry reuses its first token)."""
-        headers = dict(FORM)
-        if self.auth_token:
-            url = (self.public_base_url or base_url).rstrip("/") + "/" + path.lstrip("/")
-            validator = RequestValidator(self.auth_token)
-            headers["X-Twilio-Signature"] = validator.compute_signature(url, dict(params))
-        return headers
+        url = (self.public_base_url or base_url).rstrip("/") + "/" + path.lstrip("/")
+        return {**FORM, **self.signature(url, params)}
+
+    def signature(self, url: str, params: Mapping[str, str]) -> dict[str, str]:
+        """X-Twilio-Signature for `url` and `params` (none without a token). A WebSocket
+        upgrade is signed over its wss:// URL with no parameters."""
+        if not self.auth_token:
+            return {}
+        validator = RequestValidator(self.auth_token)
+        return {"X-Twilio-Signature": validator.compute_signature(url, dict(params))}
 
     def call_params(self, call_sid: str, **extra: str) -> dict[str, str]:
         """The parameters Twilio sends with every voice webhook of an inbound call."""

@@ -162,9 +162,10 @@ class RelaySession:
             await self.end("transfer")
         elif is_goodbye(said):
             metrics.CALL_EVENTS.labels("goodbye").inc()
+            # The farewell and the end leave together; the turns are stored after.
             await self._say(twiml.FAREWELL)
-            await self._store([Turn("user", said), Turn("assistant", twiml.FAREWELL)])
             await self.end("goodbye")
+            await self._store([Turn("user", said), Turn("assistant", twiml.FAREWELL)])
         else:
             self._answering = asyncio.create_task(self._respond(said))
 

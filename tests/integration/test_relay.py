@@ -1,0 +1,260 @@
+"""Relay mode (ConversationRelay) through real processes and real WebSockets: the phone
+simulator plays Twilio. Barge-in reaches the vendor (its HTTP stream is closed), what is
+stored is what the caller heard, an unsigned upgrade is refused, a malformed message harms
+no other session, and a SIGTERM hands a live caller over to another replica."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from aura.memory.v1 import memory_service_pb2 as memory_pb
+from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
+from aura_dev.stack import Stack, free_port
+from aura_phone.cli import load_script, run_script
+from aura_phone.relay import Action, Heard, RelayPlayer
+from aura_phone.simulator import Call
+from aura_phone.twilio import Twilio, new_call_sid
+from aura_telephony import twiml
+from tests.support import eventually
+from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
+
+TOKEN = "relay-token"
+SCRIPTS = Path(__file__).resolve().parents[1] / "e2e" / "scripts"
+SLOW = Reply(
+    "We bake sourdough every morning. Rye on Tuesdays. Croissants at seven. Cakes to order.",
+    chunks=(
+        "We bake sourdough every morning. ",
+        "Rye on Tuesdays. ",
+        "Croissants at seven. ",
+        "Cakes to order.",
+    ),
+    chunk_delay=0.4,
+)
+
+
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    with serving_in_thread(fake):
+        yield fake
+
+
+def relay_env(fake: FakeOpenAI, **extra: str) -> dict[str, str]:
+    return {
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "VOICE_MODE": "relay",
+        "AI_PROVIDER": "openai",
+        "AI_FALLBACK_PROVIDERS": "local",
+        "OPENAI_API_KEY": "sk-local",
+        "OPENAI_BASE_URL": f"{fake.base_url}/v1",
+        "RELAY_IDLE_SECONDS": "1",
+        "RELAY_FILLER_SECONDS": "5",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeOpenAI) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("relay")
+    stack = Stack(env=relay_env(fake_model), log_dir=workdir, cwd=workdir)
+    with stack.running():
+        yield stack
+
+
+def history(stack: Stack, call_sid: str) -> list[tuple[str, str, bool]]:
+    """The call's transcript (live or ended): role, text and whether it was cut short."""
+    with grpc.insecure_channel(stack.memory_address) as channel:
+        reply = memory_grpc.MemoryServiceStub(channel).GetTranscript(
+            memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5
+        )
+    roles = {memory_pb.ROLE_USER: "user", memory_pb.ROLE_ASSISTANT: "assistant"}
+    return [(roles[t.role], t.text, t.interrupted) for t in reply.transcript.turns]
+
+
+def relay_url(stack: Stack, call_sid: str) -> str:
+    twilio = Twilio(auth_token=TOKEN)
+    response = httpx.post(
+        f"{stack.base_url}/api/voice",
+        data=twilio.call_params(call_sid),
+        headers=twilio.headers(stack.base_url, "/api/voice", twilio.call_params(call_sid)),
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert "<ConversationRelay" in response.text
+    return f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+
+
+def test_the_sample_script_over_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
+    fake_model.default = Reply("We are open Saturday from 8 to 4.")
+    numbers, steps = load_script(SCRIPTS / "bakery-relay.yaml")
+    call = Call(stack.base_url, TOKEN, caller=numbers["from"], callee=numbers["to"])
+    run_script(call, steps)
+    stored = history(stack, call.call_sid)
+    assert stored[0][0] == "assistant"  # the welcome
+    # The interrupted answer is stored as heard, and marked so.
+    interrupted = [turn for turn in stored if turn[2]]
+    assert len(interrupted) == 1
+    assert stored[-2:] == [("user", "ok thanks, bye", False), ("assistant", twiml.FAREWELL, False)]
+
+
+def test_barge_in_closes_the_vendor_stream_and_keeps_what_was_heard(
+    stack: Stack, fake_model: FakeOpenAI
+) -> None:
+    fake_model.default = SLOW
+    before = len(fake_model.abandoned)
+    call_sid = new_call_sid()
+    url = relay_url(stack, call_sid)
+    steps = iter(
+        [
+            Action("speech", "what do you bake", interrupt_after=1),
+            Action("speech", "ok thanks, bye"),
+        ]
+    )
+    heard: list[Heard] = []
+
+    def decide(now: Heard) -> Action:
+        heard.append(now)
+        return next(steps)
+
+    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
+    outcome = player.play(url, "Hello!", decide)
+    assert json.loads(outcome.handoff) == {"reason": "goodbye"}
+    cut = heard[1]
+    assert cut.interrupted
+    assert cut.text == "We bake sourdough every morning."
+    # The vendor saw its HTTP stream closed before the answer's end: no tokens paid for.
+    eventually(lambda: len(fake_model.abandoned) > before, what="the vendor stream closed")
+    assert fake_model.abandoned[-1] < len(SLOW.chunks)
+    assert history(stack, call_sid)[1:3] == [
+        ("user", "what do you bake", False),
+        ("assistant", "We bake sourdough every morning.", True),
+    ]
+
+
+def test_an_unsigned_upgrade_is_refused(stack: Stack) -> None:
+    url = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+    for headers in ({}, {"X-Twilio-Signature": "Zm9yZ2Vk"}):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, additional_headers=headers, open_timeout=5)
+        assert refused.value.response.status_code == 403
+
+
+def test_a_malformed_session_leaves_others_untouched(stack: Stack, fake_model: FakeOpenAI) -> None:
+    fake_model.default = Reply("We are open Saturday from 8 to 4.")
+    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
+    with player.connect(relay_url(stack, new_call_sid())) as bad:
+        for garbage in (
+            "not json",
+            "[1, 2]",
+            json.dumps({"type": "prompt", "voicePrompt": "before any setup"}),
+            json.dumps({"type": "setup"}),
+            json.dumps({"type": "setup", "callSid": "CAbad", "from": 5}),
+            json.dumps({"type": "prompt"}),
+            json.dumps({"type": "dtmf", "digit": None}),
+            json.dumps({"type": "interrupt", "utteranceUntilInterrupt": 7}),
+            json.dumps({"type": "no-such-type"}),
+            "x" * 100_000,
+        ):
+            bad.send(garbage)
+        # Another caller's session goes on as usual meanwhile.
+        good_sid = new_call_sid()
+        good = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), good_sid)
+        answers = iter([Action("speech", "when are you open"), Action("hangup")])
+        good.play(relay_url(stack, good_sid), "", lambda heard: next(answers))
+        assert "Saturday" in good.heard[-1].text
+        # And the malformed one still answers once it sends something valid.
+        bad.send(json.dumps({"type": "setup", "callSid": new_call_sid()}))
+        bad.send(json.dumps({"type": "prompt", "voicePrompt": "when are you open", "last": True}))
+        reply = json.loads(bad.recv(timeout=10))
+        assert reply["type"] == "text"
+
+
+def test_a_live_call_survives_the_sigterm_of_its_replica(
+    tmp_path: Path, fake_model: FakeOpenAI
+) -> None:
+    """Two telephony replicas behind one public URL: the first drains on SIGTERM and hands
+    the caller over; Twilio (the simulator) reconnects through the action URL to the
+    second, which goes on with the same conversation from memory."""
+    fake_model.default = Reply("We are open Saturday from 8 to 4.")
+    env = relay_env(fake_model, DRAIN_SECONDS="1", RELAY_IDLE_SECONDS="30")
+    stack = Stack(env=env, log_dir=tmp_path, cwd=tmp_path)
+    with stack.running():
+        second_port = free_port()
+        second = subprocess.Popen(
+            [sys.executable, "-m", "aura_telephony"],
+            env={
+                **stack._environment(),
+                "PORT": str(second_port),
+                "TELEPHONY_METRICS_PORT": str(free_port()),
+            },
+            cwd=tmp_path,
+            stdout=(tmp_path / "second.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            second_url = f"http://{stack.host}:{second_port}"
+            eventually(lambda: _healthy(second_url), timeout=30, what="the second replica")
+            call_sid = new_call_sid()
+            twilio = Twilio(auth_token=TOKEN)
+            first = RelayPlayer(stack.base_url, twilio, call_sid)
+            steps = iter([Action("speech", "what time do you open on saturday")])
+
+            def decide(heard: Heard) -> Action:
+                try:
+                    return next(steps)
+                except StopIteration:
+                    # The answer is in: the replica is stopped while the caller listens.
+                    stack.processes["telephony"].send_signal(signal.SIGTERM)
+                    return Action("silence")
+
+            outcome = first.play(relay_url(stack, call_sid), "", decide)
+            assert json.loads(outcome.handoff) == {"reason": "handover"}
+            assert stack.processes["telephony"].wait(timeout=30) == 0
+            # Twilio posts the action URL; the load balancer sends it to the live replica.
+            params = twilio.call_params(
+                call_sid, SessionStatus="ended", HandoffData=outcome.handoff
+            )
+            path = "/api/voice/relay/ended"
+            response = httpx.post(
+                second_url + path,
+                data=params,
+                headers=twilio.headers(second_url, path, params),
+                timeout=10,
+            )
+            assert "<ConversationRelay" in response.text
+            assert "welcomeGreeting" not in response.text  # no second welcome
+            again = RelayPlayer(second_url, twilio, call_sid)
+            more = iter([Action("speech", "and on sunday?"), Action("hangup")])
+            again.play(f"ws://{stack.host}:{second_port}/api/voice/relay", "", lambda h: next(more))
+            stored = [text for _, text, _ in history(stack, call_sid)]
+            assert stored[1:] == [
+                "what time do you open on saturday",
+                "We are open Saturday from 8 to 4.",
+                "and on sunday?",
+                "We are open Saturday from 8 to 4.",
+            ]
+            # The model saw the whole conversation on the second replica.
+            assert fake_model.requests[-1].body["messages"][-2]["content"] == (
+                "We are open Saturday from 8 to 4."
+            )
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
