@@ -118,11 +118,13 @@ class RelayPlayer:
         typed: queue.Queue[Action] | None,
     ) -> Outcome:
         socket.send(json.dumps(self._setup()))
+        # Twilio speaks the greeting itself; after it (or at once, on a reconnected call
+        # that has none) it is the caller's turn.
         current = Heard(tokens=[greeting] if greeting else [])
         if greeting:
             self.heard.append(current)
             self._on_token(greeting, 0.0)
-            current = self._next_step(socket, current, decide, complete=True)
+        current = self._next_step(socket, current, decide, complete=True)
         asked = time.perf_counter()
         waited = 0.0
         while True:
