@@ -5,6 +5,7 @@ yields one trace across the three services, received by an OTLP receiver in the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -26,6 +27,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aura_dev.stack import Stack, free_port
+from aura_phone.relay import RelayPlayer
+from aura_phone.twilio import Twilio
 from aura_telephony import twiml
 from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
 from tests.support import eventually
@@ -103,12 +106,14 @@ def stack(
             # Short enough that a hung llm service turns into a holding line quickly.
             "TURN_BUDGET_SECONDS": "2",
             "MAX_CALLS_PER_NUMBER_PER_HOUR": "2",
+            "RELAY_FILLER_SECONDS": "0.3",
         },
         log_dir=workdir,
         cwd=workdir,
     )
     with stack.running():
         yield stack
+        LIVE_SESSIONS.close()
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +188,8 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
             redis.start()
         assert down.spoken == twiml.APOLOGY
 
+        play_relay(stack, fake_model)
+
         # Forged webhooks: unsigned, wrongly signed, and validly signed for another account.
         client.post("/api/voice", data={"CallSid": "CAx"}, headers=FORM)
         client.post(
@@ -190,6 +197,45 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
         )
         stranger = {**twilio.call_params(new_call_sid()), "AccountSid": "AC" + "9" * 32}
         assert twilio.post("/api/voice", stranger).status_code == 403
+
+
+LIVE_SESSIONS = contextlib.ExitStack()  # closed when the module's stack stops
+
+
+def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
+    """A ConversationRelay session: a slow answer (a filler), a new prompt while it streams
+    (a preemption), the caller talking over the next answer (an interruption), a goodbye."""
+    slow = Reply(
+        "One. Two. Three.", chunks=("One. ", "Two. ", "Three."), delay=0.5, chunk_delay=0.5
+    )
+    fake_model.script(slow, slow)
+    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
+    url = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+    with player.connect(url) as socket:
+
+        def send(message: dict[str, object]) -> None:
+            socket.send(json.dumps(message))
+
+        def next_text() -> dict[str, object]:
+            while True:
+                message: dict[str, object] = json.loads(socket.recv(timeout=10))
+                if message["type"] == "text" and message["token"]:
+                    return message
+
+        send({"type": "setup", "callSid": new_call_sid(), "from": unique_number()})
+        send({"type": "prompt", "voicePrompt": "count for me", "last": True})
+        assert next_text()["token"] == twiml.FILLER + " "
+        send({"type": "prompt", "voicePrompt": "count again", "last": True})  # preempts
+        heard = next_text()
+        while heard["token"] == twiml.FILLER + " ":
+            heard = next_text()
+        send({"type": "interrupt", "utteranceUntilInterrupt": heard["token"]})
+        send({"type": "prompt", "voicePrompt": "ok thanks, bye", "last": True})
+        while json.loads(socket.recv(timeout=10))["type"] != "end":
+            pass
+    # A session still live when Prometheus looks, as there are on a working day.
+    live = LIVE_SESSIONS.enter_context(player.connect(url))
+    live.send(json.dumps({"type": "setup", "callSid": new_call_sid()}))
 
 
 def unique_number() -> str:
