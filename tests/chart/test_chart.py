@@ -37,8 +37,12 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @cache
-def rendered_text(values: Path | None, *sets: str, crds: bool = True) -> str:
+def rendered_text(
+    values: Path | None, *sets: str, crds: bool = True, apis: tuple[str, ...] = ()
+) -> str:
     args = ["template", "aura", str(CHART), "--namespace", "voice"]
+    for api in apis:
+        args += ["--api-versions", api]
     if values is not None:
         args += ["-f", str(values)]
     for item in sets:
@@ -49,8 +53,11 @@ def rendered_text(values: Path | None, *sets: str, crds: bool = True) -> str:
     return helm(*args).stdout
 
 
-def render(values: Path | None = None, *sets: str, crds: bool = True) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(rendered_text(values, *sets, crds=crds)) if d]
+def render(
+    values: Path | None = None, *sets: str, crds: bool = True, apis: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    text = rendered_text(values, *sets, crds=crds, apis=apis)
+    return [d for d in yaml.safe_load_all(text) if d]
 
 
 def ci(name: str) -> Path:
@@ -89,6 +96,7 @@ def test_ci_values_cover_the_deployments_we_promise() -> None:
         "gemini-redis-ingress-values.yaml",
         "monitoring-values.yaml",
         "grpc-tls-values.yaml",
+        "relay-values.yaml",
     }
 
 
@@ -159,7 +167,8 @@ def test_probes() -> None:
     telephony = find(objects, "Deployment", "-telephony")["spec"]["template"]["spec"]["containers"][
         0
     ]
-    assert telephony["readinessProbe"]["httpGet"]["path"] == "/health"
+    # Readiness fails from the first SIGTERM on, while liveness holds.
+    assert telephony["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert telephony["livenessProbe"]["httpGet"]["path"] == "/health"
     for component, port, service in (
         ("llm", 50051, "aura.llm.v1.LlmService"),
@@ -179,8 +188,28 @@ def test_a_stopping_telephony_pod_outlasts_its_longest_turn(budget: int) -> None
     pod = find(objects, "Deployment", "-telephony")["spec"]["template"]["spec"]
     pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pause >= 5
-    # preStop, then the service's own SIGTERM wait (the budget and 2 s), with room to spare.
-    assert pod["terminationGracePeriodSeconds"] > pause + budget + 2
+    drain = env(find(objects, "Deployment", "-telephony"))["DRAIN_SECONDS"]["value"]
+    # preStop, the relay drain, then the service's own SIGTERM wait (the budget and 2 s).
+    assert pod["terminationGracePeriodSeconds"] > pause + float(drain) + budget + 2
+
+
+def test_relay_mode_and_autoscaling_on_live_calls() -> None:
+    objects = render(ci("relay"), crds=False)
+    variables = env(find(objects, "Deployment", "-telephony"))
+    assert variables["VOICE_MODE"]["value"] == "relay"
+    assert variables["RELAY_VOICE"]["value"] == "en-US-Journey-O"
+    assert variables["DRAIN_SECONDS"]["value"] == "30"
+    hpa = find(objects, "HorizontalPodAutoscaler", "-telephony")
+    assert [m["type"] for m in hpa["spec"]["metrics"]] == ["Resource"]  # no adapter, no Pods
+    with_adapter = render(ci("relay"), crds=False, apis=("custom.metrics.k8s.io/v1beta1",))
+    metrics = find(with_adapter, "HorizontalPodAutoscaler", "-telephony")["spec"]["metrics"]
+    assert metrics[1] == {
+        "type": "Pods",
+        "pods": {
+            "metric": {"name": "aura_relay_sessions"},
+            "target": {"type": "AverageValue", "averageValue": "200"},
+        },
+    }
 
 
 def test_grpc_over_tls_with_a_given_token() -> None:
