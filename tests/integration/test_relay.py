@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack, free_port
-from aura_phone.cli import load_script, run_script
+from aura_phone.cli import load_script, main, run_script
 from aura_phone.relay import Action, Heard, RelayPlayer
 from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
@@ -258,3 +258,19 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_aura_call_relay_plays_the_script(stack: Stack, fake_model: FakeOpenAI) -> None:
+    fake_model.default = Reply("We are open Saturday from 8 to 4.")
+    script = str(SCRIPTS / "bakery-relay.yaml")
+    args = ["--url", stack.base_url, "--token", TOKEN, "--relay", "--quiet", "--script", script]
+    assert main(args) == 0
+
+
+def test_aura_call_relay_says_when_the_deployment_gathers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gathering = Stack(env={"TWILIO_AUTH_TOKEN": TOKEN}, log_dir=tmp_path, cwd=tmp_path)
+    with gathering.running():
+        assert main(["--url", gathering.base_url, "--token", TOKEN, "--relay"]) == 1
+    assert "VOICE_MODE=relay" in capsys.readouterr().err

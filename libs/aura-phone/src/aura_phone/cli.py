@@ -3,9 +3,11 @@
   aura-call                                   # interactive, against http://localhost:8000
   aura-call --url https://calls.example.com --token $TWILIO_AUTH_TOKEN
   aura-call --script call.yaml                # exits non-zero when an expectation fails
+  aura-call --relay                           # expect ConversationRelay (VOICE_MODE=relay)
 
 Interactive: what you type is what the caller says; `#5` presses 5; an empty line is
-silence; Ctrl-C hangs up.
+silence; Ctrl-C hangs up. Over ConversationRelay, answers print token by token with their
+timing, and typing while the assistant speaks interrupts it.
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ def interactive(call: Call) -> None:
         while True:
             try:
                 choice = Input.parse(input())
-            except EOFError:
+            except (EOFError, OSError):  # stdin closed, or none at all
                 choice = Input("hangup")
             typed.put(Action(choice.kind, choice.value))
             if choice.kind == "hangup":
@@ -220,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="callee", default="+15559870000")
     parser.add_argument("--script", type=Path, help="a YAML script of steps and expectations")
     parser.add_argument("--quiet", action="store_true", help="print only failures")
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help="expect ConversationRelay (VOICE_MODE=relay); without it, either mode is followed",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -235,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             caller=args.caller,
             callee=args.callee,
             on_say=(lambda text: None) if args.quiet else (lambda text: print(f"aura> {text}")),
+            relay=args.relay,
         )
         if args.script:
             run_script(call, steps)

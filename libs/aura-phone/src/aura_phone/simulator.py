@@ -84,6 +84,7 @@ class Call:
     # what a person types at any moment (which interrupts an answer still streaming).
     on_token: Callable[[str, float], None] | None = None
     typed: queue.Queue[Action] | None = None
+    relay: bool = False  # expect ConversationRelay: a <Gather> is then an error
     turns: list[Turn] = field(default_factory=list)
     ended: bool = False
     _started: float = field(default_factory=time.monotonic)
@@ -159,6 +160,11 @@ class Call:
             if verb.tag == "Say":
                 self._say(verb, turn)
             elif verb.tag == "Gather":
+                if self.relay:
+                    raise CallError(
+                        "the deployment answered with <Gather>, not ConversationRelay: "
+                        "is it running with VOICE_MODE=relay?"
+                    )
                 for nested in verb.findall("Say"):
                     self._say(nested, turn)
                 choice = answer(turn)
