@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from aura_dev.stack import Stack, free_port
-from aura_phone.relay import RelayPlayer
+from aura_phone.relay import Action, RelayPlayer
 from aura_phone.twilio import Twilio
 from aura_telephony import twiml
 from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
@@ -416,3 +416,44 @@ def test_one_turn_is_one_trace_across_all_three_services(
     service, llm_server = parent(attempt)
     assert service == "aura-llm"
     assert llm_server.name.endswith("LlmService/Generate")
+
+
+def test_one_relay_prompt_is_one_trace_across_all_three_services(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    spans, port = receiver
+    stack = Stack(
+        env={
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+        log_dir=tmp_path,
+        cwd=tmp_path,
+    )
+    with stack.running():
+        player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
+        steps = iter([Action("speech", "where are you"), Action("speech", "and parking?")])
+        player.play(
+            f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay",
+            "",
+            lambda heard: next(steps, Action("hangup")),
+        )
+
+        def prompts() -> list[trace_pb2.Span]:
+            return [
+                s
+                for svc, s in spans.spans
+                if svc == "aura-telephony" and s.name == "relay.prompt" and not s.parent_span_id
+            ]
+
+        eventually(lambda: len(prompts()) == 2, what="a root span per prompt")
+        for prompt in prompts():
+
+            def all_three(trace_id: bytes = prompt.trace_id) -> bool:
+                services = {svc for svc, _ in spans.trace(trace_id)}
+                return services == {"aura-telephony", "aura-llm", "aura-memory"}
+
+            eventually(all_three, what="spans from all three services under the prompt")
+        assert len({p.trace_id for p in prompts()}) == 2

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -188,7 +189,11 @@ class RelaySession:
     # --- answering ------------------------------------------------------------------
 
     async def _respond(self, said: str) -> None:
-        with tracer.start_as_current_span("relay.prompt"):
+        # Each prompt is a trace of its own (not a child of the long-lived WebSocket), the
+        # gRPC calls to memory and llm beneath it.
+        with tracer.start_as_current_span(
+            "relay.prompt", context=otel_context.Context(), kind=trace.SpanKind.SERVER
+        ):
             await self._answer_with_the_model(said)
 
     async def _answer_with_the_model(self, said: str) -> None:
