@@ -86,6 +86,7 @@ BENCH_ARGS ?=
 bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .bench/
 	$(VENV)/bin/python -m bench.memory
 	$(VENV)/bin/python -m bench.calls $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.relay
 
 # An engine (docker, or podman with buildah), installed by the step below when neither is here.
 container-engine:

@@ -75,8 +75,10 @@ class FakeVendor:
     _runner: web.AppRunner | None = None
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""
-    # Streams the client closed before the end: how many chunks each had been sent.
+    # Streams the client closed before the end: how many chunks each had been sent, and
+    # when the fake noticed (time.monotonic()).
     abandoned: list[int] = field(default_factory=list)
+    abandoned_at: list[float] = field(default_factory=list)
 
     def script(self, *behaviours: Behaviour) -> None:
         self._script.extend(behaviours)
@@ -120,6 +122,11 @@ class FakeVendor:
         await self._release.wait()
         return web.Response(status=503)
 
+    def _abandon(self, response: web.StreamResponse, sent: int) -> web.StreamResponse:
+        self.abandoned.append(sent)
+        self.abandoned_at.append(time.monotonic())
+        return response
+
     async def _sse(
         self,
         request: web.Request,
@@ -135,13 +142,11 @@ class FakeVendor:
             if sent and pause:
                 await asyncio.sleep(pause)
             if request.transport is None or request.transport.is_closing():
-                self.abandoned.append(sent)  # the client stopped listening
-                return response
+                return self._abandon(response, sent)  # the client stopped listening
             try:
                 await response.write(f"data: {json.dumps(event)}\n\n".encode())
             except ConnectionError:
-                self.abandoned.append(sent)
-                return response
+                return self._abandon(response, sent)
         if cut:
             assert request.transport is not None
             request.transport.abort()  # no terminating chunk: the stream breaks mid-answer

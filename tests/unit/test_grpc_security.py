@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -76,14 +77,20 @@ async def test_tls_with_the_token(tmp_path: Path) -> None:
 async def test_reflection_can_be_turned_off(enabled: bool) -> None:
     server = await build_server(store(), "127.0.0.1", 0, GrpcSecurity(reflection=enabled))
     async with running(server) as address, grpc.aio.insecure_channel(address) as channel:
-        stub: object = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
         request = reflection_pb2.ServerReflectionRequest(list_services="")
-        call = stub.ServerReflectionInfo(iter([request]), timeout=5)  # type: ignore[attr-defined]
         if enabled:
+            stub: object = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
+            call = stub.ServerReflectionInfo(iter([request]), timeout=5)  # type: ignore[attr-defined]
             replies = [reply async for reply in call]
             names = {s.name for s in replies[0].list_services_response.service}
             assert "aura.memory.v1.MemoryService" in names
         else:
+            # One message and a half-close at once: the server's refusal cannot race a
+            # request stream still being written.
+            probe: Any = channel.unary_unary(
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            )
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                _ = [reply async for reply in call]
+                await probe(request, timeout=5)
             assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
