@@ -274,3 +274,16 @@ def test_aura_call_relay_says_when_the_deployment_gathers(
     with gathering.running():
         assert main(["--url", gathering.base_url, "--token", TOKEN, "--relay"]) == 1
     assert "VOICE_MODE=relay" in capsys.readouterr().err
+
+
+def test_with_the_llm_down_the_caller_hears_an_apology_and_the_session_goes_on(
+    tmp_path: Path, fake_model: FakeOpenAI
+) -> None:
+    stack = Stack(env=relay_env(fake_model), log_dir=tmp_path, cwd=tmp_path)
+    with stack.running():
+        stack.stop_service("llm")
+        call_sid = new_call_sid()
+        player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
+        steps = iter([Action("speech", "when are you open"), Action("digits", "5")])
+        player.play(relay_url(stack, call_sid), "", lambda heard: next(steps, Action("hangup")))
+        assert [h.text for h in player.heard] == [twiml.APOLOGY, twiml.KEYPAD_HELP]
