@@ -339,20 +339,25 @@ def receiver() -> Iterator[tuple[Receiver, int]]:
     server.stop(None)
 
 
+def traced_stack(workdir: Path, receiver_port: int) -> Stack:
+    """The three services, exporting their spans to the receiver at once."""
+    return Stack(
+        env={
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+        log_dir=workdir,
+        cwd=workdir,
+    )
+
+
 def test_one_turn_is_one_trace_across_all_three_services(
     tmp_path: Path, receiver: tuple[Receiver, int]
 ) -> None:
     spans, port = receiver
-    stack = Stack(
-        env={
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-            "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-        },
-        log_dir=tmp_path,
-        cwd=tmp_path,
-    )
+    stack = traced_stack(tmp_path, port)
     with stack.running(), httpx.Client(base_url=stack.base_url, timeout=20) as client:
         twilio = TwilioPlayer(client=client, auth_token=TOKEN)
         params = twilio.call_params(new_call_sid(), SpeechResult="where are you")
@@ -422,16 +427,7 @@ def test_one_relay_prompt_is_one_trace_across_all_three_services(
     tmp_path: Path, receiver: tuple[Receiver, int]
 ) -> None:
     spans, port = receiver
-    stack = Stack(
-        env={
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-            "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-        },
-        log_dir=tmp_path,
-        cwd=tmp_path,
-    )
+    stack = traced_stack(tmp_path, port)
     with stack.running():
         player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
         steps = iter([Action("speech", "where are you"), Action("speech", "and parking?")])
