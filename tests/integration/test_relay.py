@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
@@ -287,3 +287,19 @@ def test_with_the_llm_down_the_caller_hears_an_apology_and_the_session_goes_on(
         steps = iter([Action("speech", "when are you open"), Action("digits", "5")])
         player.play(relay_url(stack, call_sid), "", lambda heard: next(steps, Action("hangup")))
         assert [h.text for h in player.heard] == [twiml.APOLOGY, twiml.KEYPAD_HELP]
+
+
+def test_a_session_of_another_account_is_refused(tmp_path: Path, fake_model: FakeOpenAI) -> None:
+    ours = "AC" + "1" * 32
+    stack = Stack(
+        env=relay_env(fake_model, TWILIO_ACCOUNT_SID=ours), log_dir=tmp_path, cwd=tmp_path
+    )
+    with stack.running():
+        player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
+        url = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+        with player.connect(url) as socket:  # signed, but not for our account
+            socket.send(json.dumps({"type": "setup", "callSid": new_call_sid()}))
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008

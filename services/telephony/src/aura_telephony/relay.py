@@ -92,6 +92,7 @@ class RelaySession:
         self._idle: asyncio.Task[None] | None = None
         self._reprompts = 0
         self.ended: Reason | None = None
+        self.refused = False  # the socket is to be closed: not a session of ours
 
     # --- the message loop -----------------------------------------------------------
 
@@ -142,6 +143,13 @@ class RelaySession:
     async def _setup(self, setup: Setup) -> None:
         if self.call_sid:
             log.warning("relay call %s: a second setup, ignored", self.call_sid)
+            return
+        account = self._settings.TWILIO_ACCOUNT_SID
+        if account and setup.account_sid != account:
+            # The upgrade was signed, but for a call of another account: not ours to serve.
+            metrics.SIGNATURE_REJECTIONS.labels("account_mismatch").inc()
+            log.warning("relay: a session of another account refused")
+            self.refused = True
             return
         self.call_sid = setup.call_sid
         log.info("relay call %s from %s connected", self.call_sid, mask_phone(setup.caller))
@@ -201,6 +209,19 @@ class RelaySession:
         asked = time.perf_counter()
         answer = self._answer = _Answer(said)
         filler = asyncio.create_task(self._filler(answer))
+        try:
+            await self._stream(said, answer, budget, asked, filler)
+        finally:
+            filler.cancel()  # also when the answer is cancelled (barge-in, preemption)
+
+    async def _stream(
+        self,
+        said: str,
+        answer: _Answer,
+        budget: TurnBudget,
+        asked: float,
+        filler: asyncio.Task[None],
+    ) -> None:
         try:
             history = await self._backends.history(self.call_sid, budget)
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):

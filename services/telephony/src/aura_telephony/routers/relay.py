@@ -47,6 +47,9 @@ async def relay_socket(websocket: WebSocket) -> None:
                 log.warning("relay: a message of %d characters, ignored", len(raw))
                 continue
             await session.handle(raw)
+            if session.refused:
+                await websocket.close(code=1008)
+                break
     except WebSocketDisconnect:
         pass
     finally:
