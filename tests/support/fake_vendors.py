@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -122,6 +122,49 @@ class FakeVendor:
         await self._release.wait()
         return web.Response(status=503)
 
+    done: ClassVar[str | None] = None  # the line that closes a stream, where the API has one
+
+    def _error(self, status: int, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _whole(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+        """A whole answer, in the vendor's JSON."""
+        raise NotImplementedError
+
+    def _piece(self, body: dict[str, Any], text: str, final: bool) -> dict[str, Any]:
+        """One streamed piece of an answer, in the vendor's JSON."""
+        raise NotImplementedError
+
+    async def _answer(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any], *, streaming: bool
+    ) -> web.StreamResponse:
+        """Carry out one scripted behaviour in the vendor's wire format."""
+        match behaviour:
+            case Fail(status, message, headers):
+                error = self._error(status, message)
+                return web.json_response(error, status=status, headers=dict(headers))
+            case Hang():
+                return await self._hang()
+            case Malformed():
+                if streaming:
+                    return await self._sse(request, [], cut=False, done="{not json")
+                return web.Response(text="{not json", content_type="application/json")
+            case Cut(chunks):
+                events = [self._piece(body, c, final=False) for c in chunks]
+                return await self._sse(request, events, cut=True, done=None)
+            case Reply():
+                await asyncio.sleep(behaviour.delay)
+                if not streaming:
+                    return web.json_response(self._whole(body, behaviour.text))
+                pieces = behaviour.pieces()
+                events = [
+                    self._piece(body, c, final=i == len(pieces) - 1) for i, c in enumerate(pieces)
+                ]
+                return await self._sse(
+                    request, events, cut=False, done=self.done, pause=behaviour.chunk_delay
+                )
+        raise AssertionError(behaviour)
+
     def _abandon(self, response: web.StreamResponse, sent: int) -> web.StreamResponse:
         self.abandoned.append(sent)
         self.abandoned_at.append(time.monotonic())
@@ -160,11 +203,15 @@ class FakeVendor:
 class FakeOpenAI(FakeVendor):
     """POST /v1/chat/completions, as JSON or (stream: true) as server-sent events."""
 
+    done = "[DONE]"
+
     def _routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/chat/completions", self._chat)]
 
-    @staticmethod
-    def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    def _error(self, status: int, message: str) -> dict[str, Any]:
+        return {"error": {"message": message, "type": "fake", "code": str(status)}}
+
+    def _whole(self, body: dict[str, Any], text: str) -> dict[str, Any]:
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -180,8 +227,7 @@ class FakeOpenAI(FakeVendor):
             "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
         }
 
-    @staticmethod
-    def _chunk(body: dict[str, Any], text: str) -> dict[str, Any]:
+    def _piece(self, body: dict[str, Any], text: str, final: bool) -> dict[str, Any]:
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
@@ -192,29 +238,7 @@ class FakeOpenAI(FakeVendor):
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._next(request)
-        streaming = bool(body.get("stream"))
-        match behaviour:
-            case Fail(status, message, headers):
-                error = {"error": {"message": message, "type": "fake", "code": str(status)}}
-                return web.json_response(error, status=status, headers=dict(headers))
-            case Hang():
-                return await self._hang()
-            case Malformed():
-                if streaming:
-                    return await self._sse(request, [], cut=False, done="{not json")
-                return web.Response(text="{not json", content_type="application/json")
-            case Cut(chunks):
-                events = [self._chunk(body, c) for c in chunks]
-                return await self._sse(request, events, cut=True, done=None)
-            case Reply():
-                await asyncio.sleep(behaviour.delay)
-                if streaming:
-                    events = [self._chunk(body, c) for c in behaviour.pieces()]
-                    return await self._sse(
-                        request, events, cut=False, done="[DONE]", pause=behaviour.chunk_delay
-                    )
-                return web.json_response(self._completion(body, behaviour.text))
-        raise AssertionError(behaviour)
+        return await self._answer(request, behaviour, body, streaming=bool(body.get("stream")))
 
 
 class FakeGemini(FakeVendor):
@@ -223,8 +247,13 @@ class FakeGemini(FakeVendor):
     def _routes(self) -> list[web.RouteDef]:
         return [web.post("/{version}/models/{call}", self._generate)]
 
-    @staticmethod
-    def _response(text: str, final: bool = True) -> dict[str, Any]:
+    def _error(self, status: int, message: str) -> dict[str, Any]:
+        return {"error": {"code": status, "message": message, "status": "FAKE"}}
+
+    def _whole(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+        return self._piece(body, text, final=True)
+
+    def _piece(self, body: dict[str, Any], text: str, final: bool) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
         if final:
             candidate["finishReason"] = "STOP"
@@ -239,32 +268,9 @@ class FakeGemini(FakeVendor):
         }
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
-        behaviour, _ = await self._next(request)
+        behaviour, body = await self._next(request)
         streaming = request.match_info["call"].endswith(":streamGenerateContent")
-        match behaviour:
-            case Fail(status, message, headers):
-                error = {"error": {"code": status, "message": message, "status": "FAKE"}}
-                return web.json_response(error, status=status, headers=dict(headers))
-            case Hang():
-                return await self._hang()
-            case Malformed():
-                if streaming:
-                    return await self._sse(request, [], cut=False, done="{not json")
-                return web.Response(text="{not json", content_type="application/json")
-            case Cut(chunks):
-                events = [self._response(c, final=False) for c in chunks]
-                return await self._sse(request, events, cut=True, done=None)
-            case Reply():
-                if streaming:
-                    pieces = behaviour.pieces()
-                    events = [
-                        self._response(c, final=i == len(pieces) - 1) for i, c in enumerate(pieces)
-                    ]
-                    return await self._sse(
-                        request, events, cut=False, done=None, pause=behaviour.chunk_delay
-                    )
-                return web.json_response(self._response(behaviour.text))
-        raise AssertionError(behaviour)
+        return await self._answer(request, behaviour, body, streaming=streaming)
 
 
 @contextlib.contextmanager

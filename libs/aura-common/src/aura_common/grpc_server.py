@@ -2,8 +2,8 @@
 beside its own, and a graceful stop on SIGTERM/SIGINT (in-flight calls get `grace` seconds).
 
 `build` wires a server the way production runs it; tests call it too (on port 0) and
-`start`/`stop` it themselves, so they exercise the real wiring. `run_until_signal` is what
-the services' entry points add on top."""
+`start`/`stop` it themselves, so they exercise the real wiring. `run_until_signal` starts
+it and is what the services' entry points add on top."""
 
 from __future__ import annotations
 
@@ -98,9 +98,16 @@ async def run_until_signal(
     service: GrpcServer,
     *,
     grace: float,
+    on_started: Callable[[GrpcServer], None] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Run a started server until SIGTERM or SIGINT, then drain it and call `on_stop`."""
+    """Start the server and run it until SIGTERM or SIGINT, then drain it and call
+    `on_stop`. `on_started` gets the running server (its health servicer, for services
+    whose health follows a backend)."""
+    await service.start()
+    if on_started is not None:
+        on_started(service)
+    log.info("listening on port %d", service.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

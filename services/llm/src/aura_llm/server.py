@@ -63,8 +63,6 @@ async def serve(settings: Settings, providers: list[Provider]) -> None:
     log.info("providers %s", ", ".join(f"{p.name} ({p.model})" for p in providers))
     serve_metrics(settings.METRICS_HOST, settings.LLM_METRICS_PORT, "LLM_METRICS_PORT")
     server = await build_server(router, settings, settings.LLM_HOST, settings.LLM_PORT)
-    await server.start()
-    log.info("listening on %s:%d", settings.LLM_HOST, server.port)
     await grpc_server.run_until_signal(
         server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_stop=close_providers
     )

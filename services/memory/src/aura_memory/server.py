@@ -101,11 +101,12 @@ async def serve(settings: Settings) -> None:
     server = await build_server(
         store, settings.MEMORY_HOST, settings.MEMORY_PORT, settings.grpc_security
     )
-    await server.start()
-    tasks.append(asyncio.create_task(_watch_store(store, server.health)))
-    log.info("listening on %s:%d", settings.MEMORY_HOST, server.port)
+
+    def watch(running: grpc_server.GrpcServer) -> None:
+        tasks.append(asyncio.create_task(_watch_store(store, running.health)))
+
     await grpc_server.run_until_signal(
-        server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_stop=on_stop
+        server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_started=watch, on_stop=on_stop
     )
 
 

@@ -252,6 +252,15 @@ class Backends:
         )
         return response.count
 
+    def _prompt(self, call_sid: str, history: Sequence[Turn], user_text: str) -> dict[str, Any]:
+        """The fields Generate and GenerateStream requests share."""
+        return {
+            "call_id": call_sid,
+            "history": [llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in history],
+            "user_text": user_text,
+            "persona": llm_pb.Persona(assistant_name=self._settings.AI_ASSISTANT_NAME),
+        }
+
     async def generate(
         self,
         call_sid: str,
@@ -264,13 +273,7 @@ class Backends:
             self._settings.TURN_BUDGET_SECONDS, reserve=self._settings.MEMORY_TIMEOUT_SECONDS / 2
         )
         response = await self.llm.Generate(
-            llm_pb.GenerateRequest(
-                call_id=call_sid,
-                history=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in history],
-                user_text=user_text,
-                persona=llm_pb.Persona(assistant_name=self._settings.AI_ASSISTANT_NAME),
-            ),
-            timeout=timeout,
+            llm_pb.GenerateRequest(**self._prompt(call_sid, history, user_text)), timeout=timeout
         )
         return Answer(
             text=response.text,
@@ -306,12 +309,7 @@ class Backends:
         (or being cancelled) cancels the gRPC stream, and the llm service then closes the
         vendor's stream: nobody pays for tokens nobody hears."""
         call = self.llm.GenerateStream(
-            llm_pb.GenerateStreamRequest(
-                call_id=call_sid,
-                history=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in history],
-                user_text=user_text,
-                persona=llm_pb.Persona(assistant_name=self._settings.AI_ASSISTANT_NAME),
-            ),
+            llm_pb.GenerateStreamRequest(**self._prompt(call_sid, history, user_text)),
             timeout=seconds,
         )
         try:
