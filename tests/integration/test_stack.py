@@ -269,7 +269,8 @@ def test_a_call_whose_status_callback_is_lost_is_counted_live_then_archived(
         env={
             "TWILIO_AUTH_TOKEN": TOKEN,
             "ADMIN_API_TOKEN": "admin",
-            "CONVERSATION_TTL_SECONDS": "1",
+            # Live for longer than the gauge's 2 s refresh, so it is seen live first.
+            "CONVERSATION_TTL_SECONDS": "6",
         },
         log_dir=tmp_path,
         cwd=tmp_path,
@@ -281,7 +282,7 @@ def test_a_call_whose_status_callback_is_lost_is_counted_live_then_archived(
         live = stack.metrics_urls["memory"]
         eventually(lambda: scrape(live, "aura_active_calls ") == 1, what="one live call")
         # No status callback ever comes: the call expires and is archived, not lost.
-        eventually(lambda: scrape(live, "aura_active_calls ") == 0, what="no live call")
+        eventually(lambda: scrape(live, "aura_active_calls ") == 0, timeout=30, what="no live call")
 
         def archived() -> dict[str, Any] | None:
             response = client.get(
@@ -290,7 +291,7 @@ def test_a_call_whose_status_callback_is_lost_is_counted_live_then_archived(
             body: dict[str, Any] = response.json()
             return body if response.status_code == 200 and body["status"] else None
 
-        eventually(lambda: archived() is not None, what="the archived transcript")
+        eventually(lambda: archived() is not None, timeout=30, what="the archived transcript")
         record = archived()
         assert record is not None
         assert record["status"] == "unknown"
