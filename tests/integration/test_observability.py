@@ -206,7 +206,7 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
     """A ConversationRelay session: a slow answer (a filler), a new prompt while it streams
     (a preemption), the caller talking over the next answer (an interruption), a goodbye."""
     slow = Reply(
-        "One. Two. Three.", chunks=("One. ", "Two. ", "Three."), delay=0.5, chunk_delay=0.5
+        "One. Two. Three.", chunks=("One. ", "Two. ", "Three."), delay=1.0, chunk_delay=0.5
     )
     fake_model.script(slow, slow)
     player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
