@@ -165,6 +165,7 @@ def test_a_malformed_session_leaves_others_untouched(stack: Stack, fake_model: F
             json.dumps({"type": "interrupt", "utteranceUntilInterrupt": 7}),
             json.dumps({"type": "no-such-type"}),
             "x" * 100_000,
+            b"\x00\xff binary",
         ):
             bad.send(garbage)
         # Another caller's session goes on as usual meanwhile.

@@ -93,6 +93,8 @@ def _serve(settings: Settings) -> None:
         # Beyond this many connections and requests at once, new requests get 503.
         limit_concurrency=settings.HTTP_MAX_CONNECTIONS,
         timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
+        # Twilio's relay messages are a few kilobytes: a frame past 1 MiB closes the socket.
+        ws_max_size=1024 * 1024,
     )
     DrainingServer(config, app, settings.DRAIN_SECONDS).run(sockets=[sock])
 

@@ -42,7 +42,11 @@ async def relay_socket(websocket: WebSocket) -> None:
     session = relay.open(send)
     try:
         while True:
-            raw = await websocket.receive_text()
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            # Twilio sends text frames; a binary one is read as text, never trusted as such.
+            raw = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
             if len(raw) > MAX_MESSAGE_CHARS:
                 log.warning("relay: a message of %d characters, ignored", len(raw))
                 continue
