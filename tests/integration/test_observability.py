@@ -106,7 +106,7 @@ def stack(
             # Short enough that a hung llm service turns into a holding line quickly.
             "TURN_BUDGET_SECONDS": "2",
             "MAX_CALLS_PER_NUMBER_PER_HOUR": "2",
-            "RELAY_FILLER_SECONDS": "0.3",
+            "RELAY_FILLER_SECONDS": "0.1",
         },
         log_dir=workdir,
         cwd=workdir,
@@ -206,7 +206,7 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
     """A ConversationRelay session: a slow answer (a filler), a new prompt while it streams
     (a preemption), the caller talking over the next answer (an interruption), a goodbye."""
     slow = Reply(
-        "One. Two. Three.", chunks=("One. ", "Two. ", "Three."), delay=1.0, chunk_delay=0.5
+        "One. Two. Three.", chunks=("One. ", "Two. ", "Three."), delay=0.5, chunk_delay=0.5
     )
     fake_model.script(slow, slow)
     player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
@@ -222,7 +222,8 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
                 if message["type"] == "text" and message["token"]:
                     return message
 
-        send({"type": "setup", "callSid": new_call_sid(), "from": unique_number()})
+        setup = {"type": "setup", "callSid": new_call_sid(), "accountSid": ACCOUNT}
+        send({**setup, "from": unique_number()})
         send({"type": "prompt", "voicePrompt": "count for me", "last": True})
         assert next_text()["token"] == twiml.FILLER + " "
         send({"type": "prompt", "voicePrompt": "count again", "last": True})  # preempts
@@ -235,7 +236,7 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
             pass
     # A session still live when Prometheus looks, as there are on a working day.
     live = LIVE_SESSIONS.enter_context(player.connect(url))
-    live.send(json.dumps({"type": "setup", "callSid": new_call_sid()}))
+    live.send(json.dumps({"type": "setup", "callSid": new_call_sid(), "accountSid": ACCOUNT}))
 
 
 def unique_number() -> str:
