@@ -285,7 +285,8 @@ class RelaySession:
         self._appends += 1
         key = f"relay:{self._session}:{self._appends}"
         try:
-            await self._backends.append(self.call_sid, turns, key, TurnBudget(2.0))
+            budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
+            await self._backends.append(self.call_sid, turns, key, budget)
         except DownstreamError as error:
             log.error("relay call %s: cannot store the turn: %s", self.call_sid, describe(error))
 
