@@ -88,9 +88,11 @@ bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .b
 	$(VENV)/bin/python -m bench.calls $(BENCH_ARGS)
 	$(VENV)/bin/python -m bench.relay
 
-# An engine (docker, or podman with buildah), installed by the step below when neither is here.
+# A container engine: podman (installed by the step below when missing), or a docker whose
+# daemon answers (a docker client alone, with no engine behind it, does not count).
 container-engine:
-	@command -v docker >/dev/null || scripts/system-packages.sh images
+	@command -v podman >/dev/null || { command -v docker >/dev/null && docker info >/dev/null 2>&1; } \
+	  || scripts/system-packages.sh images
 
 images: container-engine ## Build the three images (BASE_IMAGE=..., ENGINE=docker|podman), tagged with the git revision
 	@test -n "$(ENGINE)" || { echo "neither podman nor docker is installed" >&2; exit 1; }
