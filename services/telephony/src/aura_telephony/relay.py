@@ -91,10 +91,6 @@ class RelaySession:
         self._answering: asyncio.Task[None] | None = None
         self._idle: asyncio.Task[None] | None = None
         self._reprompts = 0
-        # The call's recent turns, read from memory once and then kept here as this session
-        # stores them (it is the call's only writer while it lasts): a prompt then costs
-        # the model's stream alone, not a memory round trip before it.
-        self._history: list[Turn] | None = None
         self.ended: Reason | None = None
         self.refused = False  # the socket is to be closed: not a session of ours
 
@@ -227,7 +223,7 @@ class RelaySession:
         filler: asyncio.Task[None],
     ) -> None:
         try:
-            history = await self._recent_turns(budget)
+            history = await self._backends.history(self.call_sid, budget)
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
                 async for sentence in self._backends.generate_stream(
                     self.call_sid, history, said, budget.remaining() - COMPLETE_SECONDS
@@ -285,16 +281,7 @@ class RelaySession:
             turns.append(Turn("assistant", text, interrupted=interrupted))
         await self._store(turns)
 
-    async def _recent_turns(self, budget: TurnBudget) -> list[Turn]:
-        if self._history is None:
-            self._history = list(await self._backends.history(self.call_sid, budget))
-        return self._history
-
     async def _store(self, turns: list[Turn]) -> None:
-        if self._history is not None:
-            # Kept even when memory cannot store them: the model still hears the call.
-            limit = self._settings.MAX_CONVERSATION_LENGTH
-            self._history = [*self._history, *turns][-limit:]
         self._appends += 1
         key = f"relay:{self._session}:{self._appends}"
         try:
