@@ -124,7 +124,7 @@ class RelayPlayer:
         if greeting:
             self.heard.append(current)
             self._on_token(greeting, 0.0)
-        current = self._next_step(socket, current, decide, complete=True)
+        current = self._next_step(socket, current, decide)
         asked = time.perf_counter()
         waited = 0.0
         while True:
@@ -136,8 +136,7 @@ class RelayPlayer:
                 else:
                     if current.tokens:
                         self._interrupt(socket, current)
-                    if self._act(socket, action) is not None:
-                        return Outcome(hung_up=True)
+                    self._act(socket, action)
                     current, asked, waited = Heard(), time.perf_counter(), 0.0
             try:
                 raw = self._held.pop() if self._held else socket.recv(timeout=0.05)
@@ -165,13 +164,13 @@ class RelayPlayer:
                 self._on_token(token, time.perf_counter() - asked)
             if self._interrupt_after and len(current.tokens) >= self._interrupt_after:
                 self._interrupt(socket, current)
-                current = self._next_step(socket, current, decide, complete=False)
+                current = self._next_step(socket, current, decide)
                 asked = time.perf_counter()
             elif message.get("last") and current.tokens:
                 # (A bare `last` with nothing before it closes an answer cut short.)
                 if self._ends_now(socket):
                     continue  # a farewell: the `end` is next, nothing is asked of the caller
-                current = self._next_step(socket, current, decide, complete=True)
+                current = self._next_step(socket, current, decide)
                 asked = time.perf_counter()
 
     def _ends_now(self, socket: ClientConnection) -> bool:
@@ -189,21 +188,20 @@ class RelayPlayer:
         socket: ClientConnection,
         current: Heard,
         decide: Callable[[Heard], Action] | None,
-        complete: bool,
     ) -> Heard:
+        """After an answer (or the part of it heard): what the caller does next, when a
+        script decides; a person types instead, at any moment."""
         self._interrupt_after = 0
-        if decide is None:
-            return Heard() if complete else current
-        action = decide(current)
-        if self._act(socket, action) is not None:
-            raise _HungUp
-        self._interrupt_after = action.interrupt_after
+        if decide is not None:
+            action = decide(current)
+            self._act(socket, action)
+            self._interrupt_after = action.interrupt_after
         return Heard()
 
-    def _act(self, socket: ClientConnection, action: Action) -> Outcome | None:
+    def _act(self, socket: ClientConnection, action: Action) -> None:
         if action.kind == "hangup":
             socket.close()
-            return Outcome(hung_up=True)
+            raise _HungUp
         if action.kind == "speech":
             socket.send(
                 json.dumps(
@@ -213,7 +211,7 @@ class RelayPlayer:
         elif action.kind == "digits":
             for digit in action.value:
                 socket.send(json.dumps({"type": "dtmf", "digit": digit}))
-        return None  # silence: nothing to send, the deployment speaks when it will
+        # silence: nothing to send, the deployment speaks when it will
 
     def _interrupt(self, socket: ClientConnection, current: Heard) -> None:
         current.interrupted = True
