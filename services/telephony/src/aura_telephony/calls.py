@@ -13,7 +13,12 @@ from aura_telephony import metrics, twiml
 from aura_telephony.backends import Backends, Transcript, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
-from aura_telephony.conversation import is_goodbye, parse_confidence, wants_a_person
+from aura_telephony.conversation import (
+    is_goodbye,
+    parse_confidence,
+    presses_for_a_person,
+    wants_a_person,
+)
 from aura_telephony.delivery import (
     COMPLETE_SECONDS,
     Deliveries,
@@ -206,7 +211,7 @@ class Calls:
         return self.twiml.ask(text, reprompts + 1)
 
     def _keypress(self, digits: str) -> str:
-        if digits.startswith("0"):
+        if presses_for_a_person(digits):
             return self._transfer()
         return self.twiml.ask(twiml.KEYPAD_HELP)
 

@@ -111,6 +111,11 @@ def wants_a_person(text: str) -> bool:
     return bool(_HUMAN.search(text)) and not _ASKS_ABOUT_ASSISTANT.search(text)
 
 
+def presses_for_a_person(digits: str) -> bool:
+    """0 on the keypad asks for a person, in both voice modes."""
+    return digits.strip().startswith("0")
+
+
 def parse_confidence(value: str) -> float | None:
     """Twilio's Confidence (0 to 1), or None when it is missing, not a number, or exactly 0:
     some speech models send 0 for "not scored", and reading that as noise would stop every

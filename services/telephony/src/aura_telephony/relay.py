@@ -32,7 +32,7 @@ from aura_telephony import metrics, twiml
 from aura_telephony.backends import Backends, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
-from aura_telephony.conversation import is_goodbye, wants_a_person
+from aura_telephony.conversation import is_goodbye, presses_for_a_person, wants_a_person
 from aura_telephony.delivery import COMPLETE_SECONDS, DownstreamError, describe, is_late
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class RelaySession:
         self._stop_waiting()
         await self._settle()
         metrics.CALL_EVENTS.labels("keypad").inc()
-        if dtmf.digit.strip().startswith("0"):
+        if presses_for_a_person(dtmf.digit):
             await self.end("transfer")
         else:
             await self._say(twiml.KEYPAD_HELP)
