@@ -14,6 +14,7 @@ from aura_llm.config import SAMPLE_KNOWLEDGE_BASE, Settings
 from aura_llm.failover import FailoverRouter
 from aura_llm.providers import Completion, Prompt, Provider
 from aura_llm.providers.local import LocalProvider
+from aura_llm.tools import Toolbox
 from tests.support.servers import llm_server
 
 
@@ -32,13 +33,14 @@ def router(
 
 @asynccontextmanager
 async def llm_service(
-    providers: Sequence[Provider] | FailoverRouter,
+    providers: Sequence[Provider] | FailoverRouter, toolbox: Toolbox | None = None
 ) -> AsyncIterator[pb_grpc.LlmServiceAsyncStub]:
+    """The llm service over `providers`, with the sample's tools unless given others."""
     chain = providers if isinstance(providers, FailoverRouter) else router(*providers)
     settings = Settings.model_validate({"AI_ASSISTANT_NAME": "Aura"})
     try:
         async with (
-            llm_server(chain, settings) as address,
+            llm_server(chain, settings, toolbox) as address,
             grpc.aio.insecure_channel(address) as channel,
         ):
             yield pb_grpc.LlmServiceStub(channel)

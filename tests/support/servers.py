@@ -6,10 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
+
 from aura_common.grpc_server import GrpcServer
+from aura_llm.assistant import Assistant
+from aura_llm.config import SAMPLE_TOOLS
 from aura_llm.config import Settings as LlmSettings
 from aura_llm.failover import FailoverRouter
 from aura_llm.server import build_server as build_llm
+from aura_llm.tools import Toolbox, ToolsConfig, build_toolbox
 from aura_memory.server import build_server as build_memory
 from aura_memory.stores import ConversationStore
 
@@ -24,10 +29,29 @@ async def running(server: GrpcServer) -> AsyncIterator[str]:
         await server.stop(None)
 
 
+def sample_toolbox() -> Toolbox:
+    """The tools of the sample deployment (built-in call actions only)."""
+    return build_toolbox(ToolsConfig.load(SAMPLE_TOOLS), "", httpx.AsyncClient())
+
+
+def assistant(
+    router: FailoverRouter, toolbox: Toolbox | None = None, max_rounds: int = 3
+) -> Assistant:
+    """The assistant as production assembles it, with the sample's tools by default."""
+    return Assistant(router, sample_toolbox() if toolbox is None else toolbox, max_rounds)
+
+
 @asynccontextmanager
-async def llm_server(router: FailoverRouter, settings: LlmSettings) -> AsyncIterator[str]:
-    async with running(await build_llm(router, settings, "127.0.0.1", 0)) as address:
-        yield address
+async def llm_server(
+    router: FailoverRouter, settings: LlmSettings, toolbox: Toolbox | None = None
+) -> AsyncIterator[str]:
+    helper = assistant(router, toolbox, settings.MAX_TOOL_ROUNDS)
+    await helper.toolbox.start()
+    try:
+        async with running(await build_llm(helper, settings, "127.0.0.1", 0)) as address:
+            yield address
+    finally:
+        await helper.toolbox.close()
 
 
 @asynccontextmanager

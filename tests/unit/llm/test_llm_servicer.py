@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from aura.llm.v1 import llm_service_pb2 as pb
+from aura_llm.assistant import TOOL_RESULTS_ARE_DATA
 from aura_llm.providers import Completion, Prompt, Provider, ProviderError
 from tests.support.llm import llm_service, router
 
@@ -81,7 +82,9 @@ async def test_system_prompt_from_the_request_overrides_the_setting() -> None:
         await stub.Generate(
             request(persona=pb.Persona(system_prompt="Be {assistant_name}. Be brief.")), timeout=5
         )
-    assert provider.prompts[0].system_prompt == "Be Aura. Be brief."
+    # With tools offered, the prompt also says that their results are data.
+    assert provider.prompts[0].system_prompt.startswith("Be Aura. Be brief.\n\n")
+    assert TOOL_RESULTS_ARE_DATA in provider.prompts[0].system_prompt
 
 
 @pytest.mark.parametrize(

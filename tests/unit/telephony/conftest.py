@@ -22,7 +22,7 @@ from aura_memory.stores import InMemoryStore
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
 from tests.support.llm import local
-from tests.support.servers import running
+from tests.support.servers import assistant, running
 from tests.support.twilio import AsyncTwilioPlayer
 
 AUTH_TOKEN = "test-auth-token"
@@ -51,7 +51,7 @@ async def make_rig() -> AsyncIterator[RigFactory]:
             store = InMemoryStore(max_turns=20, ttl_seconds=600)
             memory = await build_memory(store, "127.0.0.1", 0)
             chain = FailoverRouter([provider or local()], attempt_timeout=30, max_retries=0)
-            llm = await build_llm(chain, LlmSettings.model_validate({}), "127.0.0.1", 0)
+            llm = await build_llm(assistant(chain), LlmSettings.model_validate({}), "127.0.0.1", 0)
             memory_address = await stack.enter_async_context(running(memory))
             llm_address = await stack.enter_async_context(running(llm))
 

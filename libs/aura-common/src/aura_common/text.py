@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import ValidationError
+
 
 def normalise(text: str) -> str:
     """Lowercase words and digits separated by single spaces; apostrophes vanish, so
@@ -21,3 +23,14 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 def xml_safe(text: str) -> str:
     """`text` without the characters XML 1.0 forbids."""
     return _NOT_XML.sub("", text)
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    """Each problem pydantic found, as "entries[2].answer: Field required"."""
+    problems = []
+    for item in error.errors(include_url=False):
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        ).lstrip(".")
+        problems.append(f"{where}: {item['msg']}" if where else item["msg"])
+    return problems

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from aura_common.settings import AuraSettings
 
 SAMPLE_KNOWLEDGE_BASE = Path(__file__).parent / "knowledge" / "sample_bakery.yaml"
+SAMPLE_TOOLS = Path(__file__).parent / "knowledge" / "sample_tools.yaml"
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {assistant_name}, a friendly voice assistant answering the phone. "
@@ -48,6 +49,17 @@ class Settings(AuraSettings):
     LLM_MAX_RETRIES: int = Field(default=1, ge=0, le=5)
     LLM_RETRY_BACKOFF_SECONDS: float = Field(default=0.2, ge=0)
     LLM_MAX_OUTPUT_TOKENS: int = Field(default=300, ge=16)
+    # The tools the assistant may call (YAML; see the README). Empty: no tools at all.
+    TOOLS_PATH: Path | None = SAMPLE_TOOLS
+    # Signs every HTTP tool request (X-Aura-Signature); required when the file has one.
+    TOOLS_SIGNING_SECRET: str = ""
+    # Model <-> tool rounds in one turn; the round after the last may only speak.
+    MAX_TOOL_ROUNDS: int = Field(default=3, ge=1, le=8)
+
+    @field_validator("TOOLS_PATH", mode="before")
+    @classmethod
+    def _no_tools(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("AI_FALLBACK_PROVIDERS")
     @classmethod

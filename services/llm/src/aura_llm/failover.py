@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from aura_llm import observe
-from aura_llm.providers.base import Completion, Prompt, Provider, ProviderError
+from aura_llm.providers.base import Completion, Delta, Prompt, Provider, ProviderError, ToolCall
 from aura_llm.speech import SentenceSplitter, clean_for_speech
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class FailoverRouter:
                         async with asyncio.timeout(budget):
                             completion = await provider.generate(prompt, budget)
                         text = clean_for_speech(completion.text)
-                        if not text:
+                        if not text and not completion.tool_calls:
                             raise ProviderError("bad_response", "nothing speakable", retryable=True)
                         attempt.outcome = "ok"
                         observe.answered(provider, completion, _last_failed(failures))
@@ -169,8 +169,9 @@ class FailoverRouter:
                 retries += 1
         raise NoAnswerError(failures)
 
-    async def stream(self, prompt: Prompt, deadline: float) -> AsyncIterator[Piece]:
-        """Speakable pieces of the answer. Failover is possible until the first piece is
+    async def stream(self, prompt: Prompt, deadline: float) -> AsyncIterator[Piece | ToolCall]:
+        """Speakable pieces of the answer, then the tool calls the model made. Failover is
+        possible until the first piece (or, in an answer of tool calls only, the calls) is
         ready; after that a failure raises StreamInterruptedError."""
         failures: list[Failure] = []
         for index, provider in enumerate(self.providers):
@@ -178,7 +179,7 @@ class FailoverRouter:
             while (budget := self._slice(index, deadline)) is not None:
                 splitter = SentenceSplitter()
                 deltas = provider.stream(prompt, budget)
-                first: list[str] | None = None
+                first: list[Delta] | None = None
                 with observe.attempt(provider, failover=index > 0) as attempt:
                     try:
                         # asyncio.timeout, not wait_for: the stream must stay in this task,
@@ -211,34 +212,44 @@ def _last_failed(failures: list[Failure]) -> str | None:
     return failures[-1].provider if failures else None
 
 
-async def _first_pieces(deltas: AsyncIterator[str], splitter: SentenceSplitter) -> list[str]:
-    """Read deltas until at least one whole sentence is ready (or the answer ends)."""
+async def _first_pieces(deltas: AsyncIterator[Delta], splitter: SentenceSplitter) -> list[Delta]:
+    """Read deltas until at least one whole sentence is ready, or the answer ends (in
+    tool calls, or a last short sentence)."""
+    calls: list[Delta] = []
     async for delta in deltas:
-        pieces = list(splitter.feed(delta))
+        if isinstance(delta, ToolCall):
+            calls.append(delta)
+            continue
+        pieces: list[Delta] = list(splitter.feed(delta))
         if pieces:
-            return pieces
+            return calls + pieces
     pieces = list(splitter.flush())
-    if not pieces:
+    if not pieces and not calls:
         raise ProviderError("bad_response", "nothing speakable", retryable=True)
-    return pieces
+    return pieces + calls
 
 
 async def _rest(
     provider: Provider,
     failover: bool,
     failures: tuple[Failure, ...],
-    first: list[str],
-    deltas: AsyncGenerator[str, None],
+    first: list[Delta],
+    deltas: AsyncGenerator[Delta, None],
     splitter: SentenceSplitter,
-) -> AsyncIterator[Piece]:
-    def piece(text: str, with_failures: bool = False) -> Piece:
-        attached = failures if with_failures else ()
+) -> AsyncIterator[Piece | ToolCall]:
+    attach = [failures]  # with the first piece only
+
+    def piece(text: str) -> Piece:
+        attached = attach.pop() if attach else ()
         return Piece(text, provider.name, provider.model, failover, attached)
 
-    for position, text in enumerate(first):
-        yield piece(text, with_failures=position == 0)
+    for item in first:
+        yield item if isinstance(item, ToolCall) else piece(item)
     try:
         async for delta in deltas:
+            if isinstance(delta, ToolCall):
+                yield delta
+                continue
             for text in splitter.feed(delta):
                 yield piece(text)
     except ProviderError as error:

@@ -7,12 +7,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from aura_common.metrics import LATENCY_BUCKETS
 from aura_llm.providers.base import Completion, Provider
+
+if TYPE_CHECKING:
+    from aura_llm.tools.toolbox import Action
 
 ATTEMPTS = Counter(
     "aura_llm_attempts",
@@ -75,3 +79,28 @@ def answered(provider: Provider, completion: Completion | None, failed_before: s
         TOKENS.labels(provider.name, provider.model, "output").inc(completion.output_tokens)
     if failed_before is not None:
         FAILOVERS.labels(failed_before, provider.name).inc()
+
+
+TOOL_CALLS = Counter(
+    "aura_llm_tool_calls",
+    "Tool calls the model made, by tool and outcome (ok, error, timeout, invalid_arguments).",
+    ["tool", "outcome"],
+)
+TOOL_SECONDS = Histogram(
+    "aura_llm_tool_seconds",
+    "Time one tool call took, argument checks included.",
+    ["tool"],
+    buckets=LATENCY_BUCKETS,
+)
+ACTIONS = Counter(
+    "aura_llm_actions",
+    "Call actions the built-in tools decided, by kind (transfer_call, end_call, take_message).",
+    ["kind"],
+)
+
+
+def tool_called(tool: str, outcome: str, seconds: float, action: Action | None) -> None:
+    TOOL_CALLS.labels(tool, outcome).inc()
+    TOOL_SECONDS.labels(tool).observe(seconds)
+    if action is not None:
+        ACTIONS.labels(action.kind).inc()

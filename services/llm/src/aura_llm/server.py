@@ -7,6 +7,7 @@ import logging
 import sys
 
 import grpc
+import httpx
 
 from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
@@ -15,11 +16,13 @@ from aura_common.logs import setup_logging
 from aura_common.metrics import serve_metrics
 from aura_common.settings import load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
+from aura_llm.assistant import Assistant
 from aura_llm.config import Settings
 from aura_llm.failover import FailoverRouter
 from aura_llm.knowledge import KnowledgeBaseError
 from aura_llm.providers import Provider, ProviderConfigError, build_providers
 from aura_llm.servicer import LlmServicer
+from aura_llm.tools import Toolbox, ToolsConfig, ToolsError, build_toolbox
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +38,19 @@ def build_router(settings: Settings, providers: list[Provider]) -> FailoverRoute
     )
 
 
+def load_toolbox(settings: Settings, client: httpx.AsyncClient) -> Toolbox:
+    """The tools TOOLS_PATH declares; raises ToolsError naming the tool and field."""
+    config = ToolsConfig.load(settings.TOOLS_PATH)
+    return build_toolbox(config, settings.TOOLS_SIGNING_SECRET, client)
+
+
 async def build_server(
-    router: FailoverRouter, settings: Settings, host: str, port: int
+    assistant: Assistant, settings: Settings, host: str, port: int
 ) -> grpc_server.GrpcServer:
     """The llm gRPC server as it runs in production (tests bind it to port 0)."""
 
     def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(router, settings), server)
+        pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(assistant, settings), server)
 
     return await grpc_server.build(
         service_names=[SERVICE_NAME],
@@ -54,17 +63,30 @@ async def build_server(
 
 
 async def serve(settings: Settings, providers: list[Provider]) -> None:
-    router = build_router(settings, providers)
+    # No redirects: a tool's URL is the operator's, not wherever its server points.
+    client = httpx.AsyncClient(follow_redirects=False)
+    try:
+        toolbox = load_toolbox(settings, client)
+    except ToolsError as exc:
+        # A bad tools file must stop the pod at start, not fail calls later.
+        log.critical("%s", exc)
+        await client.aclose()
+        sys.exit(2)
+    assistant = Assistant(build_router(settings, providers), toolbox, settings.MAX_TOOL_ROUNDS)
 
-    async def close_providers() -> None:
+    async def close() -> None:
+        await toolbox.close()
+        await client.aclose()
         for provider in providers:
             await provider.close()
 
     log.info("providers %s", ", ".join(f"{p.name} ({p.model})" for p in providers))
+    await toolbox.start()
+    log.info("tools %s", ", ".join(s.name for s in toolbox.specs()) or "none")
     serve_metrics(settings.METRICS_HOST, settings.LLM_METRICS_PORT, "LLM_METRICS_PORT")
-    server = await build_server(router, settings, settings.LLM_HOST, settings.LLM_PORT)
+    server = await build_server(assistant, settings, settings.LLM_HOST, settings.LLM_PORT)
     await grpc_server.run_until_signal(
-        server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_stop=close_providers
+        server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_stop=close
     )
 
 

@@ -12,10 +12,12 @@ import grpc
 
 from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from aura_llm.assistant import Assistant, ToolRunning
 from aura_llm.config import Settings
-from aura_llm.failover import FailoverRouter, Failure, NoAnswerError, StreamInterruptedError
+from aura_llm.failover import Failure, NoAnswerError, StreamInterruptedError
 from aura_llm.providers import ChatTurn, Prompt
 from aura_llm.providers.base import Role
+from aura_llm.tools import Action
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,20 @@ def _failures(failures: tuple[Failure, ...]) -> list[pb.ProviderFailure]:
     ]
 
 
+def _action(action: Action) -> pb.CallAction:
+    if action.kind == "transfer_call":
+        transfer = pb.TransferCall(department=action.department, number=action.number)
+        return pb.CallAction(transfer_call=transfer)
+    if action.kind == "end_call":
+        return pb.CallAction(end_call=pb.EndCall())
+    message = pb.TakeMessage(
+        caller_name=action.caller_name,
+        callback_number=action.callback_number,
+        message=action.message,
+    )
+    return pb.CallAction(take_message=message)
+
+
 async def _no_answer(context: Context, error: NoAnswerError) -> NoReturn:
     if error.only_auth:
         # A rejected key is an operator's problem to fix, not a passing outage.
@@ -50,8 +66,8 @@ async def _no_answer(context: Context, error: NoAnswerError) -> NoReturn:
 
 
 class LlmServicer(pb_grpc.LlmServiceServicer):
-    def __init__(self, router: FailoverRouter, settings: Settings) -> None:
-        self._router = router
+    def __init__(self, assistant: Assistant, settings: Settings) -> None:
+        self._assistant = assistant
         self._settings = settings
 
     async def _prompt(self, request: AnyGenerateRequest, context: Context) -> Prompt:
@@ -87,7 +103,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         prompt = await self._prompt(request, context)
         try:
-            answer = await self._router.generate(prompt, self._deadline(context))
+            answer = await self._assistant.answer(prompt, self._deadline(context))
         except NoAnswerError as error:
             log.warning("call %s: no answer: %s", request.call_id, error)
             await _no_answer(context, error)
@@ -97,6 +113,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             model=answer.model,
             failover=answer.failover,
             failures=_failures(answer.failures),
+            actions=[_action(a) for a in answer.actions],
         )
 
     async def GenerateStream(
@@ -104,14 +121,19 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         prompt = await self._prompt(request, context)
         try:
-            async for piece in self._router.stream(prompt, self._deadline(context)):
-                yield pb.GenerateStreamResponse(
-                    text=piece.text,
-                    provider=piece.provider,
-                    model=piece.model,
-                    failover=piece.failover,
-                    failures=_failures(piece.failures),
-                )
+            async for item in self._assistant.stream(prompt, self._deadline(context)):
+                if isinstance(item, ToolRunning):
+                    yield pb.GenerateStreamResponse(tool_running=", ".join(item.names))
+                elif isinstance(item, Action):
+                    yield pb.GenerateStreamResponse(actions=[_action(item)])
+                else:
+                    yield pb.GenerateStreamResponse(
+                        text=item.text,
+                        provider=item.provider,
+                        model=item.model,
+                        failover=item.failover,
+                        failures=_failures(item.failures),
+                    )
         except NoAnswerError as error:
             log.warning("call %s: no answer: %s", request.call_id, error)
             await _no_answer(context, error)

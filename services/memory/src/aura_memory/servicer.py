@@ -20,6 +20,7 @@ from aura_memory.stores.base import (
     ConversationStore,
     NewTurn,
     Role,
+    StoredMessage,
     StoredTurn,
     StoreUnavailableError,
 )
@@ -34,6 +35,7 @@ MAX_TURNS_PER_APPEND = 16
 MAX_KEY_CHARS = 256
 MAX_RESULT_CHARS = 64 * 1024
 MAX_TTL_SECONDS = 24 * 3600
+MAX_MESSAGE_FIELD_CHARS = {"caller_name": 200, "callback_number": 64, "text": 4000}
 
 _ROLES: dict[int, Role] = {pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "assistant"}
 _PB_ROLES: dict[Role, pb.Role.ValueType] = {"user": pb.ROLE_USER, "assistant": pb.ROLE_ASSISTANT}
@@ -109,6 +111,15 @@ def _transcript_to_pb(record: CallRecord) -> pb.Transcript:
         callee=record.callee,
         status=record.status,
         turns=[_to_pb(t) for t in record.turns],
+        messages=[
+            pb.CallerMessage(
+                caller_name=m.caller_name,
+                callback_number=m.callback_number,
+                text=m.text,
+                create_time=_stamp(m.created_at),
+            )
+            for m in record.messages
+        ],
     )
     if record.started_at is not None:
         transcript.start_time.CopyFrom(_stamp(record.started_at))
@@ -161,6 +172,28 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             operation=self._store.append(request.call_id, turns, request.idempotency_key),
         )
         return pb.AppendTurnsResponse(applied=result.applied, turn_count=result.turn_count)
+
+    async def SaveMessage(
+        self,
+        request: pb.SaveMessageRequest,
+        context: grpc.aio.ServicerContext[pb.SaveMessageRequest, pb.SaveMessageResponse],
+    ) -> pb.SaveMessageResponse:
+        await _check_call_id(request.call_id, context)
+        message = request.message
+        if not message.text.strip():
+            await _reject(context, "message.text is required")
+        for name, limit in MAX_MESSAGE_FIELD_CHARS.items():
+            if len(getattr(message, name)) > limit:
+                await _reject(context, f"message.{name} is longer than {limit} characters")
+        if len(request.idempotency_key) > MAX_KEY_CHARS:
+            await _reject(context, f"idempotency_key is longer than {MAX_KEY_CHARS} characters")
+        stored = StoredMessage(message.caller_name, message.callback_number, message.text, 0.0)
+        applied = await self._stored(
+            context=context,
+            name="save_message",
+            operation=self._store.save_message(request.call_id, stored, request.idempotency_key),
+        )
+        return pb.SaveMessageResponse(applied=applied)
 
     async def GetHistory(
         self,

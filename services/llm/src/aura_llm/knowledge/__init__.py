@@ -17,9 +17,19 @@ from pydantic import (
     model_validator,
 )
 
+from aura_common.text import validation_problems
+
 
 class KnowledgeBaseError(ValueError):
     """The knowledge base file is missing or malformed; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A tool an entry asks for, e.g. transfer_call to the manager's department."""
+
+    tool: str
+    arguments: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +38,7 @@ class Entry:
     questions: tuple[str, ...]
     keywords: tuple[str, ...]
     answer: str
+    action: Action | None = None
 
 
 Text = Annotated[
@@ -44,12 +55,19 @@ class _Business(BaseModel):
     description: Text = ""
 
 
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tool: Annotated[str, Field(min_length=1)]
+    arguments: dict[str, Any] = {}
+
+
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     topic: Annotated[Text, Field(min_length=1)]
     questions: list[Text] = []
     keywords: list[Text] = []
     answer: Annotated[Text, Field(min_length=1)]
+    action: _Action | None = None
 
     @model_validator(mode="after")
     def _findable(self) -> _Entry:
@@ -64,10 +82,6 @@ class _File(BaseModel):
     model_config = ConfigDict(extra="forbid")
     business: _Business
     entries: Annotated[list[_Entry], Field(min_length=1)]
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +107,19 @@ class KnowledgeBase:
         try:
             parsed = _File.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
-            )
+            problems = "; ".join(validation_problems(exc))
             raise KnowledgeBaseError(f"{source}: {problems}") from None
         return cls(
             business_name=parsed.business.name,
             description=parsed.business.description,
             entries=tuple(
-                Entry(e.topic, tuple(e.questions), tuple(e.keywords), e.answer)
+                Entry(
+                    e.topic,
+                    tuple(e.questions),
+                    tuple(e.keywords),
+                    e.answer,
+                    Action(e.action.tool, e.action.arguments) if e.action else None,
+                )
                 for e in parsed.entries
             ),
         )

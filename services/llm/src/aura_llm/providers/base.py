@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["user", "assistant"]
 
@@ -21,12 +21,50 @@ class ChatTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as the model sees it: a name, what it is for, and its arguments' JSON Schema."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for a tool. `arguments` is JSON text as the model wrote it: it is
+    validated against the tool's schema before anything runs."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    call: ToolCall
+    content: str  # JSON text handed back to the model: data, never instructions
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One earlier model round of this turn: what it said, the tools it called and what
+    they returned. Any provider can carry on from it, so failover never runs a tool twice."""
+
+    text: str
+    results: tuple[ToolResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Prompt:
     call_id: str
     assistant_name: str
     system_prompt: str  # already filled in with the assistant's name
     history: tuple[ChatTurn, ...]
     user_text: str
+    tools: tuple[ToolSpec, ...] = ()
+    steps: tuple[Step, ...] = ()
+    # False on the last round a turn allows: the model must answer in words.
+    may_call_tools: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +72,7 @@ class Completion:
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class ProviderError(Exception):
@@ -82,8 +121,13 @@ class ProviderConfigError(Exception):
     """A provider cannot start with the given settings; the message says what to set."""
 
 
+# What a provider's stream yields: text deltas, then any tool calls once each is whole.
+Delta = str | ToolCall
+
+
 class Provider(ABC):
-    """One language model behind `generate` (whole answer) and `stream` (text deltas)."""
+    """One language model behind `generate` (whole answer) and `stream` (text deltas and
+    tool calls)."""
 
     name: str
     model: str
@@ -95,9 +139,14 @@ class Provider(ABC):
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
         """The answer to `prompt.user_text`; raises ProviderError on failure."""
 
-    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[str, None]:
-        """The answer as text deltas. Providers without streaming yield it whole."""
-        yield (await self.generate(prompt, budget)).text
+    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[Delta, None]:
+        """The answer as text deltas, then its tool calls. Providers without streaming
+        yield it whole."""
+        completion = await self.generate(prompt, budget)
+        if completion.text:
+            yield completion.text
+        for call in completion.tool_calls:
+            yield call
 
     async def close(self) -> None:
         """Release HTTP clients; providers without any need not override it."""

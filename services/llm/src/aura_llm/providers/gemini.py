@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import json
+from collections.abc import AsyncGenerator, Iterator
+from typing import Any
 
 from google import genai
 from google.genai import errors, types
 
 from aura_llm.providers.base import (
     Completion,
+    Delta,
     Prompt,
     Provider,
     ProviderError,
+    ToolCall,
     status_error,
     unexpected_error,
 )
@@ -22,6 +26,40 @@ def _translate(error: Exception) -> ProviderError:
     if isinstance(error, errors.APIError):
         return status_error(error.code, error.message or error.status or "error")
     return unexpected_error(error)
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    """A call's arguments as Gemini takes them back: an object, whatever the model wrote."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _result(content: str) -> dict[str, Any]:
+    """A tool result as a functionResponse's `response` object."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        value = content
+    return value if isinstance(value, dict) else {"result": value}
+
+
+def _deltas(response: types.GenerateContentResponse, calls: int) -> Iterator[Delta]:
+    """The text and function calls of one response (or streamed chunk), thoughts left out.
+    `calls` counts the calls seen before, to name those Gemini sends without an id."""
+    candidates = response.candidates or []
+    content = candidates[0].content if candidates else None
+    for part in (content.parts or []) if content else []:
+        if part.thought:
+            continue
+        if part.text:
+            yield part.text
+        call = part.function_call
+        if call is not None and call.name:
+            calls += 1
+            yield ToolCall(call.id or f"call_{calls}", call.name, json.dumps(call.args or {}))
 
 
 class GeminiProvider(Provider):
@@ -53,14 +91,55 @@ class GeminiProvider(Provider):
                 contents[-1].parts.append(types.Part(text=text))
             else:
                 contents.append(types.Content(role=vendor_role, parts=[types.Part(text=text)]))
+        for step in prompt.steps:
+            said = [types.Part(text=step.text)] if step.text else []
+            calls = [
+                types.Part(
+                    function_call=types.FunctionCall(
+                        id=r.call.id, name=r.call.name, args=_arguments(r.call.arguments)
+                    )
+                )
+                for r in step.results
+            ]
+            contents.append(types.Content(role="model", parts=said + calls))
+            responses = [
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id=r.call.id, name=r.call.name, response=_result(r.content)
+                    )
+                )
+                for r in step.results
+            ]
+            contents.append(types.Content(role="user", parts=responses))
         config = types.GenerateContentConfig(
             system_instruction=prompt.system_prompt,
             max_output_tokens=self._max_tokens,
             # The SDK would otherwise run Python callables as tools on its own (and log that
-            # at INFO on every request); tools are the failover router's business.
+            # at INFO on every request); tools are the tool loop's business.
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
             http_options=types.HttpOptions(timeout=max(1, int(budget * 1000))),
         )
+        if prompt.tools:
+            config.tools = [
+                types.Tool(
+                    function_declarations=[
+                        types.FunctionDeclaration(
+                            name=t.name,
+                            description=t.description,
+                            parameters_json_schema=dict(t.parameters),
+                        )
+                        for t in prompt.tools
+                    ]
+                )
+            ]
+            mode = (
+                types.FunctionCallingConfigMode.AUTO
+                if prompt.may_call_tools
+                else types.FunctionCallingConfigMode.NONE
+            )
+            config.tool_config = types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(mode=mode)
+            )
         return contents, config
 
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
@@ -69,30 +148,37 @@ class GeminiProvider(Provider):
             response = await self._client.aio.models.generate_content(
                 model=self.model, contents=contents, config=config
             )
-            text = response.text
+            deltas = list(_deltas(response, 0))
         except Exception as error:
             raise _translate(error) from error
-        if not text or not text.strip():
+        text = "".join(d for d in deltas if isinstance(d, str))
+        calls = tuple(d for d in deltas if isinstance(d, ToolCall))
+        if not text.strip() and not calls:
             raise ProviderError("bad_response", "empty answer", retryable=True)
         usage = response.usage_metadata
         return Completion(
             text,
             input_tokens=(usage.prompt_token_count or 0) if usage else 0,
             output_tokens=(usage.candidates_token_count or 0) if usage else 0,
+            tool_calls=calls,
         )
 
-    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[str, None]:
+    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[Delta, None]:
         contents, config = self._request(prompt, budget)
         produced = False
+        calls = 0
         try:
             chunks = await self._client.aio.models.generate_content_stream(
                 model=self.model, contents=contents, config=config
             )
             try:
                 async for chunk in chunks:
-                    if chunk.text:
-                        produced = True
-                        yield chunk.text
+                    for delta in _deltas(chunk, calls):
+                        if isinstance(delta, ToolCall):
+                            calls += 1
+                        if delta:
+                            produced = True
+                            yield delta
             finally:
                 # Closed on the way out, also when the caller stops listening (barge-in):
                 # the SDK's generator holds the vendor's HTTP stream open until then.

@@ -3,10 +3,14 @@
 It is the embedded default, so it has to be useful on its own: it recognises greetings,
 thanks and "who are you", finds a natural phrasing of a known question by keywords (after
 light stemming, tolerating small misrecognitions) and by fuzzy similarity to the listed
-questions, and when nothing matches it says plainly what it can help with."""
+questions, and when nothing matches it says plainly what it can help with.
+
+An entry may name an action: a transfer to a department is one tool call; a message is
+taken over the next turns (name, callback number, message), then handed to `take_message`."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +19,7 @@ from rapidfuzz import fuzz
 
 from aura_common.text import normalise
 from aura_llm.knowledge import Entry, KnowledgeBase
-from aura_llm.providers.base import Completion, Prompt, Provider
+from aura_llm.providers.base import ChatTurn, Completion, Prompt, Provider, ToolCall
 
 # Words that carry no topic; question words such as "where" and "when" are kept on purpose.
 _STOPWORDS = frozenset(
@@ -37,6 +41,15 @@ _CAPABILITIES = re.compile(
 _FOLLOW_UP = re.compile(r"^(and|also|what about|how about|and what about)\b")
 _MIN_QUESTION_SIMILARITY = 0.75
 _FUZZY_KEYWORD = 85
+
+# Taking a message, one question per turn; the questions mark where the caller is.
+ASK_NAME = "May I have your name?"
+ASK_NUMBER = "Thank you. What number can we call you back on?"
+ASK_MESSAGE = "And what would you like the message to say?"
+MESSAGE_TAKEN = "Thank you, I've passed your message on. Is there anything else I can help with?"
+ACTION_FAILED = "Sorry, I couldn't do that just now. Is there anything else I can help with?"
+ACTION_UNAVAILABLE = "Sorry, I can't do that on this line."
+_CANCEL = re.compile(r"\b(never ?mind|cancel|forget it|no thanks|dont bother)\b")
 
 
 def _stem(word: str) -> str:
@@ -130,7 +143,62 @@ class LocalProvider(Provider):
         return best[1] if best else None
 
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
+        if prompt.steps:
+            return Completion(self._after_tools(prompt))
+        message = self._message_in_progress(prompt)
+        if message is not None:
+            return message
+        entry = self._entry(prompt)
+        if entry is not None and entry.action is not None:
+            return self._act(prompt, entry)
         return Completion(self.answer(prompt))
+
+    def _act(self, prompt: Prompt, entry: Entry) -> Completion:
+        assert entry.action is not None
+        offered = {t.name for t in prompt.tools} if prompt.may_call_tools else set()
+        if entry.action.tool not in offered:
+            return Completion(f"{ACTION_UNAVAILABLE} I can help with {self.topics}.")
+        if entry.action.tool == "take_message":
+            return Completion(f"{entry.answer} {ASK_NAME}")
+        arguments = json.dumps(entry.action.arguments)
+        return Completion(
+            entry.answer, tool_calls=(ToolCall("local-1", entry.action.tool, arguments),)
+        )
+
+    def _message_in_progress(self, prompt: Prompt) -> Completion | None:
+        """The next step of taking a message, when the last thing we asked was part of it."""
+        history = prompt.history
+        asked = history[-1].text if history and history[-1].role == "assistant" else ""
+        if not asked.endswith((ASK_NAME, ASK_NUMBER, ASK_MESSAGE)):
+            return None
+        if _CANCEL.search(normalise(prompt.user_text)):
+            return Completion("No problem. Is there anything else I can help with?")
+        if asked.endswith(ASK_NAME):
+            return Completion(ASK_NUMBER)
+        if asked.endswith(ASK_NUMBER):
+            return Completion(ASK_MESSAGE)
+        name, number = _answer_to(history, ASK_NAME), _answer_to(history, ASK_NUMBER)
+        arguments = {"caller_name": name, "callback_number": number, "message": prompt.user_text}
+        call = ToolCall("local-1", "take_message", json.dumps(arguments))
+        return Completion("", tool_calls=(call,))
+
+    def _after_tools(self, prompt: Prompt) -> str:
+        results = prompt.steps[-1].results
+        if any(_failed(r.content) for r in results):
+            return ACTION_FAILED
+        if any(r.call.name == "take_message" for r in results):
+            return MESSAGE_TAKEN
+        return "Done. Is there anything else I can help with?"
+
+    def _entry(self, prompt: Prompt) -> Entry | None:
+        text = normalise(prompt.user_text)
+        if _IDENTITY.search(text):
+            return None
+        entry = self.match(text)
+        if entry is None and _FOLLOW_UP.match(text):
+            previous = next((t.text for t in reversed(prompt.history) if t.role == "user"), "")
+            entry = self.match(f"{previous} {text}") if previous else None
+        return entry
 
     def answer(self, prompt: Prompt) -> str:
         name = prompt.assistant_name or self.assistant_name
@@ -142,10 +210,7 @@ class LocalProvider(Provider):
                 f"I'm {name}, the automated assistant for {business}. "
                 f"I can answer questions about {self.topics}."
             )
-        entry = self.match(text)
-        if entry is None and _FOLLOW_UP.match(text):
-            previous = next((t.text for t in reversed(prompt.history) if t.role == "user"), "")
-            entry = self.match(f"{previous} {text}") if previous else None
+        entry = self._entry(prompt)
         if entry is not None:
             return entry.answer
         if _CAPABILITIES.search(text):
@@ -158,3 +223,21 @@ class LocalProvider(Provider):
             "I'm sorry, I don't have an answer to that. "
             f"I can help with {self.topics}. Which of those would you like to know about?"
         )
+
+
+def _answer_to(history: tuple[ChatTurn, ...], question: str) -> str:
+    """What the caller said right after the last time we asked `question`."""
+    for index in range(len(history) - 2, -1, -1):
+        turn = history[index]
+        if turn.role == "assistant" and turn.text.endswith(question):
+            reply = history[index + 1]
+            return reply.text if reply.role == "user" else ""
+    return ""
+
+
+def _failed(content: str) -> bool:
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and "error" in value

@@ -10,15 +10,17 @@ import openai
 
 from aura_llm.providers.base import (
     Completion,
+    Delta,
     Prompt,
     Provider,
     ProviderError,
+    ToolCall,
     status_error,
     unexpected_error,
 )
 
 if TYPE_CHECKING:
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 
 def _retry_after(error: openai.APIStatusError) -> float | None:
@@ -62,48 +64,104 @@ class OpenAIProvider(Provider):
             else:
                 messages.append({"role": "assistant", "content": turn.text})
         messages.append({"role": "user", "content": prompt.user_text})
+        for step in prompt.steps:
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": step.text or None,
+                    "tool_calls": [
+                        {
+                            "id": r.call.id,
+                            "type": "function",
+                            "function": {"name": r.call.name, "arguments": r.call.arguments},
+                        }
+                        for r in step.results
+                    ],
+                }
+            )
+            for result in step.results:
+                messages.append(
+                    {"role": "tool", "tool_call_id": result.call.id, "content": result.content}
+                )
         return messages
+
+    def _request(self, prompt: Prompt, budget: float) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": self._messages(prompt),
+            "max_tokens": self._max_tokens,
+            "timeout": budget,
+        }
+        if prompt.tools:
+            tools: list[ChatCompletionToolParam] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": dict(t.parameters),
+                    },
+                }
+                for t in prompt.tools
+            ]
+            request["tools"] = tools
+            request["tool_choice"] = "auto" if prompt.may_call_tools else "none"
+        return request
 
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
         try:
-            response = await self._client.chat.completions.create(
-                model=self.model,
-                messages=self._messages(prompt),
-                max_tokens=self._max_tokens,
-                timeout=budget,
-            )
-            text = response.choices[0].message.content if response.choices else None
+            response = await self._client.chat.completions.create(**self._request(prompt, budget))
+            message = response.choices[0].message if response.choices else None
         except Exception as error:
             raise _translate(error) from error
-        if not text or not text.strip():
+        text = (message.content or "") if message else ""
+        calls = tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments or "{}")
+            for c in ((message.tool_calls or []) if message else [])
+            if c.type == "function"
+        )
+        if not text.strip() and not calls:
             raise ProviderError("bad_response", "empty answer", retryable=True)
         usage = response.usage
         return Completion(
             text,
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
+            tool_calls=calls,
         )
 
-    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[str, None]:
+    async def stream(self, prompt: Prompt, budget: float) -> AsyncGenerator[Delta, None]:
         produced = False
+        # Tool calls arrive in pieces keyed by index: the id and name first, then the
+        # arguments' JSON a few characters at a time.
+        calls: dict[int, list[str]] = {}
         try:
             chunks: Any = await self._client.chat.completions.create(
-                model=self.model,
-                messages=self._messages(prompt),
-                max_tokens=self._max_tokens,
-                timeout=budget,
-                stream=True,
+                **self._request(prompt, budget), stream=True
             )
             # Closed on the way out, also when the caller stops listening (barge-in): the
             # vendor sees the connection go and stops generating tokens nobody hears.
             async with chunks:
                 async for chunk in chunks:
-                    delta = chunk.choices[0].delta.content if chunk.choices else None
-                    if delta:
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    if delta.content:
                         produced = True
-                        yield delta
+                        yield delta.content
+                    for part in delta.tool_calls or []:
+                        call = calls.setdefault(part.index, ["", "", ""])
+                        call[0] = part.id or call[0]
+                        if part.function is not None:
+                            call[1] += part.function.name or ""
+                            call[2] += part.function.arguments or ""
         except Exception as error:
             raise _translate(error) from error
+        for index, (call_id, name, arguments) in sorted(calls.items()):
+            if not name:
+                raise ProviderError("bad_response", "a tool call without a name", retryable=True)
+            produced = True
+            yield ToolCall(call_id or f"call_{index}", name, arguments or "{}")
         if not produced:
             raise ProviderError("bad_response", "empty answer", retryable=True)
 

@@ -30,6 +30,16 @@ class StoredTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message a caller left for the business."""
+
+    caller_name: str
+    callback_number: str
+    text: str
+    created_at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     applied: bool  # False when the idempotency key had been seen
     turn_count: int
@@ -52,6 +62,7 @@ class CallRecord:
     ended_at: float | None = None
     status: str = ""
     turns: tuple[StoredTurn, ...] = field(default=())
+    messages: tuple[StoredMessage, ...] = field(default=())
 
 
 class StoreUnavailableError(Exception):
@@ -68,6 +79,12 @@ class ConversationStore(ABC):
     async def append(
         self, call_id: str, turns: Sequence[NewTurn], idempotency_key: str = ""
     ) -> AppendResult: ...
+
+    @abstractmethod
+    async def save_message(
+        self, call_id: str, message: StoredMessage, idempotency_key: str = ""
+    ) -> bool:
+        """Keep a message with the call's transcript; False when the key had been seen."""
 
     @abstractmethod
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:

@@ -19,6 +19,7 @@ from aura_memory.stores.base import (
     Claim,
     ConversationStore,
     NewTurn,
+    StoredMessage,
     StoredTurn,
 )
 
@@ -108,17 +109,34 @@ class InMemoryStore(ConversationStore):
     ) -> AppendResult:
         now = self._clock()
         call = self._get_or_open(call_id, now)
-        if idempotency_key:
-            if idempotency_key in call.seen_keys:
-                return AppendResult(applied=False, turn_count=len(call.turns))
-            call.seen_keys[idempotency_key] = None
-            if len(call.seen_keys) > self._keys_per_call:
-                call.seen_keys.popitem(last=False)
+        if idempotency_key and not self._first_use(call, idempotency_key):
+            return AppendResult(applied=False, turn_count=len(call.turns))
         stored = [StoredTurn.new(turn, now) for turn in turns]
         call.turns.extend(stored)
         call.transcript.extend(stored)
         call.last_write = now
         return AppendResult(applied=True, turn_count=len(call.turns))
+
+    async def save_message(
+        self, call_id: str, message: StoredMessage, idempotency_key: str = ""
+    ) -> bool:
+        now = self._clock()
+        call = self._get_or_open(call_id, now)
+        if idempotency_key and not self._first_use(call, f"message:{idempotency_key}"):
+            return False
+        stored = replace(message, created_at=now)
+        call.record = replace(call.record, messages=(*call.record.messages, stored))
+        call.last_write = now
+        return True
+
+    def _first_use(self, call: _Call, key: str) -> bool:
+        """Remember `key` for the call; False when it had been seen."""
+        if key in call.seen_keys:
+            return False
+        call.seen_keys[key] = None
+        if len(call.seen_keys) > self._keys_per_call:
+            call.seen_keys.popitem(last=False)
+        return True
 
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:
         call = self._live(call_id, self._clock())

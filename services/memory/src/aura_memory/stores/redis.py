@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
@@ -28,13 +29,14 @@ from aura_memory.stores.base import (
     ConversationStore,
     NewTurn,
     Role,
+    StoredMessage,
     StoredTurn,
     StoreUnavailableError,
 )
 
 T = TypeVar("T")
 
-# KEYS: history, transcript, append marker, meta.
+# KEYS: history, transcript, append marker, meta, messages.
 # ARGV: max_turns, ttl, max_transcript, use_marker, turn json...
 _APPEND = """
 if ARGV[4] == '1' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2]) then
@@ -46,22 +48,31 @@ for i = 5, #ARGV do
 end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-for i = 1, 4 do
+for i = 1, 5 do
   if i ~= 3 then redis.call('EXPIRE', KEYS[i], ARGV[2]) end
 end
 return {1, redis.call('LLEN', KEYS[1])}
 """
 
-# KEYS: history, transcript, meta. ARGV: status, ended_at, retention.
+# KEYS: messages, save marker. ARGV: ttl, use_marker, message json.
+_SAVE_MESSAGE = """
+if ARGV[2] == '1' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+redis.call('RPUSH', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: history, transcript, meta, messages. ARGV: status, ended_at, retention.
 # Ends a call once: a retried status callback, or two replicas sweeping the same expired
 # call, find it already ended.
 _END = """
-local known = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3])
+local known = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 if known == 0 or redis.call('HEXISTS', KEYS[3], 'ended_at') == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[3], 'status', ARGV[1], 'ended_at', ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return 1
 """
 
@@ -90,6 +101,21 @@ def _decode(raw: bytes | str) -> StoredTurn:
     item = json.loads(raw)
     role: Role = "assistant" if item["r"] == "assistant" else "user"
     return StoredTurn(role, item["t"], float(item["at"]), bool(item.get("i")))
+
+
+def _encode_message(message: StoredMessage) -> str:
+    item = {
+        "n": message.caller_name,
+        "c": message.callback_number,
+        "t": message.text,
+        "at": message.created_at,
+    }
+    return json.dumps(item, separators=(",", ":"))
+
+
+def _decode_message(raw: bytes | str) -> StoredMessage:
+    item = json.loads(raw)
+    return StoredMessage(item["n"], item["c"], item["t"], float(item["at"]))
 
 
 class RedisStore(ConversationStore):
@@ -124,6 +150,7 @@ class RedisStore(ConversationStore):
         )
         self._append = self._redis.register_script(_APPEND)
         self._end = self._redis.register_script(_END)
+        self._save_message = self._redis.register_script(_SAVE_MESSAGE)
         self._increment = self._redis.register_script(_INCREMENT)
 
     def _key(self, call_id: str, part: str) -> str:
@@ -148,6 +175,7 @@ class RedisStore(ConversationStore):
             self._key(call_id, "transcript"),
             self._key(call_id, f"append:{idempotency_key}"),
             self._key(call_id, "meta"),
+            self._key(call_id, "messages"),
         ]
         args: list[Any] = [
             self._max_turns,
@@ -163,6 +191,22 @@ class RedisStore(ConversationStore):
             results = await self._run(pipe.execute())
         applied, count = results[0]
         return AppendResult(applied=bool(applied), turn_count=int(count))
+
+    async def save_message(
+        self, call_id: str, message: StoredMessage, idempotency_key: str = ""
+    ) -> bool:
+        now = self._clock()
+        keys = [self._key(call_id, "messages"), self._key(call_id, f"message:{idempotency_key}")]
+        args: list[Any] = [
+            self._keys_ttl,
+            "1" if idempotency_key else "0",
+            _encode_message(replace(message, created_at=now)),
+        ]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._save_message(keys=keys, args=args, client=pipe)
+            pipe.zadd(self._live_key, {call_id: now})
+            results = await self._run(pipe.execute())
+        return bool(results[0])
 
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:
         start = -limit if limit else 0
@@ -182,6 +226,7 @@ class RedisStore(ConversationStore):
             self._key(call_id, "history"),
             self._key(call_id, "transcript"),
             self._key(call_id, "meta"),
+            self._key(call_id, "messages"),
         ]
         ended = await self._run(self._end(keys=keys, args=[status, ended_at, self._retention]))
         await self._run(self._redis.zrem(self._live_key, call_id))
@@ -211,8 +256,9 @@ class RedisStore(ConversationStore):
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self._key(call_id, "meta"))
             pipe.lrange(self._key(call_id, "transcript"), 0, -1)
-            meta, raw = await self._run(pipe.execute())
-        if not meta and not raw:
+            pipe.lrange(self._key(call_id, "messages"), 0, -1)
+            meta, raw, messages = await self._run(pipe.execute())
+        if not meta and not raw and not messages:
             return None
         fields = {k.decode(): v.decode() for k, v in meta.items()}
         return CallRecord(
@@ -223,6 +269,7 @@ class RedisStore(ConversationStore):
             ended_at=float(fields["ended_at"]) if "ended_at" in fields else None,
             status=fields.get("status", ""),
             turns=tuple(_decode(item) for item in raw),
+            messages=tuple(_decode_message(item) for item in messages),
         )
 
     def _claim_key(self, call_id: str, key: str) -> str:

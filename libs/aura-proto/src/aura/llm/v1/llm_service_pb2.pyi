@@ -176,6 +176,7 @@ class GenerateResponse(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     FAILOVER_FIELD_NUMBER: _builtins.int
     FAILURES_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """text is the answer, cleaned for speech."""
     provider: _builtins.str
@@ -188,6 +189,10 @@ class GenerateResponse(_message.Message):
     def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderFailure]:
         """failures lists the attempts that failed before the answer, in order."""
 
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallAction]:
+        """actions lists what the call should do once the answer is spoken, in order."""
+
     def __init__(
         self,
         *,
@@ -196,10 +201,11 @@ class GenerateResponse(_message.Message):
         model: _builtins.str = ...,
         failover: _builtins.bool = ...,
         failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
+        actions: _abc.Iterable[Global___CallAction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -254,6 +260,8 @@ class GenerateStreamResponse(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     FAILOVER_FIELD_NUMBER: _builtins.int
     FAILURES_FIELD_NUMBER: _builtins.int
+    TOOL_RUNNING_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """text is one or more whole sentences, cleaned for speech."""
     provider: _builtins.str
@@ -262,9 +270,19 @@ class GenerateStreamResponse(_message.Message):
     """model names the model producing the answer."""
     failover: _builtins.bool
     """failover is true when the answer comes from a fallback provider."""
+    tool_running: _builtins.str
+    """tool_running names a tool that has started; the caller may hear a filler meanwhile.
+    Such a response carries no text.
+    """
     @_builtins.property
     def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderFailure]:
         """failures lists the attempts that failed before this answer; sent with the first piece."""
+
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallAction]:
+        """actions lists call actions as soon as a tool has produced them; a response carrying
+        them may have no text. Carry them out once the answer is spoken.
+        """
 
     def __init__(
         self,
@@ -274,11 +292,128 @@ class GenerateStreamResponse(_message.Message):
         model: _builtins.str = ...,
         failover: _builtins.bool = ...,
         failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
+        tool_running: _builtins.str = ...,
+        actions: _abc.Iterable[Global___CallAction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text", "tool_running", b"tool_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerateStreamResponse: _TypeAlias = GenerateStreamResponse  # noqa: Y015
+
+@_typing.final
+class CallAction(_message.Message):
+    """CallAction is something the call should do, decided by a built-in tool. Its values come
+    from the operator's configuration, never from what the caller said.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_CALL_FIELD_NUMBER: _builtins.int
+    END_CALL_FIELD_NUMBER: _builtins.int
+    TAKE_MESSAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfer_call(self) -> Global___TransferCall:
+        """transfer_call puts the caller through to a person."""
+
+    @_builtins.property
+    def end_call(self) -> Global___EndCall:
+        """end_call ends the call once the answer is spoken."""
+
+    @_builtins.property
+    def take_message(self) -> Global___TakeMessage:
+        """take_message records a message for the business."""
+
+    def __init__(
+        self,
+        *,
+        transfer_call: Global___TransferCall | None = ...,
+        end_call: Global___EndCall | None = ...,
+        take_message: Global___TakeMessage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "end_call", b"end_call", "take_message", b"take_message", "transfer_call", b"transfer_call"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "end_call", b"end_call", "take_message", b"take_message", "transfer_call", b"transfer_call"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["transfer_call", "end_call", "take_message"]  # noqa: Y015
+    _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
+
+Global___CallAction: _TypeAlias = CallAction  # noqa: Y015
+
+@_typing.final
+class TransferCall(_message.Message):
+    """TransferCall puts the caller through to a person."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    department: _builtins.str
+    """department names the department chosen from the operator's list; empty for the default."""
+    number: _builtins.str
+    """number is the department's number from the operator's list; empty means the
+    deployment's TRANSFER_NUMBER.
+    """
+    def __init__(
+        self,
+        *,
+        department: _builtins.str = ...,
+        number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "number", b"number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferCall: _TypeAlias = TransferCall  # noqa: Y015
+
+@_typing.final
+class EndCall(_message.Message):
+    """EndCall ends the call politely once the caller is done."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndCall: _TypeAlias = EndCall  # noqa: Y015
+
+@_typing.final
+class TakeMessage(_message.Message):
+    """TakeMessage is a message the caller left for the business."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_NAME_FIELD_NUMBER: _builtins.int
+    CALLBACK_NUMBER_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    caller_name: _builtins.str
+    """caller_name is the name the caller gave."""
+    callback_number: _builtins.str
+    """callback_number is the number the caller asked to be called back on."""
+    message: _builtins.str
+    """message is what the caller wants passed on."""
+    def __init__(
+        self,
+        *,
+        caller_name: _builtins.str = ...,
+        callback_number: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_number", b"callback_number", "caller_name", b"caller_name", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TakeMessage: _TypeAlias = TakeMessage  # noqa: Y015

@@ -544,6 +544,7 @@ class Transcript(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     TURNS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     caller: _builtins.str
@@ -564,6 +565,10 @@ class Transcript(_message.Message):
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
         """turns are every turn of the call, oldest first."""
 
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallerMessage]:
+        """messages are the messages the caller left, oldest first."""
+
     def __init__(
         self,
         *,
@@ -574,14 +579,105 @@ class Transcript(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         status: _builtins.str = ...,
         turns: _abc.Iterable[Global___Turn] | None = ...,
+        messages: _abc.Iterable[Global___CallerMessage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "end_time", b"end_time", "start_time", b"start_time", "status", b"status", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "end_time", b"end_time", "messages", b"messages", "start_time", b"start_time", "status", b"status", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Transcript: _TypeAlias = Transcript  # noqa: Y015
+
+@_typing.final
+class CallerMessage(_message.Message):
+    """CallerMessage is a message a caller left for the business."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_NAME_FIELD_NUMBER: _builtins.int
+    CALLBACK_NUMBER_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    caller_name: _builtins.str
+    """caller_name is the name the caller gave."""
+    callback_number: _builtins.str
+    """callback_number is the number the caller asked to be called back on."""
+    text: _builtins.str
+    """text is the message."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """create_time is when the memory service stored it; ignored on save."""
+
+    def __init__(
+        self,
+        *,
+        caller_name: _builtins.str = ...,
+        callback_number: _builtins.str = ...,
+        text: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_number", b"callback_number", "caller_name", b"caller_name", "create_time", b"create_time", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallerMessage: _TypeAlias = CallerMessage  # noqa: Y015
+
+@_typing.final
+class SaveMessageRequest(_message.Message):
+    """SaveMessageRequest keeps one message with a call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call."""
+    idempotency_key: _builtins.str
+    """idempotency_key, when not empty, makes the save happen at most once."""
+    @_builtins.property
+    def message(self) -> Global___CallerMessage:
+        """message is what the caller left."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        message: Global___CallerMessage | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "idempotency_key", b"idempotency_key", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveMessageRequest: _TypeAlias = SaveMessageRequest  # noqa: Y015
+
+@_typing.final
+class SaveMessageResponse(_message.Message):
+    """SaveMessageResponse reports the outcome of a save."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """applied is false when the idempotency key had been seen before."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveMessageResponse: _TypeAlias = SaveMessageResponse  # noqa: Y015
 
 @_typing.final
 class GetTranscriptResponse(_message.Message):

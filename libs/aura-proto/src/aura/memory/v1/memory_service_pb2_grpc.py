@@ -75,6 +75,11 @@ class MemoryServiceStub:
                 request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterRequest.SerializeToString,
                 response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterResponse.FromString,
                 _registered_method=True)
+        self.SaveMessage = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/SaveMessage',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -141,6 +146,14 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveMessage(self, request, context):
+        """SaveMessage keeps a message the caller left, with the call's transcript. A repeated
+        idempotency key saves nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +196,11 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.IncrementCounter,
                     request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterRequest.FromString,
                     response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterResponse.SerializeToString,
+            ),
+            'SaveMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveMessage,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -402,6 +420,33 @@ class MemoryService:
             '/aura.memory.v1.MemoryService/IncrementCounter',
             aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterRequest.SerializeToString,
             aura_dot_memory_dot_v1_dot_memory__service__pb2.IncrementCounterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/SaveMessage',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,10 @@ class MemoryServiceStub:
     """IncrementCounter adds one to a counter in a fixed time window and returns its value;
     shared by all telephony replicas, e.g. for calls per caller per hour.
     """
+    SaveMessage: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.SaveMessageRequest, _memory_service_pb2.SaveMessageResponse]
+    """SaveMessage keeps a message the caller left, with the call's transcript. A repeated
+    idempotency key saves nothing.
+    """
 
 @_typing.type_check_only
 class MemoryServiceAsyncStub(MemoryServiceStub):
@@ -86,6 +90,10 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     IncrementCounter: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.IncrementCounterRequest, _memory_service_pb2.IncrementCounterResponse]  # type: ignore[assignment]
     """IncrementCounter adds one to a counter in a fixed time window and returns its value;
     shared by all telephony replicas, e.g. for calls per caller per hour.
+    """
+    SaveMessage: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.SaveMessageRequest, _memory_service_pb2.SaveMessageResponse]  # type: ignore[assignment]
+    """SaveMessage keeps a message the caller left, with the call's transcript. A repeated
+    idempotency key saves nothing.
     """
 
 class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -161,6 +169,16 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_memory_service_pb2.IncrementCounterResponse, _abc.Awaitable[_memory_service_pb2.IncrementCounterResponse]]:
         """IncrementCounter adds one to a counter in a fixed time window and returns its value;
         shared by all telephony replicas, e.g. for calls per caller per hour.
+        """
+
+    @_abc_1.abstractmethod
+    def SaveMessage(
+        self,
+        request: _memory_service_pb2.SaveMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.SaveMessageResponse, _abc.Awaitable[_memory_service_pb2.SaveMessageResponse]]:
+        """SaveMessage keeps a message the caller left, with the call's transcript. A repeated
+        idempotency key saves nothing.
         """
 
 def add_MemoryServiceServicer_to_server(servicer: MemoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
