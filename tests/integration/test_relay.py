@@ -72,14 +72,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_model: FakeOpenAI) -> I
         yield stack
 
 
-def history(stack: Stack, call_sid: str) -> list[tuple[str, str, bool]]:
-    """The call's transcript (live or ended): role, text and whether it was cut short."""
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Relay mode on the local provider and the sample's tools, as `make run` would be."""
+    workdir = tmp_path_factory.mktemp("relay-local")
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "VOICE_MODE": "relay", "RELAY_IDLE_SECONDS": "1"}
+    stack = Stack(env=env, log_dir=workdir, cwd=workdir)
+    with stack.running():
+        yield stack
+
+
+def transcript(stack: Stack, call_sid: str) -> memory_pb.Transcript:
     with grpc.insecure_channel(stack.memory_address) as channel:
         reply = memory_grpc.MemoryServiceStub(channel).GetTranscript(
             memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5
         )
+    return reply.transcript
+
+
+def history(stack: Stack, call_sid: str) -> list[tuple[str, str, bool]]:
+    """The call's transcript (live or ended): role, text and whether it was cut short."""
     roles = {memory_pb.ROLE_USER: "user", memory_pb.ROLE_ASSISTANT: "assistant"}
-    return [(roles[t.role], t.text, t.interrupted) for t in reply.transcript.turns]
+    turns = transcript(stack, call_sid).turns
+    return [(roles[t.role], t.text, t.interrupted) for t in turns]
 
 
 def relay_url(stack: Stack, call_sid: str) -> str:
@@ -95,17 +110,19 @@ def relay_url(stack: Stack, call_sid: str) -> str:
     return f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
 
 
-def test_the_sample_script_over_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
-    fake_model.default = Reply("We are open Saturday from 8 to 4.")
+def test_the_sample_script_over_relay(local_stack: Stack) -> None:
     numbers, steps = load_script(SCRIPTS / "bakery-relay.yaml")
-    call = Call(stack.base_url, TOKEN, caller=numbers["from"], callee=numbers["to"])
-    run_script(call, steps)
-    stored = history(stack, call.call_sid)
+    call = Call(local_stack.base_url, TOKEN, caller=numbers["from"], callee=numbers["to"])
+    run_script(call, steps)  # it ends put through to the manager's number
+    stored = history(local_stack, call.call_sid)
     assert stored[0][0] == "assistant"  # the welcome
     # The interrupted answer is stored as heard, and marked so.
     interrupted = [turn for turn in stored if turn[2]]
     assert len(interrupted) == 1
-    assert stored[-2:] == [("user", "ok thanks, bye", False), ("assistant", twiml.FAREWELL, False)]
+    assert stored[-1] == ("assistant", "Of course. Let me put you through to our manager.", False)
+    [message] = transcript(local_stack, call.call_sid).messages
+    assert (message.caller_name, message.callback_number) == ("Jo Baker", "555 0100")
+    assert message.text == "Please call me about a birthday cake for Saturday."
 
 
 def test_barge_in_closes_the_vendor_stream_and_keeps_what_was_heard(
@@ -261,10 +278,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def test_aura_call_relay_plays_the_script(stack: Stack, fake_model: FakeOpenAI) -> None:
-    fake_model.default = Reply("We are open Saturday from 8 to 4.")
+def test_aura_call_relay_plays_the_script(local_stack: Stack) -> None:
     script = str(SCRIPTS / "bakery-relay.yaml")
-    args = ["--url", stack.base_url, "--token", TOKEN, "--relay", "--quiet", "--script", script]
+    url = local_stack.base_url
+    args = ["--url", url, "--token", TOKEN, "--relay", "--quiet", "--script", script]
     assert main(args) == 0
 
 

@@ -56,7 +56,16 @@ class Cut:
     chunks: tuple[str, ...]
 
 
-Behaviour = Reply | Fail | Hang | Malformed | Cut
+@dataclass(frozen=True)
+class CallTools:
+    """The model says `text` (if any), then calls tools: (name, arguments) pairs. Streamed,
+    the arguments arrive in pieces, as the vendors send them."""
+
+    calls: tuple[tuple[str, dict[str, Any]], ...]
+    text: str = ""
+
+
+Behaviour = Reply | Fail | Hang | Malformed | Cut | CallTools
 
 
 @dataclass
@@ -135,6 +144,10 @@ class FakeVendor:
         """One streamed piece of an answer, in the vendor's JSON."""
         raise NotImplementedError
 
+    def _tool_calls(self, body: dict[str, Any], tools: CallTools, streaming: bool) -> Any:
+        """Tool calls in the vendor's JSON: a whole answer, or the list of streamed events."""
+        raise NotImplementedError
+
     async def _answer(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any], *, streaming: bool
     ) -> web.StreamResponse:
@@ -152,6 +165,11 @@ class FakeVendor:
             case Cut(chunks):
                 events = [self._piece(body, c, final=False) for c in chunks]
                 return await self._sse(request, events, cut=True, done=None)
+            case CallTools():
+                if not streaming:
+                    return web.json_response(self._tool_calls(body, behaviour, streaming=False))
+                events = self._tool_calls(body, behaviour, streaming=True)
+                return await self._sse(request, events, cut=False, done=self.done)
             case Reply():
                 await asyncio.sleep(behaviour.delay)
                 if not streaming:
@@ -236,6 +254,39 @@ class FakeOpenAI(FakeVendor):
             "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
         }
 
+    def _tool_calls(self, body: dict[str, Any], tools: CallTools, streaming: bool) -> Any:
+        calls: list[dict[str, Any]] = [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for i, (name, arguments) in enumerate(tools.calls)
+        ]
+        if not streaming:
+            answer = self._whole(body, tools.text)
+            choice = answer["choices"][0]
+            choice["message"] = {"role": "assistant", "content": tools.text or None}
+            choice["message"]["tool_calls"] = calls
+            choice["finish_reason"] = "tool_calls"
+            return answer
+        events = [self._piece(body, tools.text, final=False)] if tools.text else []
+        for index, call in enumerate(calls):
+            # The id and name first, then the arguments' JSON in two halves.
+            function = call["function"]
+            head: dict[str, Any] = {"index": index, "id": call["id"], "type": "function"}
+            head["function"] = {"name": function["name"], "arguments": ""}
+            arguments = function["arguments"]
+            halves = (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :])
+            deltas = [head] + [{"index": index, "function": {"arguments": h}} for h in halves]
+            for delta in deltas:
+                event = self._piece(body, "", final=False)
+                event["choices"][0]["delta"] = {"tool_calls": [delta]}
+                events.append(event)
+        last = self._piece(body, "", final=True)
+        last["choices"][0].update(delta={}, finish_reason="tool_calls")
+        return [*events, last]
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._next(request)
         return await self._answer(request, behaviour, body, streaming=bool(body.get("stream")))
@@ -266,6 +317,21 @@ class FakeGemini(FakeVendor):
             },
             "modelVersion": "fake",
         }
+
+    def _tool_calls(self, body: dict[str, Any], tools: CallTools, streaming: bool) -> Any:
+        calls = [
+            {"functionCall": {"id": f"fc_{i}", "name": name, "args": arguments}}
+            for i, (name, arguments) in enumerate(tools.calls)
+        ]
+        said = [{"text": tools.text}] if tools.text else []
+        if not streaming:
+            answer = self._whole(body, "")
+            answer["candidates"][0]["content"]["parts"] = said + calls
+            return answer
+        events = [self._piece(body, tools.text, final=False)] if tools.text else []
+        last = self._piece(body, "", final=True)
+        last["candidates"][0]["content"]["parts"] = calls
+        return [*events, last]
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         behaviour, body = await self._next(request)

@@ -53,6 +53,8 @@ class _Step(BaseModel):
     hear: Words = ""
     hear_regex: str = ""
     hangup: bool = False
+    # The call ends by being put through to this number.
+    transfer_to: Words = ""
     # Relay: speak, then interrupt the answer after this many tokens (`hear` checks what
     # was heard of it).
     interrupt_after: int = Field(default=0, ge=0)
@@ -77,6 +79,11 @@ class Step:
     hear: str = ""
     hear_regex: str = ""
     hangup: bool = False
+    transfer_to: str = ""
+
+    @property
+    def ends_call(self) -> bool:
+        return self.hangup or bool(self.transfer_to)
 
     @classmethod
     def of(cls, raw: _Step) -> Step:
@@ -87,7 +94,7 @@ class Step:
             action = Input("digits", raw.press)
         elif raw.silence:
             action = Input("silence")
-        return cls(action, raw.hear, raw.hear_regex, raw.hangup)
+        return cls(action, raw.hear, raw.hear_regex, raw.hangup, raw.transfer_to)
 
     def check(self, index: int, turn: Turn) -> None:
         heard = " ".join(turn.heard)
@@ -95,6 +102,9 @@ class Step:
             raise ScriptError(f"step {index}: expected to hear {self.hear!r}, heard {heard!r}")
         if self.hear_regex and not re.search(self.hear_regex, heard, re.IGNORECASE):
             raise ScriptError(f"step {index}: expected /{self.hear_regex}/, heard {heard!r}")
+        if self.transfer_to and turn.dialed != self.transfer_to:
+            dialed = turn.dialed or "nobody"
+            raise ScriptError(f"step {index}: expected a transfer to {self.transfer_to}, {dialed}")
 
 
 def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
@@ -123,7 +133,7 @@ def run_script(call: Call, steps: list[Step]) -> None:
     def answer(turn: Turn) -> Input:
         nonlocal position
         steps[position].check(position, turn)
-        if steps[position].hangup:
+        if steps[position].ends_call:
             raise ScriptError(f"step {position}: expected the call to end, it went on")
         position += 1
         if position >= len(steps):

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from aura_common.actions import CallAction
 from aura_llm.failover import (
     FailoverRouter,
     Failure,
@@ -20,7 +21,7 @@ from aura_llm.failover import (
     StreamInterruptedError,
 )
 from aura_llm.providers.base import Prompt, Step, ToolCall, ToolResult
-from aura_llm.tools import Action, Toolbox
+from aura_llm.tools import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class TurnAnswer:
     model: str
     failover: bool
     failures: tuple[Failure, ...]
-    actions: tuple[Action, ...]
+    actions: tuple[CallAction, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class Assistant:
 
     async def _run(
         self, call_id: str, calls: list[ToolCall], deadline: float
-    ) -> tuple[list[ToolResult], list[Action], bool]:
+    ) -> tuple[list[ToolResult], list[CallAction], bool]:
         """Run the round's calls in order: the results, the actions, and whether the turn
         ends here (a transfer or a hang-up was decided)."""
         results, actions, ends = [], [], False
@@ -85,7 +86,7 @@ class Assistant:
         prompt = self._with_tools(prompt)
         steps: list[Step] = []
         texts: list[str] = []
-        actions: list[Action] = []
+        actions: list[CallAction] = []
         failures: list[Failure] = []
         failover, provider, model = False, "", ""
         while True:
@@ -118,9 +119,9 @@ class Assistant:
 
     async def stream(
         self, prompt: Prompt, deadline: float
-    ) -> AsyncIterator[Piece | ToolRunning | Action]:
+    ) -> AsyncIterator[Piece | ToolRunning | CallAction]:
         """Pieces of the answer as they come, a ToolRunning while tools work, and each
-        Action as soon as a tool has decided it."""
+        CallAction as soon as a tool has decided it."""
         prompt = self._with_tools(prompt)
         steps: list[Step] = []
         produced = False

@@ -16,7 +16,7 @@ from aura_common.metrics import LATENCY_BUCKETS
 from aura_llm.providers.base import Completion, Provider
 
 if TYPE_CHECKING:
-    from aura_llm.tools.toolbox import Action
+    from aura_common.actions import CallAction
 
 ATTEMPTS = Counter(
     "aura_llm_attempts",
@@ -99,7 +99,7 @@ ACTIONS = Counter(
 )
 
 
-def tool_called(tool: str, outcome: str, seconds: float, action: Action | None) -> None:
+def tool_called(tool: str, outcome: str, seconds: float, action: CallAction | None) -> None:
     TOOL_CALLS.labels(tool, outcome).inc()
     TOOL_SECONDS.labels(tool).observe(seconds)
     if action is not None:

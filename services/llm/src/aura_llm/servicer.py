@@ -12,12 +12,12 @@ import grpc
 
 from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from aura_common.actions import CallAction
 from aura_llm.assistant import Assistant, ToolRunning
 from aura_llm.config import Settings
 from aura_llm.failover import Failure, NoAnswerError, StreamInterruptedError
 from aura_llm.providers import ChatTurn, Prompt
 from aura_llm.providers.base import Role
-from aura_llm.tools import Action
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _failures(failures: tuple[Failure, ...]) -> list[pb.ProviderFailure]:
     ]
 
 
-def _action(action: Action) -> pb.CallAction:
+def _action(action: CallAction) -> pb.CallAction:
     if action.kind == "transfer_call":
         transfer = pb.TransferCall(department=action.department, number=action.number)
         return pb.CallAction(transfer_call=transfer)
@@ -124,7 +124,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             async for item in self._assistant.stream(prompt, self._deadline(context)):
                 if isinstance(item, ToolRunning):
                     yield pb.GenerateStreamResponse(tool_running=", ".join(item.names))
-                elif isinstance(item, Action):
+                elif isinstance(item, CallAction):
                     yield pb.GenerateStreamResponse(actions=[_action(item)])
                 else:
                     yield pb.GenerateStreamResponse(

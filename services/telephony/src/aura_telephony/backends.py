@@ -18,6 +18,7 @@ from aura.llm.v1 import llm_service_pb2 as llm_pb
 from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
+from aura_common.actions import CallAction
 from aura_common.metrics import ClientMetrics
 from aura_common.tracing import tracing_enabled
 from aura_telephony.budget import TurnBudget
@@ -47,6 +48,16 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class Message:
+    """A message the caller left for the business."""
+
+    caller_name: str
+    callback_number: str
+    text: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     call_sid: str
     caller: str  # masked
@@ -55,6 +66,7 @@ class Transcript:
     ended_at: datetime | None
     status: str
     turns: tuple[Turn, ...]
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +78,44 @@ class Sentence:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolRunning:
+    """The model called tools; nothing will be said until they are done."""
+
+    names: str
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
-    """The model's answer, and which provider gave it after which failures."""
+    """The model's answer, which provider gave it after which failures, and what the call
+    should do once it is spoken."""
 
     text: str
     provider: str
     failover: bool
     failures: tuple[str, ...]  # "provider reason", for logs
+    actions: tuple[CallAction, ...] = ()
+
+
+def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
+    found: list[CallAction] = []
+    for action in actions:
+        kind = action.WhichOneof("action")
+        if kind == "transfer_call":
+            transfer = action.transfer_call
+            found.append(CallAction(kind, transfer.department, transfer.number))
+        elif kind == "end_call":
+            found.append(CallAction(kind))
+        elif kind == "take_message":
+            message = action.take_message
+            found.append(
+                CallAction(
+                    kind,
+                    caller_name=message.caller_name,
+                    callback_number=message.callback_number,
+                    message=message.message,
+                )
+            )
+    return tuple(found)
 
 
 def _to_memory(turns: Sequence[Turn]) -> list[memory_pb.Turn]:
@@ -207,6 +250,10 @@ class Backends:
             ended_at=_time(found.end_time),
             status=found.status,
             turns=_turns(found.turns),
+            messages=tuple(
+                Message(m.caller_name, m.callback_number, m.text, _time(m.create_time))
+                for m in found.messages
+            ),
         )
 
     async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
@@ -280,6 +327,21 @@ class Backends:
             provider=response.provider,
             failover=response.failover,
             failures=tuple(f"{f.provider} {f.reason}" for f in response.failures),
+            actions=_actions(response.actions),
+        )
+
+    async def save_message(
+        self, call_sid: str, action: CallAction, key: str, budget: TurnBudget
+    ) -> None:
+        """Keep a message the caller left with the call's transcript, once per key."""
+        message = memory_pb.CallerMessage(
+            caller_name=action.caller_name,
+            callback_number=action.callback_number,
+            text=action.message,
+        )
+        await self.memory.SaveMessage(
+            memory_pb.SaveMessageRequest(call_id=call_sid, message=message, idempotency_key=key),
+            timeout=self._memory_timeout(budget),
         )
 
     async def history(self, call_sid: str, budget: TurnBudget) -> tuple[Turn, ...]:
@@ -304,17 +366,23 @@ class Backends:
 
     async def generate_stream(
         self, call_sid: str, history: Sequence[Turn], user_text: str, seconds: float
-    ) -> AsyncIterator[Sentence]:
-        """The answer sentence by sentence, as the model writes it. Leaving the loop early
-        (or being cancelled) cancels the gRPC stream, and the llm service then closes the
-        vendor's stream: nobody pays for tokens nobody hears."""
+    ) -> AsyncIterator[Sentence | ToolRunning | CallAction]:
+        """The answer sentence by sentence as the model writes it, a ToolRunning when it
+        calls tools, and each call action as soon as a tool decides it. Leaving the loop
+        early (or being cancelled) cancels the gRPC stream, and the llm service then closes
+        the vendor's stream: nobody pays for tokens nobody hears."""
         call = self.llm.GenerateStream(
             llm_pb.GenerateStreamRequest(**self._prompt(call_sid, history, user_text)),
             timeout=seconds,
         )
         try:
             async for response in call:
-                yield Sentence(response.text, response.provider)
+                if response.tool_running:
+                    yield ToolRunning(response.tool_running)
+                for action in _actions(response.actions):
+                    yield action
+                if response.text:
+                    yield Sentence(response.text, response.provider)
         finally:
             call.cancel()
 

@@ -8,9 +8,10 @@ import asyncio
 import hashlib
 import logging
 
+from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_telephony import metrics, twiml
-from aura_telephony.backends import Backends, Transcript, Turn
+from aura_telephony.backends import Answer, Backends, Transcript, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.conversation import (
@@ -59,7 +60,7 @@ class Calls:
         """What the caller said or pressed at a <Gather>: the next thing they hear."""
 
         async def answer(budget: TurnBudget, history: History) -> Reply:
-            return await self._respond(form, reprompts, budget, history)
+            return await self._respond(form, reprompts, budget, history, key)
 
         with metrics.TURN_SECONDS.labels("speech").time():
             return await self._deliveries.once(form.CallSid, key, answer)
@@ -96,11 +97,14 @@ class Calls:
         return await self._deliveries.once(form.CallSid, key, next_step)
 
     def _after_relay(self, form: RelayEnded, relay_url: str) -> str:
-        reason = form.handoff_reason()
+        reason = form.handoff("reason")
         if reason == "transfer":
             metrics.CALL_EVENTS.labels("transfer").inc()
-            if self.settings.TRANSFER_NUMBER:
-                return self.twiml.transfer(self.settings.TRANSFER_NUMBER)
+            # A department's number, from the operator's tools file by way of our own
+            # `end` message (Twilio signs this callback), or the deployment's number.
+            number = form.handoff("number") or self.settings.TRANSFER_NUMBER
+            if number:
+                return self.twiml.transfer(number)
             return self.twiml.nobody_available(relay_url)
         if reason == "handover":
             # Another replica picks the caller up; the conversation is in memory.
@@ -156,7 +160,7 @@ class Calls:
         return Reply(self.twiml.ask(welcome), [Turn("assistant", welcome)])
 
     async def _respond(
-        self, form: GatherResult, reprompts: int, budget: TurnBudget, history: History
+        self, form: GatherResult, reprompts: int, budget: TurnBudget, history: History, key: str
     ) -> Reply:
         call_sid = form.CallSid
         digits = (form.Digits or "").strip()
@@ -200,9 +204,41 @@ class Calls:
                 ", ".join(answer.failures),
             )
         metrics.CALL_EVENTS.labels("answered").inc()
-        return Reply(
-            self.twiml.ask(answer.text), [Turn("user", speech), Turn("assistant", answer.text)]
-        )
+        return await self._carry_out(call_sid, speech, answer, key, budget)
+
+    async def _carry_out(
+        self, call_sid: str, speech: str, answer: Answer, key: str, budget: TurnBudget
+    ) -> Reply:
+        """Say the answer, then do what the model's tools decided: keep a message, put the
+        caller through, or end the call."""
+        text = answer.text
+        for index, action in enumerate(answer.actions):
+            if action.kind == "take_message":
+                saved = await self.save_message(call_sid, action, f"{key}:{index}", budget)
+                text = (text or twiml.MESSAGE_TAKEN) if saved else twiml.MESSAGE_NOT_SAVED
+        kinds = {a.kind: a for a in answer.actions}
+        turns = [Turn("user", speech)]
+        if "transfer_call" in kinds:
+            if text:
+                turns.append(Turn("assistant", text))
+            return Reply(self._transfer(kinds["transfer_call"].number, text), turns)
+        if "end_call" in kinds:
+            metrics.CALL_EVENTS.labels("goodbye").inc()
+            text = text or twiml.FAREWELL
+            return Reply(self.twiml.hang_up(text), [*turns, Turn("assistant", text)])
+        return Reply(self.twiml.ask(text), [*turns, Turn("assistant", text)])
+
+    async def save_message(
+        self, call_sid: str, action: CallAction, key: str, budget: TurnBudget
+    ) -> bool:
+        """Keep a message the caller left; False when memory could not take it."""
+        try:
+            await self.backends.save_message(call_sid, action, key, budget)
+        except DownstreamError as error:
+            log.error("call %s: could not save a message: %s", call_sid, describe(error))
+            return False
+        metrics.CALL_EVENTS.labels("message").inc()
+        return True
 
     def _reprompt(self, text: str, reprompts: int) -> str:
         metrics.CALL_EVENTS.labels("reprompt").inc()
@@ -215,8 +251,11 @@ class Calls:
             return self._transfer()
         return self.twiml.ask(twiml.KEYPAD_HELP)
 
-    def _transfer(self) -> str:
+    def _transfer(self, number: str = "", said: str = "") -> str:
+        """Put the caller through to `number` (a department's, from the operator's tools
+        file) or TRANSFER_NUMBER, after `said`."""
         metrics.CALL_EVENTS.labels("transfer").inc()
-        if self.settings.TRANSFER_NUMBER:
-            return self.twiml.transfer(self.settings.TRANSFER_NUMBER)
+        number = number or self.settings.TRANSFER_NUMBER
+        if number:
+            return self.twiml.transfer(number, said)
         return self.twiml.ask(twiml.NOBODY_AVAILABLE)

@@ -68,11 +68,11 @@ class RelayEnded(VoiceWebhook):
     ErrorCode: str | None = None
     ErrorMessage: str | None = None
 
-    def handoff_reason(self) -> str:
-        """The reason Aura gave in `end` ({"reason": ...}), or "" for anything else."""
+    def handoff(self, field: str) -> str:
+        """A field Aura gave in `end` ({"reason": ..., "number": ...}), or ""."""
         try:
             data = json.loads(self.HandoffData or "")
         except ValueError:
             return ""
-        reason = data.get("reason") if isinstance(data, dict) else None
-        return reason if isinstance(reason, str) else ""
+        value = data.get(field) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else ""

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("%s", warning)
         backends = Backends(settings)
         app.state.calls = Calls(settings, backends)
-        app.state.relay = Relay(settings, backends)
+        app.state.relay = Relay(app.state.calls)
         try:
             yield
         finally:

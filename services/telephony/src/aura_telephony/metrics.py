@@ -33,7 +33,7 @@ CALLS_ENDED = Counter("aura_calls_ended", "Calls ended, by final status.", ["sta
 CALL_EVENTS = Counter(
     "aura_call_events",
     "What turns led to: answered, goodbye, transfer, reprompt, low_confidence, keypad, "
-    "holding, apology, refused.",
+    "holding, apology, refused, message (a message the caller left was saved).",
     ["event"],
 )
 REPLAYS = Counter("aura_idempotent_replays", "Retried webhooks answered with the stored TwiML.")
@@ -75,6 +75,7 @@ CALL_EVENT_NAMES = (
     "holding",
     "apology",
     "refused",
+    "message",
 )
 REJECTION_REASONS = ("missing", "invalid", "account_mismatch")
 for _event in CALL_EVENT_NAMES:

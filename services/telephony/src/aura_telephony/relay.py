@@ -26,12 +26,13 @@ from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_common.text import xml_safe
 from aura_telephony import metrics, twiml
-from aura_telephony.backends import Backends, Turn
+from aura_telephony.backends import Sentence, ToolRunning, Turn
 from aura_telephony.budget import TurnBudget
-from aura_telephony.config import Settings
+from aura_telephony.calls import Calls
 from aura_telephony.conversation import is_goodbye, presses_for_a_person, wants_a_person
 from aura_telephony.delivery import COMPLETE_SECONDS, DownstreamError, describe, is_late
 
@@ -75,6 +76,8 @@ class _Answer:
     user: str
     spoken: list[str] = field(default_factory=list)
     done: bool = False  # every sentence was sent
+    filled: bool = False  # the filler line was said
+    actions: list[CallAction] = field(default_factory=list)
 
 
 class RelaySession:
@@ -225,21 +228,21 @@ class RelaySession:
         try:
             history = await self._backends.history(self.call_sid, budget)
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
-                async for sentence in self._backends.generate_stream(
+                async for event in self._backends.generate_stream(
                     self.call_sid, history, said, budget.remaining() - COMPLETE_SECONDS
                 ):
-                    if not answer.spoken:
+                    if isinstance(event, CallAction):
+                        answer.actions.append(event)
+                    elif isinstance(event, ToolRunning):
+                        # The caller hears that we are on it while a tool works.
                         filler.cancel()
-                        metrics.RELAY_FIRST_TOKEN.labels(sentence.provider).observe(
-                            time.perf_counter() - asked
-                        )
-                    answer.spoken.append(sentence.text)
-                    token = xml_safe(sentence.text) + " "
-                    await self._send({"type": "text", "token": token, "last": False})
+                        await self._fill(answer)
+                    else:
+                        await self._speak(answer, event, asked, filler)
         except DownstreamError as error:
             filler.cancel()
             log.error("relay call %s: no answer this turn: %s", self.call_sid, describe(error))
-            if answer.spoken:  # part of it was said: end it there
+            if answer.spoken or answer.actions:  # part of it was said or done: end it there
                 await self._finish(answer)
                 return
             late = is_late(error)
@@ -252,16 +255,54 @@ class RelaySession:
         metrics.CALL_EVENTS.labels("answered").inc()
         await self._finish(answer)
 
+    async def _speak(
+        self, answer: _Answer, sentence: Sentence, asked: float, filler: asyncio.Task[None]
+    ) -> None:
+        if not answer.spoken:
+            filler.cancel()
+            metrics.RELAY_FIRST_TOKEN.labels(sentence.provider).observe(time.perf_counter() - asked)
+        answer.spoken.append(sentence.text)
+        token = xml_safe(sentence.text) + " "
+        await self._send({"type": "text", "token": token, "last": False})
+
     async def _finish(self, answer: _Answer) -> None:
+        """The answer is all out: carry out what the tools decided, or wait for the caller."""
+        for index, action in enumerate(answer.actions):
+            if action.kind == "take_message":
+                key = f"relay:{self._session}:message:{self._appends}:{index}"
+                budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
+                if await self._relay.calls.save_message(self.call_sid, action, key, budget):
+                    if not answer.spoken:
+                        await self._say_in(answer, twiml.MESSAGE_TAKEN)
+                else:
+                    await self._say_in(answer, twiml.MESSAGE_NOT_SAVED)
         await self._send({"type": "text", "token": "", "last": True})
         answer.done = True
-        self._wait_for_caller()
+        kinds = {a.kind: a for a in answer.actions}
+        if "transfer_call" in kinds:
+            await self.end("transfer", number=kinds["transfer_call"].number)
+        elif "end_call" in kinds:
+            metrics.CALL_EVENTS.labels("goodbye").inc()
+            await self.end("goodbye")
+        else:
+            self._wait_for_caller()
+
+    async def _say_in(self, answer: _Answer, text: str) -> None:
+        """A line of ours within the answer, stored with it."""
+        answer.spoken.append(text)
+        await self._send({"type": "text", "token": text + " ", "last": False})
 
     async def _filler(self, answer: _Answer) -> None:
         await asyncio.sleep(self._settings.RELAY_FILLER_SECONDS)
-        if not answer.spoken:
-            metrics.RELAY_EVENTS.labels("filler").inc()
-            await self._send({"type": "text", "token": twiml.FILLER + " ", "last": False})
+        await self._fill(answer)
+
+    async def _fill(self, answer: _Answer) -> None:
+        """Say the filler line once per answer, unless the answer has begun."""
+        if answer.spoken or answer.filled:
+            return
+        answer.filled = True
+        metrics.RELAY_EVENTS.labels("filler").inc()
+        await self._send({"type": "text", "token": twiml.FILLER + " ", "last": False})
 
     async def _settle(self, heard: str | None = None) -> None:
         """Stop the answer in progress, and store the turn as the caller heard it: all of
@@ -319,8 +360,9 @@ class RelaySession:
     async def _say(self, text: str) -> None:
         await self._send({"type": "text", "token": text, "last": True})
 
-    async def end(self, reason: Reason) -> None:
-        """End the session; the action URL then continues the call by `reason`."""
+    async def end(self, reason: Reason, number: str = "") -> None:
+        """End the session; the action URL then continues the call by `reason` (a transfer
+        goes to `number`, a department's from the tools file, or TRANSFER_NUMBER)."""
         if self.ended is not None:
             return
         self._stop_waiting()
@@ -328,7 +370,8 @@ class RelaySession:
         self.ended = reason
         metrics.RELAY_ENDINGS.labels(reason).inc()
         log.info("relay call %s: session ends (%s)", self.call_sid, reason)
-        await self._send({"type": "end", "handoffData": json.dumps({"reason": reason})})
+        handoff = {"reason": reason, **({"number": number} if number else {})}
+        await self._send({"type": "end", "handoffData": json.dumps(handoff)})
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -339,9 +382,10 @@ class RelaySession:
 class Relay:
     """Every live session of this process, and the drain that hands them over on SIGTERM."""
 
-    def __init__(self, settings: Settings, backends: Backends) -> None:
-        self.settings = settings
-        self.backends = backends
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls  # the call policy gather mode uses too
+        self.settings = calls.settings
+        self.backends = calls.backends
         self.sessions: set[RelaySession] = set()
         self.draining = False
         self._empty = asyncio.Event()

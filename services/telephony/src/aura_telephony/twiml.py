@@ -26,6 +26,10 @@ STILL_THERE = "Are you still there? How can I help?"
 TRANSFERRING = "Connecting you to a member of our team. Please hold."
 TRANSFER_FAILED = "Sorry, the transfer didn't go through. Please call again later. Goodbye!"
 NOBODY_AVAILABLE = "Sorry, no one is available to take your call right now. I can still help you."
+MESSAGE_TAKEN = "Thank you, I've taken your message. Is there anything else I can help with?"
+MESSAGE_NOT_SAVED = (
+    "Sorry, I couldn't save your message just now. Please call again a little later."
+)
 TOO_MANY_CALLS = "Sorry, this number has called too many times. Please try again later. Goodbye!"
 
 
@@ -80,9 +84,11 @@ class Twiml:
         response.hangup()
         return str(response)
 
-    def transfer(self, number: str) -> str:
+    def transfer(self, number: str, said: str = "") -> str:
+        """Put the caller through to `number`, after `said` (what the assistant told them)
+        or the standard line."""
         response = VoiceResponse()
-        response.say(TRANSFERRING, voice=self._voice)
+        response.say(xml_safe(said) or TRANSFERRING, voice=self._voice)
         response.dial(number)
         # <Dial> falls through to the next verb when nobody answers.
         response.say(TRANSFER_FAILED, voice=self._voice)

@@ -9,9 +9,9 @@ from aura_llm.tools.builtin import builtin_tool
 from aura_llm.tools.config import ToolsConfig, ToolsError
 from aura_llm.tools.http import HttpToolRunner
 from aura_llm.tools.mcp import McpServer
-from aura_llm.tools.toolbox import Action, Ran, Tool, Toolbox
+from aura_llm.tools.toolbox import Ran, Tool, Toolbox
 
-__all__ = ["Action", "Ran", "Toolbox", "ToolsConfig", "ToolsError", "build_toolbox"]
+__all__ = ["Ran", "Toolbox", "ToolsConfig", "ToolsError", "build_toolbox"]
 
 
 def build_toolbox(config: ToolsConfig, signing_secret: str, client: httpx.AsyncClient) -> Toolbox:

@@ -1,5 +1,5 @@
 """The built-in call actions: put the caller through, end the call, take a message. They
-run nothing themselves: each returns an Action that telephony carries out, with values
+run nothing themselves: each returns an CallAction that telephony carries out, with values
 the operator configured (a department's number) or the caller's own words (a message)."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aura_common.actions import CallAction
 from aura_llm.providers.base import ToolSpec
 from aura_llm.tools.config import BuiltinTool
-from aura_llm.tools.toolbox import Action, Output, Tool
+from aura_llm.tools.toolbox import Output, Tool
 
 _NO_ARGUMENTS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -49,7 +50,7 @@ class TransferCall(Tool):
         department = str(arguments.get("department", ""))
         # The schema allows only configured names, so the lookup cannot miss.
         number = self._departments.get(department, "")
-        action = Action("transfer_call", department=department, number=number)
+        action = CallAction("transfer_call", department=department, number=number)
         return Output({"status": "transferring", "department": department}, action)
 
 
@@ -67,7 +68,7 @@ class EndCall(Tool):
         )
 
     async def run(self, call_id: str, arguments: dict[str, Any], seconds: float) -> Output:
-        return Output({"status": "ending the call"}, Action("end_call"))
+        return Output({"status": "ending the call"}, CallAction("end_call"))
 
 
 class TakeMessage(Tool):
@@ -92,7 +93,7 @@ class TakeMessage(Tool):
         )
 
     async def run(self, call_id: str, arguments: dict[str, Any], seconds: float) -> Output:
-        action = Action(
+        action = CallAction(
             "take_message",
             caller_name=arguments["caller_name"],
             callback_number=arguments["callback_number"],

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from opentelemetry import trace
 
+from aura_common.actions import CallAction
 from aura_llm import observe
 from aura_llm.providers.base import ToolCall, ToolResult, ToolSpec
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("aura.llm.tools")
 
 Outcome = Literal["ok", "error", "timeout", "invalid_arguments"]
-ActionKind = Literal["transfer_call", "end_call", "take_message"]
 
 # A tool result longer than this is refused: the model's context and the turn's time
 # are both short, and a phone answer needs a few facts, not a document.
@@ -33,24 +33,11 @@ _MIN_TOOL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    """Something the call should do, decided by a built-in tool from the operator's
-    settings: the number of a transfer comes from the tools file, never from the model."""
-
-    kind: ActionKind
-    department: str = ""
-    number: str = ""  # empty: the deployment's TRANSFER_NUMBER
-    caller_name: str = ""
-    callback_number: str = ""
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Output:
     """What a tool returned: JSON-ready data for the model, and any call action."""
 
     data: Any
-    action: Action | None = None
+    action: CallAction | None = None
 
 
 class ToolError(Exception):
@@ -74,7 +61,7 @@ class Ran:
 
     result: ToolResult
     outcome: Outcome
-    action: Action | None
+    action: CallAction | None
     ends_turn: bool
 
 
@@ -155,7 +142,7 @@ class Toolbox:
 
     async def _run(
         self, call_id: str, call: ToolCall, tool: Tool | None, deadline: float, reserve: float
-    ) -> tuple[Outcome, Any, Action | None]:
+    ) -> tuple[Outcome, Any, CallAction | None]:
         if tool is None:
             return "invalid_arguments", {"error": f"there is no tool named {call.name!r}"}, None
         try:

@@ -25,6 +25,13 @@ class TranscriptTurn(BaseModel):
     at: datetime | None
 
 
+class CallerMessage(BaseModel):
+    caller_name: str
+    callback_number: str
+    text: str
+    at: datetime | None
+
+
 class CallTranscript(BaseModel):
     call_sid: str
     caller: str
@@ -33,6 +40,7 @@ class CallTranscript(BaseModel):
     ended_at: datetime | None
     status: str
     turns: list[TranscriptTurn]
+    messages: list[CallerMessage]  # left with take_message
 
 
 def require_admin(request: Request) -> None:
@@ -77,4 +85,13 @@ async def transcript(
         ended_at=found.ended_at,
         status=found.status,
         turns=[TranscriptTurn(role=t.role, text=t.text, at=t.at) for t in found.turns],
+        messages=[
+            CallerMessage(
+                caller_name=m.caller_name,
+                callback_number=m.callback_number,
+                text=m.text,
+                at=m.at,
+            )
+            for m in found.messages
+        ],
     )
