@@ -27,7 +27,8 @@ from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import twiml
 from tests.support import eventually
-from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
+from tests.support.fake_vendors import CallTools, FakeOpenAI, Reply, serving_in_thread
+from tests.support.tool_servers import SECRET, FakeToolServer
 
 TOKEN = "relay-token"
 SCRIPTS = Path(__file__).resolve().parents[1] / "e2e" / "scripts"
@@ -77,6 +78,40 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Relay mode on the local provider and the sample's tools, as `make run` would be."""
     workdir = tmp_path_factory.mktemp("relay-local")
     env = {"TWILIO_AUTH_TOKEN": TOKEN, "VOICE_MODE": "relay", "RELAY_IDLE_SECONDS": "1"}
+    stack = Stack(env=env, log_dir=workdir, cwd=workdir)
+    with stack.running():
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[FakeToolServer]:
+    server = FakeToolServer()
+    with serving_in_thread(server):
+        yield server
+
+
+MANAGER = "+15005550011"
+
+
+@pytest.fixture(scope="module")
+def tools_stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_model: FakeOpenAI, shop: FakeToolServer
+) -> Iterator[Stack]:
+    """Relay mode on the fake model, with a department and a signed HTTP tool."""
+    workdir = tmp_path_factory.mktemp("relay-tools")
+    tools = workdir / "tools.yaml"
+    tools.write_text(
+        f"""
+departments: {{manager: "{MANAGER}"}}
+tools:
+  - builtin: transfer_call
+  - name: order_status
+    description: Where an order is.
+    parameters: {{type: object, properties: {{order_number: {{type: string}}}}}}
+    http: {{url: "{shop.base_url}/order-status", timeout_seconds: 3}}
+"""
+    )
+    env = relay_env(fake_model, TOOLS_PATH=str(tools), TOOLS_SIGNING_SECRET=SECRET)
     stack = Stack(env=env, log_dir=workdir, cwd=workdir)
     with stack.running():
         yield stack
@@ -157,6 +192,58 @@ def test_barge_in_closes_the_vendor_stream_and_keeps_what_was_heard(
         ("user", "what do you bake", False),
         ("assistant", "We bake sourdough every morning.", True),
     ]
+
+
+def talk(stack: Stack, said: str) -> tuple[list[Heard], str, str]:
+    """One prompt in a new session, then a hang-up: what was heard, the end's handoffData
+    (empty when the caller hung up) and the call's sid."""
+    call_sid = new_call_sid()
+    heard: list[Heard] = []
+    steps = iter([Action("speech", said)])
+
+    def decide(now: Heard) -> Action:
+        heard.append(now)
+        return next(steps, Action("hangup"))
+
+    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
+    outcome = player.play(relay_url(stack, call_sid), "Hello!", decide)
+    return player.heard, outcome.handoff, call_sid
+
+
+def test_while_a_tool_runs_the_caller_hears_the_filler_then_the_answer(
+    tools_stack: Stack, fake_model: FakeOpenAI, shop: FakeToolServer
+) -> None:
+    fake_model.script(
+        CallTools((("order_status", {"order_number": "A17"}),), text="Let me look that up."),
+        Reply("Your order A17 is baked and ready to collect."),
+    )
+    calls_before = len(shop.calls)
+    heard, _, call_sid = talk(tools_stack, "where is my order A17")
+    assert heard[1].tokens == [
+        "Let me look that up. ",
+        twiml.FILLER + " ",
+        "Your order A17 is baked and ready to collect. ",
+    ]
+    [call] = shop.calls[calls_before:]
+    assert call.verified
+    assert call.body["arguments"] == {"order_number": "A17"}
+    # What is stored is what the model said; the filler is ours.
+    assert history(tools_stack, call_sid)[-1] == (
+        "assistant",
+        "Let me look that up. Your order A17 is baked and ready to collect.",
+        False,
+    )
+
+
+def test_a_transfer_the_model_decides_ends_the_session_with_the_departments_number(
+    tools_stack: Stack, fake_model: FakeOpenAI
+) -> None:
+    fake_model.script(
+        CallTools((("transfer_call", {"department": "manager"}),), text="Putting you through.")
+    )
+    heard, handoff, _ = talk(tools_stack, "I need the manager")
+    assert heard[1].text == "Putting you through."
+    assert json.loads(handoff) == {"reason": "transfer", "number": MANAGER}
 
 
 def test_an_unsigned_upgrade_is_refused(stack: Stack) -> None:

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
@@ -339,8 +339,13 @@ class FakeGemini(FakeVendor):
         return await self._answer(request, behaviour, body, streaming=streaming)
 
 
+class Serving(Protocol):
+    async def start(self) -> str: ...
+    async def stop(self) -> None: ...
+
+
 @contextlib.contextmanager
-def serving_in_thread(fake: FakeVendor) -> Iterator[str]:
+def serving_in_thread(fake: Serving) -> Iterator[str]:
     """Run a fake on its own event loop in a thread, for tests that are not async
     (the services under test are separate processes). Yields the fake's base URL."""
     loop = asyncio.new_event_loop()

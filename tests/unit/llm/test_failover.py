@@ -10,6 +10,7 @@ import pytest
 
 from aura_llm.failover import NoAnswerError, Piece, StreamInterruptedError
 from aura_llm.providers import Completion, Prompt, Provider, ProviderError
+from aura_llm.providers.base import ToolCall
 from tests.support.llm import router
 
 PROMPT = Prompt("CA1", "Aura", "Be brief.", (), "when are you open")
@@ -145,8 +146,11 @@ async def test_an_answer_with_nothing_speakable_counts_as_a_failure() -> None:
     assert [f.reason for f in answer.failures] == ["bad_response", "bad_response"]
 
 
-async def collect(pieces: AsyncIterator[Piece]) -> list[Piece]:
-    return [piece async for piece in pieces]
+async def collect(items: AsyncIterator[Piece | ToolCall]) -> list[Piece]:
+    """The pieces of a stream that has no tool calls."""
+    pieces = [item async for item in items]
+    assert all(isinstance(p, Piece) for p in pieces)
+    return [p for p in pieces if isinstance(p, Piece)]
 
 
 async def test_stream_yields_whole_sentences() -> None:
@@ -176,6 +180,7 @@ async def test_stream_cut_after_the_first_sentence_is_an_error_not_a_failover() 
 
     async def listen() -> None:
         async for piece in router(primary, fallback).stream(PROMPT, deadline()):
+            assert isinstance(piece, Piece)
             received.append(piece.text)
 
     with pytest.raises(StreamInterruptedError):

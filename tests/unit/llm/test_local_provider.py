@@ -4,10 +4,20 @@ from pathlib import Path
 
 import pytest
 
+from aura.llm.v1 import llm_service_pb2 as pb
 from aura_llm.config import SAMPLE_KNOWLEDGE_BASE
 from aura_llm.knowledge import KnowledgeBase, KnowledgeBaseError
 from aura_llm.providers import ChatTurn, Prompt
-from aura_llm.providers.local import LocalProvider
+from aura_llm.providers.local import (
+    ACTION_UNAVAILABLE,
+    ASK_MESSAGE,
+    ASK_NAME,
+    ASK_NUMBER,
+    MESSAGE_TAKEN,
+    LocalProvider,
+)
+from aura_llm.tools import Toolbox
+from tests.support.llm import llm_service, local
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +153,65 @@ def test_malformed_knowledge_base_says_where(tmp_path: Path, content: str, messa
 def test_missing_knowledge_base_file(tmp_path: Path) -> None:
     with pytest.raises(KnowledgeBaseError, match="cannot read"):
         KnowledgeBase.load(tmp_path / "absent.yaml")
+
+
+# --- actions: the local provider calls tools as the knowledge base says -------------------
+
+
+async def turn_through_llm(
+    said: str, history: list[pb.Message], tools: bool = True
+) -> pb.GenerateResponse:
+    """One turn through the llm service: the local provider and the sample's tools."""
+    box = None if tools else Toolbox([])
+    async with llm_service([local()], box) as stub:
+        request = pb.GenerateRequest(call_id="CA1", user_text=said, history=history)
+        return await stub.Generate(request, timeout=5)
+
+
+async def test_asking_for_the_manager_transfers_to_the_managers_department() -> None:
+    answer = await turn_through_llm("Can I speak to the manager please?", [])
+    assert answer.text == "Of course. Let me put you through to our manager."
+    [action] = answer.actions
+    assert action.transfer_call.department == "manager"
+    assert action.transfer_call.number == "+15555550111"  # from the sample tools file
+
+
+async def test_a_message_is_taken_over_the_next_turns() -> None:
+    history: list[pb.Message] = []
+    for said, expected in [
+        ("Can I leave a message?", f"Of course, I'll take a message. {ASK_NAME}"),
+        ("Jo Baker", ASK_NUMBER),
+        ("555 0100", ASK_MESSAGE),
+    ]:
+        answer = await turn_through_llm(said, history)
+        assert answer.text == expected
+        assert not answer.actions
+        history += [
+            pb.Message(role=pb.ROLE_USER, text=said),
+            pb.Message(role=pb.ROLE_ASSISTANT, text=answer.text),
+        ]
+    answer = await turn_through_llm("Please call me about a cake.", history)
+    assert answer.text == MESSAGE_TAKEN
+    [action] = answer.actions
+    message = action.take_message
+    assert (message.caller_name, message.callback_number, message.message) == (
+        "Jo Baker",
+        "555 0100",
+        "Please call me about a cake.",
+    )
+
+
+async def test_a_message_can_be_called_off() -> None:
+    history = [
+        pb.Message(role=pb.ROLE_USER, text="Can I leave a message?"),
+        pb.Message(role=pb.ROLE_ASSISTANT, text=f"Of course. {ASK_NAME}"),
+    ]
+    answer = await turn_through_llm("never mind", history)
+    assert answer.text.startswith("No problem.")
+    assert not answer.actions
+
+
+async def test_without_the_tool_the_action_is_declined_not_pretended() -> None:
+    answer = await turn_through_llm("Can I speak to the manager?", [], tools=False)
+    assert answer.text.startswith(ACTION_UNAVAILABLE)
+    assert not answer.actions

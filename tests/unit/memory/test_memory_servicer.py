@@ -171,3 +171,35 @@ async def test_a_claim_brings_the_history_and_a_completion_stores_turns_once(
     replay = await stub.ClaimIdempotencyKey(claim, timeout=5)
     assert replay.state == pb.IDEMPOTENCY_STATE_COMPLETED
     assert list(replay.history) == []  # only a new claim comes with the history
+
+
+async def test_a_message_is_saved_once_and_read_with_the_transcript(
+    stub: pb_grpc.MemoryServiceAsyncStub,
+) -> None:
+    message = pb.CallerMessage(caller_name="Jo", callback_number="555 0100", text="Call back.")
+    request = pb.SaveMessageRequest(call_id="CA1", message=message, idempotency_key="k")
+    assert (await stub.SaveMessage(request, timeout=5)).applied
+    assert not (await stub.SaveMessage(request, timeout=5)).applied
+    found = await stub.GetTranscript(pb.GetTranscriptRequest(call_id="CA1"), timeout=5)
+    [kept] = found.transcript.messages
+    assert (kept.caller_name, kept.callback_number, kept.text) == ("Jo", "555 0100", "Call back.")
+    assert kept.create_time.seconds > 0
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        (pb.CallerMessage(caller_name="Jo", text="  "), "message.text is required"),
+        (pb.CallerMessage(text="x" * 4001), "message.text is longer than 4000"),
+        (pb.CallerMessage(caller_name="J" * 201, text="hi"), "caller_name is longer"),
+    ],
+)
+async def test_invalid_messages_are_rejected_and_store_nothing(
+    stub: pb_grpc.MemoryServiceAsyncStub, message: pb.CallerMessage, problem: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SaveMessage(pb.SaveMessageRequest(call_id="CA1", message=message), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert problem in (caught.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError):  # nothing was stored for the call
+        await stub.GetTranscript(pb.GetTranscriptRequest(call_id="CA1"), timeout=5)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from aura_memory.stores import ConversationStore, InMemoryStore
+from aura_memory.stores.base import StoredMessage
 from aura_memory.stores.redis import RedisStore
 from tests.support.redis_server import RedisServer
 
@@ -154,3 +156,23 @@ async def test_live_calls_and_ending_once(store: ConversationStore) -> None:
     assert await store.end_call("CA1", "completed", ended_at=2.0)
     assert not await store.end_call("CA1", "completed", ended_at=3.0)  # a retried callback
     assert await store.live_calls() == 1
+
+
+async def test_messages_are_kept_once_with_the_transcript_beyond_the_end(
+    store: ConversationStore, clock: Clock
+) -> None:
+    message = StoredMessage("Jo Baker", "555 0100", "Please call me back.", 0.0)
+    await store.append("CA1", [("user", "can I leave a message")])
+    assert await store.save_message("CA1", message, "key-1")
+    assert not await store.save_message("CA1", message, "key-1")  # a retried turn
+    assert await store.save_message("CA1", replace(message, text="And one more."), "key-2")
+    assert await store.end_call("CA1", "completed", ended_at=clock.now)
+    clock.now += 3600  # well past the conversation TTL: the transcript is kept
+    record = await store.transcript("CA1")
+    assert record is not None
+    assert [(m.caller_name, m.callback_number, m.text) for m in record.messages] == [
+        ("Jo Baker", "555 0100", "Please call me back."),
+        ("Jo Baker", "555 0100", "And one more."),
+    ]
+    assert record.messages[0].created_at == clock.now - 3600
+    assert (await store.transcript("CA2")) is None  # other calls hold none of it

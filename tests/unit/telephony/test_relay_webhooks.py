@@ -67,6 +67,13 @@ async def test_a_transfer_dials_or_says_nobody_is_available(
         assert relay_of(document).get("welcomeGreeting") is None  # back to the conversation
 
 
+async def test_a_departments_number_from_the_handoff_is_dialled(make_rig: RigFactory) -> None:
+    rig = await make_rig(VOICE_MODE="relay", TRANSFER_NUMBER="+15550001111")
+    handoff = json.dumps({"reason": "transfer", "number": "+15550002222"})
+    document = await ended(rig, SessionStatus="ended", HandoffData=handoff)
+    assert document.findtext("Dial") == "+15550002222"
+
+
 async def test_goodbye_hangs_up_and_a_handover_reconnects(make_rig: RigFactory) -> None:
     rig = await make_rig(VOICE_MODE="relay")
     goodbye = await ended(rig, SessionStatus="ended", HandoffData='{"reason": "goodbye"}')

@@ -44,7 +44,8 @@ class TurnAnswer:
 
 @dataclass(frozen=True, slots=True)
 class ToolRunning:
-    """Tools have started; nothing will be said until they are done."""
+    """Tools that go out to a service have started; nothing will be said until they are
+    done (built-in call actions are instant and announce nothing)."""
 
     names: tuple[str, ...]
 
@@ -144,7 +145,9 @@ class Assistant:
                 raise StreamInterruptedError(f"no answer after tools: {error}") from error
             if not current.may_call_tools or not calls:
                 return
-            yield ToolRunning(tuple(c.name for c in calls))
+            slow = tuple(c.name for c in calls if self.toolbox.takes_time(c.name))
+            if slow:
+                yield ToolRunning(slow)
             results, actions, ends = await self._run(prompt.call_id, calls, deadline)
             for action in actions:
                 produced = True

@@ -22,7 +22,7 @@ from aura_llm.failover import FailoverRouter
 from aura_llm.knowledge import KnowledgeBaseError
 from aura_llm.providers import Provider, ProviderConfigError, build_providers
 from aura_llm.servicer import LlmServicer
-from aura_llm.tools import Toolbox, ToolsConfig, ToolsError, build_toolbox
+from aura_llm.tools import ToolsConfig, ToolsError, build_toolbox
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,6 @@ def build_router(settings: Settings, providers: list[Provider]) -> FailoverRoute
         max_retries=settings.LLM_MAX_RETRIES,
         backoff=settings.LLM_RETRY_BACKOFF_SECONDS,
     )
-
-
-def load_toolbox(settings: Settings, client: httpx.AsyncClient) -> Toolbox:
-    """The tools TOOLS_PATH declares; raises ToolsError naming the tool and field."""
-    config = ToolsConfig.load(settings.TOOLS_PATH)
-    return build_toolbox(config, settings.TOOLS_SIGNING_SECRET, client)
 
 
 async def build_server(
@@ -62,16 +56,10 @@ async def build_server(
     )
 
 
-async def serve(settings: Settings, providers: list[Provider]) -> None:
+async def serve(settings: Settings, providers: list[Provider], tools: ToolsConfig) -> None:
     # No redirects: a tool's URL is the operator's, not wherever its server points.
     client = httpx.AsyncClient(follow_redirects=False)
-    try:
-        toolbox = load_toolbox(settings, client)
-    except ToolsError as exc:
-        # A bad tools file must stop the pod at start, not fail calls later.
-        log.critical("%s", exc)
-        await client.aclose()
-        sys.exit(2)
+    toolbox = build_toolbox(tools, settings.TOOLS_SIGNING_SECRET, client)
     assistant = Assistant(build_router(settings, providers), toolbox, settings.MAX_TOOL_ROUNDS)
 
     async def close() -> None:
@@ -95,13 +83,16 @@ def main() -> None:
     setup_logging("llm", settings.LOG_LEVEL, settings.LOG_FORMAT)
     tracer_provider = setup_tracing("aura-llm", package_version("aura-llm"))
     try:
+        tools = ToolsConfig.load(settings.TOOLS_PATH)
+        tools.check_environment(settings.TOOLS_SIGNING_SECRET)
         providers = build_providers(settings)
-    except (ProviderConfigError, KnowledgeBaseError) as exc:
-        # A misconfigured provider must stop the pod at start, not fail every call later.
+    except (ProviderConfigError, KnowledgeBaseError, ToolsError) as exc:
+        # A misconfigured provider or tools file must stop the pod at start, not fail
+        # every call later.
         log.critical("%s", exc)
         sys.exit(2)
     try:
-        asyncio.run(serve(settings, providers))
+        asyncio.run(serve(settings, providers, tools))
     finally:
         shutdown_tracing(tracer_provider)
 

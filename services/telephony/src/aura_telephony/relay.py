@@ -236,7 +236,7 @@ class RelaySession:
                     elif isinstance(event, ToolRunning):
                         # The caller hears that we are on it while a tool works.
                         filler.cancel()
-                        await self._fill(answer)
+                        await self._fill(answer, after_words=True)
                     else:
                         await self._speak(answer, event, asked, filler)
         except DownstreamError as error:
@@ -296,9 +296,10 @@ class RelaySession:
         await asyncio.sleep(self._settings.RELAY_FILLER_SECONDS)
         await self._fill(answer)
 
-    async def _fill(self, answer: _Answer) -> None:
-        """Say the filler line once per answer, unless the answer has begun."""
-        if answer.spoken or answer.filled:
+    async def _fill(self, answer: _Answer, after_words: bool = False) -> None:
+        """Say the filler line once per answer: while the model is slow to begin, or
+        (`after_words`) while a tool runs, even after the model's first words."""
+        if answer.filled or (answer.spoken and not after_words):
             return
         answer.filled = True
         metrics.RELAY_EVENTS.labels("filler").inc()

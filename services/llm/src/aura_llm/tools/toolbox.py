@@ -97,6 +97,11 @@ class Toolbox:
                 tools[tool.spec.name] = tool
         return {**self._fixed, **tools}
 
+    def takes_time(self, name: str) -> bool:
+        """Whether the tool goes out to a service (HTTP, MCP): a built-in is instant."""
+        tool = self._tools().get(name)
+        return tool is not None and tool.kind != "builtin"
+
     def specs(self) -> tuple[ToolSpec, ...]:
         return tuple(t.spec for t in self._tools().values())
 
