@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from aura_llm.tools import ToolsConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "aura"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -270,6 +272,17 @@ def test_openai_with_an_existing_secret() -> None:
         "key": "OPENAI_API_KEY",
         "optional": True,
     }
+    # The tools file reaches the pod as a ConfigMap the service parses, its signing secret
+    # and the header's key from the operator's Secret.
+    assert llm["TOOLS_PATH"]["value"] == "/etc/aura/tools/tools.yaml"
+    assert llm["MAX_TOOL_ROUNDS"]["value"] == "3"
+    assert llm["TOOLS_SIGNING_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "aura-credentials"
+    assert llm["SHOP_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "SHOP_API_KEY"
+    tools = ToolsConfig.parse(
+        yaml.safe_load(find(objects, "ConfigMap", "-tools")["data"]["tools.yaml"])
+    )
+    assert [t.name for t in tools.http_tools] == ["order_status"]
+    assert tools.departments["manager"] == "+15550001235"
     telephony = env(find(objects, "Deployment", "-telephony"))
     assert telephony["PUBLIC_BASE_URL"]["value"] == "https://calls.example.com"
     assert telephony["TRANSFER_NUMBER"]["value"] == "+15550001234"
