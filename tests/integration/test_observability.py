@@ -32,7 +32,7 @@ from aura_phone.twilio import Twilio
 from aura_telephony import twiml
 from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
 from tests.support import eventually
-from tests.support.fake_vendors import Fail, FakeOpenAI, Reply, serving_in_thread
+from tests.support.fake_vendors import CallTools, Fail, FakeOpenAI, Reply, serving_in_thread
 from tests.support.prometheus import Prometheus, tool
 from tests.support.redis_server import RedisServer
 from tests.support.twilio import FORM, TwilioPlayer, Twiml, new_call_sid
@@ -166,6 +166,15 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
             assert response.status_code == 200
         post("/api/voice/process", second, Digits="0")  # no transfer number: nobody available
         post("/api/voice/status", second, CallStatus="no-answer")
+
+        # The model takes a message with a tool: a tool call, an action, a message kept.
+        message = new_call_sid()
+        post("/api/voice", message)
+        note = {"caller_name": "Jo", "callback_number": "555 0100", "message": "Call me."}
+        fake_model.script(CallTools((("take_message", note),)), Reply("Thanks, I've noted it."))
+        taken = post("/api/voice/process", message, SpeechResult="please take a message")
+        assert taken.spoken == "Thanks, I've noted it."
+        post("/api/voice/status", message, CallStatus="completed")
 
         # One number calling more often than MAX_CALLS_PER_NUMBER_PER_HOUR is refused.
         pest = unique_number()
@@ -422,6 +431,42 @@ def test_one_turn_is_one_trace_across_all_three_services(
     service, llm_server = parent(attempt)
     assert service == "aura-llm"
     assert llm_server.name.endswith("LlmService/Generate")
+
+
+def test_a_tool_call_is_a_span_of_its_turns_trace(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    spans, port = receiver
+    stack = traced_stack(tmp_path, port)
+    with stack.running(), httpx.Client(base_url=stack.base_url, timeout=20) as client:
+        twilio = TwilioPlayer(client=client, auth_token=TOKEN)
+        params = twilio.call_params(new_call_sid(), SpeechResult="Can I speak to the manager?")
+        response = twilio.post("/api/voice/process", params)
+        assert "<Dial>" in response.text  # the local provider called transfer_call
+
+        def tool_span() -> trace_pb2.Span | None:
+            return next((s for svc, s in spans.spans if s.name == "llm.tool transfer_call"), None)
+
+        eventually(lambda: tool_span() is not None, what="the tool's span")
+        tool = tool_span()
+        assert tool is not None
+        eventually(
+            lambda: any(
+                svc == "aura-telephony" and not s.parent_span_id
+                for svc, s in spans.trace(tool.trace_id)
+            ),
+            what="the turn's root span",
+        )
+    by_id = {s.span_id: (svc, s) for svc, s in spans.trace(tool.trace_id)}
+    service, parent = by_id[tool.parent_span_id]
+    assert service == "aura-llm"
+    assert parent.name.endswith("LlmService/Generate")  # under the turn, beside the attempts
+    attributes = {a.key: a.value.string_value for a in tool.attributes}
+    assert attributes == {
+        "aura.tool.name": "transfer_call",
+        "aura.tool.kind": "builtin",
+        "aura.tool.outcome": "ok",
+    }
 
 
 def test_one_relay_prompt_is_one_trace_across_all_three_services(
