@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -187,3 +188,26 @@ async def test_stream_cut_after_the_first_sentence_is_an_error_not_a_failover() 
         await listen()
     assert received == ["We are open from nine until five."]
     assert fallback.calls == 0
+
+
+class CallsTools(Provider):
+    """A model that answers with a tool call and no words, whatever it was allowed."""
+
+    name = "tools"
+    model = "t1"
+
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
+        return Completion("", tool_calls=(ToolCall("c1", "end_call", "{}"),))
+
+
+async def test_tool_calls_count_as_an_answer_only_where_tools_may_be_called() -> None:
+    allowed = await router(CallsTools()).generate(PROMPT, deadline())
+    assert [c.name for c in allowed.completion.tool_calls] == ["end_call"]
+    # On the last round words are owed: a bare tool call is a failure, and failover speaks.
+    last_round = replace(PROMPT, may_call_tools=False)
+    answer = await router(CallsTools(), Scripted("b", "From b.")).generate(last_round, deadline())
+    assert (answer.provider, answer.text) == ("b", "From b.")
+    streamed = await collect(
+        router(CallsTools(), Scripted("b", ["From b, streamed."])).stream(last_round, deadline())
+    )
+    assert [(p.provider, p.text) for p in streamed] == [("b", "From b, streamed.")]

@@ -145,7 +145,8 @@ class FailoverRouter:
                         async with asyncio.timeout(budget):
                             completion = await provider.generate(prompt, budget)
                         text = clean_for_speech(completion.text)
-                        if not text and not completion.tool_calls:
+                        # Tool calls count only where tools may be called; else words must.
+                        if not text and not (completion.tool_calls and prompt.may_call_tools):
                             raise ProviderError("bad_response", "nothing speakable", retryable=True)
                         attempt.outcome = "ok"
                         observe.answered(provider, completion, _last_failed(failures))
@@ -185,7 +186,7 @@ class FailoverRouter:
                         # asyncio.timeout, not wait_for: the stream must stay in this task,
                         # as HTTP clients tie a response to the task that opened it.
                         async with asyncio.timeout(budget):
-                            first = await _first_pieces(deltas, splitter)
+                            first = await _first_pieces(deltas, splitter, prompt.may_call_tools)
                         attempt.outcome = "ok"
                     except TimeoutError:
                         error = ProviderError(
@@ -212,13 +213,16 @@ def _last_failed(failures: list[Failure]) -> str | None:
     return failures[-1].provider if failures else None
 
 
-async def _first_pieces(deltas: AsyncIterator[Delta], splitter: SentenceSplitter) -> list[Delta]:
+async def _first_pieces(
+    deltas: AsyncIterator[Delta], splitter: SentenceSplitter, may_call_tools: bool
+) -> list[Delta]:
     """Read deltas until at least one whole sentence is ready, or the answer ends (in
-    tool calls, or a last short sentence)."""
+    tool calls, or a last short sentence). Tool calls where none may be made are dropped."""
     calls: list[Delta] = []
     async for delta in deltas:
         if isinstance(delta, ToolCall):
-            calls.append(delta)
+            if may_call_tools:
+                calls.append(delta)
             continue
         pieces: list[Delta] = list(splitter.feed(delta))
         if pieces:
