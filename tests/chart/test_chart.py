@@ -331,6 +331,7 @@ def test_monitoring_objects_need_the_crds_and_their_switches() -> None:
         "AuraMemoryStoreErrors",
         "AuraWebhookRejections",
         "AuraRelayFirstSentenceSlow",
+        "AuraToolFailing",
     }
     dashboards = [o for o in with_crds if o["metadata"]["name"].startswith("aura-dashboard-")]
     assert len(dashboards) == 4
