@@ -19,6 +19,8 @@ from aura_llm.providers import Provider
 from aura_llm.providers.gemini import GeminiProvider
 from aura_llm.providers.openai import OpenAIProvider
 from aura_llm.tools import Toolbox, ToolsConfig, build_toolbox
+from aura_llm.tools.config import McpTarget
+from aura_llm.tools.mcp import McpServer
 from tests.support.fake_vendors import CallTools, Fail, FakeGemini, FakeOpenAI, FakeVendor, Reply
 from tests.support.llm import llm_service, router
 from tests.support.tool_servers import SECRET, FakeToolServer, serving_mcp, shop_mcp
@@ -435,3 +437,41 @@ async def test_mcp_tools_can_be_limited_and_a_server_that_is_down_costs_nothing(
     await down.close()
     assert down.specs() == ()
     assert "cannot list tools" in caplog.text
+
+
+async def test_a_tool_gets_no_more_than_what_remains_of_the_turns_deadline(
+    shop: FakeToolServer, http_client: httpx.AsyncClient
+) -> None:
+    vendor = await start_vendor("openai")
+    shop.script("hang")
+    vendor.fake.script(
+        CallTools((("order_status", {"order_number": "A17"}),)), Reply("Sorry, that's slow.")
+    )
+    box = toolbox(tools_file(shop.base_url, timeout=30), http_client)
+    try:
+        async with llm_service(router(vendor.build(), max_retries=0), box) as stub:
+            # The caller's deadline, not the tool's 30 s, bounds the call; the answer after
+            # it still fits.
+            answer = await stub.Generate(ask(), timeout=2.5)
+    finally:
+        await vendor.fake.stop()
+    assert answer.text == "Sorry, that's slow."
+    error = tool_result_sent(vendor, 1)[1]["error"]
+    seconds = float(error.removeprefix("the tool did not answer within ").removesuffix("s"))
+    assert seconds < 2.5
+
+
+async def test_an_mcp_servers_new_tools_appear_at_the_next_listing() -> None:
+    server = shop_mcp()
+    with serving_mcp(server) as url:
+        source = McpServer(McpTarget.model_validate({"url": url}))
+        await source.refresh()
+        assert [t.spec.name for t in source.tools()] == ["check_tasting"]
+
+        def opening_hours() -> str:
+            """When the bakery is open."""
+            return "7 to 6"
+
+        server.add_tool(opening_hours)
+        await source.refresh()
+        assert [t.spec.name for t in source.tools()] == ["check_tasting", "opening_hours"]
