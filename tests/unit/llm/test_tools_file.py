@@ -151,3 +151,23 @@ def test_a_bad_tools_file_stops_the_llm_service_at_start(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "tools[0] (launch_rockets): builtin" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readmes_receiver_accepts_our_signature_and_refuses_tampering() -> None:
+    import re
+    import time
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def from_aura" in b]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 (the README's own example)
+    from_aura = namespace["from_aura"]
+    body = b'{"call_id":"CA1","tool":"order_status","arguments":{"order_number":"A17"}}'
+    now = str(int(time.time()))
+    headers = {"X-Aura-Timestamp": now, "X-Aura-Signature": sign("s3cret", now, body)}
+    assert from_aura("s3cret", headers, body)
+    assert not from_aura("s3cret", headers, body.replace(b"A17", b"A18"))
+    assert not from_aura("other", headers, body)
+    stale = str(int(time.time()) - 3600)
+    old = {"X-Aura-Timestamp": stale, "X-Aura-Signature": sign("s3cret", stale, body)}
+    assert not from_aura("s3cret", old, body)
