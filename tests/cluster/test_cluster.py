@@ -81,7 +81,8 @@ def test_the_chart_runs_hardened_pods_that_are_all_ready() -> None:
                 assert context["readOnlyRootFilesystem"] is True
                 assert context["allowPrivilegeEscalation"] is False
                 assert context["capabilities"]["drop"] == ["ALL"]
-                assert container["readinessProbe"] and container["livenessProbe"]
+                assert container["readinessProbe"]
+                assert container["livenessProbe"]
     policies = json.loads(kubectl("get", "networkpolicies", "-o", "json"))["items"]
     assert {p["metadata"]["name"] for p in policies} >= {
         "aura-telephony",
