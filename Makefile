@@ -28,7 +28,10 @@ PYTEST_ARGS ?=
 # Containers: docker or podman, whichever is here; images tagged with the git revision.
 ENGINE ?= $(or $(shell command -v podman 2>/dev/null),$(shell command -v docker 2>/dev/null))
 REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
-BASE_IMAGE ?= python:3.11-slim
+# The Debian base `make base-image` builds when it is there (no registry needed), else
+# the official Python image.
+LOCAL_BASE := localhost/aura-base:bookworm
+BASE_IMAGE ?= $(if $(shell podman image exists $(LOCAL_BASE) 2>/dev/null && echo yes),$(LOCAL_BASE),python:3.11-slim)
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 SERVICES := telephony llm memory
 
@@ -165,7 +168,7 @@ ifeq ($(CLUSTER),kind)
 else
 	export KUBECONFIG=$(LOCAL_KUBECONFIG) \
 	  AURA_BASE_URL=http://$$(KUBECONFIG=$(LOCAL_KUBECONFIG) .tools/k8s-*/bin/kubectl -n aura \
-	    get service aura-telephony -o jsonpath='{.spec.clusterIP}'):8000 \
+	    get service aura-telephony -o jsonpath='{.spec.clusterIP}:{.spec.ports[0].port}') \
 	  AURA_PUBLIC_BASE_URL=$(LOCAL_PUBLIC_URL) AURA_AUTH_TOKEN=$(KIND_TOKEN) \
 	  AURA_JAEGER_URL=http://$$(deploy/cluster/jaeger.sh query-address) HELM=$(HELM); \
 	$(VENV)/bin/pytest tests/e2e tests/cluster

@@ -12,10 +12,16 @@ if [[ -f $CLUSTER/pids ]]; then
     pid=$(awk -v n="$name" '$1 == n {print $2}' "$CLUSTER/pids")
     [[ -n $pid ]] && kill "$pid" 2>/dev/null
   done
-  sleep 2
+  for _ in $(seq 20); do  # up to 10 s for a clean exit, then no more asking
+    alive=$(awk '{print $2}' "$CLUSTER/pids" | xargs -r ps -o pid= -p 2>/dev/null)
+    [[ -z $alive ]] && break
+    sleep 0.5
+  done
   awk '{print $2}' "$CLUSTER/pids" | xargs -r kill -9 2>/dev/null
 fi
-# What containerd's shims and the pods leave behind.
+# Anything of the cluster's still running (started by hand, or from a lost pid file), and
+# what containerd's shims and the pods leave behind.
+pkill -f "cluster/containerd/config.toml" 2>/dev/null
 pkill -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null
 [[ -x $K8S_BIN/kube-proxy ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1
 for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete "$netns"; done

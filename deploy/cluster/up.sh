@@ -94,7 +94,8 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
   --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
+  --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+  --kubelet-preferred-address-types=InternalIP
 wait_for "the API server" 90 "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG" get --raw /readyz
 start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --kubeconfig="$CLUSTER/controller-manager.kubeconfig" --bind-address=127.0.0.1 \
