@@ -176,3 +176,18 @@ async def test_messages_are_kept_once_with_the_transcript_beyond_the_end(
     ]
     assert record.messages[0].created_at == clock.now - 3600
     assert (await store.transcript("CA2")) is None  # other calls hold none of it
+
+
+async def test_an_outbound_calls_purpose_is_kept_with_it(store: ConversationStore) -> None:
+    purpose = "Remind Jo of the cake tasting on Friday at 3 pm."
+    await store.open_call("CA1", "*******0100", "+15559870000", 1.0, "outbound", purpose)
+    await store.open_call("CA2", "*******0101", "+15559870000", 1.0)
+    assert await store.purpose("CA1") == purpose
+    assert await store.purpose("CA2") == ""
+    assert await store.purpose("CA3") == ""
+    record = await store.transcript("CA1")
+    assert record is not None
+    assert (record.direction, record.purpose) == ("outbound", purpose)
+    inbound = await store.transcript("CA2")
+    assert inbound is not None
+    assert inbound.direction == "inbound"

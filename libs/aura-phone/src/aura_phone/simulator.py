@@ -141,6 +141,18 @@ class Call:
         at each <Gather>, having seen the turn that asked."""
         self._follow("/api/voice", self.params(CallStatus="ringing"), answer)
 
+    def pick_up(
+        self, answer_path: str, answer: Callable[[Turn], Input], answered_by: str = "human"
+    ) -> None:
+        """Answer a call the deployment placed: post its answer URL (path and query) as
+        Twilio does once machine detection has decided (`answered_by`: human,
+        machine_end_beep, ...), then follow the call as `start` does. `caller` is then the
+        deployment's number and `callee` the one it rang."""
+        params = self.params(
+            CallStatus="in-progress", Direction="outbound-api", AnsweredBy=answered_by
+        )
+        self._follow(answer_path, params, answer)
+
     def _follow(self, path: str, params: dict[str, str], answer: Callable[[Turn], Input]) -> None:
         while not self.ended:
             response, elapsed = self._post(path, params)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 MAX_USER_TEXT_CHARS = 2000
 MAX_HISTORY_TURNS = 100
+MAX_CALL_CONTEXT_CHARS = 1000
 # Time kept back from the caller's deadline so that our answer, not its timeout, arrives.
 _DEADLINE_MARGIN_SECONDS = 0.05
 
@@ -86,10 +87,18 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             history.append(ChatTurn(role, message.text))
         name = request.persona.assistant_name or self._settings.AI_ASSISTANT_NAME
         template = request.persona.system_prompt or self._settings.AI_SYSTEM_PROMPT
+        system = template.replace("{assistant_name}", name)
+        about = " ".join(request.persona.call_context.split())
+        if len(about) > MAX_CALL_CONTEXT_CHARS:
+            await _reject(
+                context, f"call_context is longer than {MAX_CALL_CONTEXT_CHARS} characters"
+            )
+        if about:
+            system += f"\n\nYou placed this call yourself. What it is about: {about}"
         return Prompt(
             call_id=request.call_id,
             assistant_name=name,
-            system_prompt=template.replace("{assistant_name}", name),
+            system_prompt=system,
             history=tuple(history),
             user_text=user_text,
         )

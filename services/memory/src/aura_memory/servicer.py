@@ -35,6 +35,7 @@ MAX_TURNS_PER_APPEND = 16
 MAX_KEY_CHARS = 256
 MAX_RESULT_CHARS = 64 * 1024
 MAX_TTL_SECONDS = 24 * 3600
+MAX_PURPOSE_CHARS = 1000
 MAX_MESSAGE_FIELD_CHARS = {"caller_name": 200, "callback_number": 64, "text": 4000}
 
 _ROLES: dict[int, Role] = {pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "assistant"}
@@ -110,6 +111,8 @@ def _transcript_to_pb(record: CallRecord) -> pb.Transcript:
         caller=record.caller,
         callee=record.callee,
         status=record.status,
+        direction=record.direction,
+        purpose=record.purpose,
         turns=[_to_pb(t) for t in record.turns],
         messages=[
             pb.CallerMessage(
@@ -206,7 +209,8 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             name="history",
             operation=self._store.history(request.call_id, request.limit),
         )
-        return pb.GetHistoryResponse(turns=[_to_pb(t) for t in turns])
+        purpose = await self._purpose(request.call_id, context)
+        return pb.GetHistoryResponse(turns=[_to_pb(t) for t in turns], purpose=purpose)
 
     async def ClaimIdempotencyKey(
         self,
@@ -229,7 +233,13 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
                 operation=self._store.history(request.call_id, request.history_limit),
             )
             response.history.extend(_to_pb(t) for t in history)
+            response.purpose = await self._purpose(request.call_id, context)
         return response
+
+    async def _purpose(self, call_id: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        return await self._stored(
+            context=context, name="purpose", operation=self._store.purpose(call_id)
+        )
 
     async def CompleteIdempotencyKey(
         self,
@@ -277,12 +287,21 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         await _check_call_id(request.call_id, context)
         if len(request.caller) > MAX_KEY_CHARS or len(request.callee) > MAX_KEY_CHARS:
             await _reject(context, f"caller and callee are at most {MAX_KEY_CHARS} characters")
+        if request.direction not in ("", "inbound", "outbound"):
+            await _reject(context, "direction is inbound or outbound")
+        if len(request.purpose) > MAX_PURPOSE_CHARS:
+            await _reject(context, f"purpose is longer than {MAX_PURPOSE_CHARS} characters")
         started = _seconds_of(request.start_time, time.time())
         await self._stored(
             context=context,
             name="open_call",
             operation=self._store.open_call(
-                request.call_id, request.caller, request.callee, started
+                request.call_id,
+                request.caller,
+                request.callee,
+                started,
+                request.direction or "inbound",
+                request.purpose,
             ),
         )
         return pb.OpenCallResponse()

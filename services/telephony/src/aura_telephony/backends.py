@@ -67,6 +67,8 @@ class Transcript:
     status: str
     turns: tuple[Turn, ...]
     messages: tuple[Message, ...] = ()
+    direction: str = ""
+    purpose: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +175,19 @@ def _duration(seconds: float) -> Duration:
 
 
 @dataclass(frozen=True, slots=True)
+class Conversation:
+    """What the model needs to know of a call: its newest turns, and what it is about when
+    Aura placed it."""
+
+    turns: tuple[Turn, ...] = ()
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     state: Literal["claimed", "in_progress", "completed"]
     result: str = ""
-    history: tuple[Turn, ...] = ()  # with a new claim
+    conversation: Conversation = Conversation()  # with a new claim
 
 
 _CLAIM_STATES: dict[int, Literal["claimed", "in_progress", "completed"]] = {
@@ -218,9 +229,23 @@ class Backends:
     def _memory_timeout(self, budget: TurnBudget) -> float:
         return budget.timeout(self._settings.MEMORY_TIMEOUT_SECONDS)
 
-    async def open_call(self, call_sid: str, caller: str, callee: str, budget: TurnBudget) -> None:
+    async def open_call(
+        self,
+        call_sid: str,
+        caller: str,
+        callee: str,
+        budget: TurnBudget,
+        purpose: str = "",
+    ) -> None:
+        """Record the call's parties; an outbound call also its purpose."""
         await self.memory.OpenCall(
-            memory_pb.OpenCallRequest(call_id=call_sid, caller=caller, callee=callee),
+            memory_pb.OpenCallRequest(
+                call_id=call_sid,
+                caller=caller,
+                callee=callee,
+                direction="outbound" if purpose else "inbound",
+                purpose=purpose,
+            ),
             timeout=self._memory_timeout(budget),
         )
 
@@ -254,6 +279,8 @@ class Backends:
                 Message(m.caller_name, m.callback_number, m.text, _time(m.create_time))
                 for m in found.messages
             ),
+            direction=found.direction,
+            purpose=found.purpose,
         )
 
     async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
@@ -270,7 +297,9 @@ class Backends:
             timeout=self._memory_timeout(budget),
         )
         state = _CLAIM_STATES.get(response.state, "claimed")
-        return Claim(state, response.result, _turns(response.history))
+        return Claim(
+            state, response.result, Conversation(_turns(response.history), response.purpose)
+        )
 
     async def complete(
         self,
@@ -299,19 +328,24 @@ class Backends:
         )
         return response.count
 
-    def _prompt(self, call_sid: str, history: Sequence[Turn], user_text: str) -> dict[str, Any]:
+    def _prompt(self, call_sid: str, conversation: Conversation, user_text: str) -> dict[str, Any]:
         """The fields Generate and GenerateStream requests share."""
         return {
             "call_id": call_sid,
-            "history": [llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in history],
+            "history": [
+                llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in conversation.turns
+            ],
             "user_text": user_text,
-            "persona": llm_pb.Persona(assistant_name=self._settings.AI_ASSISTANT_NAME),
+            "persona": llm_pb.Persona(
+                assistant_name=self._settings.AI_ASSISTANT_NAME,
+                call_context=conversation.purpose,
+            ),
         }
 
     async def generate(
         self,
         call_sid: str,
-        history: Sequence[Turn],
+        conversation: Conversation,
         user_text: str,
         budget: TurnBudget,
     ) -> Answer:
@@ -320,7 +354,8 @@ class Backends:
             self._settings.TURN_BUDGET_SECONDS, reserve=self._settings.MEMORY_TIMEOUT_SECONDS / 2
         )
         response = await self.llm.Generate(
-            llm_pb.GenerateRequest(**self._prompt(call_sid, history, user_text)), timeout=timeout
+            llm_pb.GenerateRequest(**self._prompt(call_sid, conversation, user_text)),
+            timeout=timeout,
         )
         return Answer(
             text=response.text,
@@ -344,14 +379,14 @@ class Backends:
             timeout=self._memory_timeout(budget),
         )
 
-    async def history(self, call_sid: str, budget: TurnBudget) -> tuple[Turn, ...]:
+    async def conversation(self, call_sid: str, budget: TurnBudget) -> Conversation:
         response = await self.memory.GetHistory(
             memory_pb.GetHistoryRequest(
                 call_id=call_sid, limit=self._settings.MAX_CONVERSATION_LENGTH
             ),
             timeout=self._memory_timeout(budget),
         )
-        return _turns(response.turns)
+        return Conversation(_turns(response.turns), response.purpose)
 
     async def append(
         self, call_sid: str, turns: Sequence[Turn], key: str, budget: TurnBudget
@@ -365,14 +400,14 @@ class Backends:
         )
 
     async def generate_stream(
-        self, call_sid: str, history: Sequence[Turn], user_text: str, seconds: float
+        self, call_sid: str, conversation: Conversation, user_text: str, seconds: float
     ) -> AsyncIterator[Sentence | ToolRunning | CallAction]:
         """The answer sentence by sentence as the model writes it, a ToolRunning when it
         calls tools, and each call action as soon as a tool decides it. Leaving the loop
         early (or being cancelled) cancels the gRPC stream, and the llm service then closes
         the vendor's stream: nobody pays for tokens nobody hears."""
         call = self.llm.GenerateStream(
-            llm_pb.GenerateStreamRequest(**self._prompt(call_sid, history, user_text)),
+            llm_pb.GenerateStreamRequest(**self._prompt(call_sid, conversation, user_text)),
             timeout=seconds,
         )
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from dataclasses import dataclass
 
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
@@ -31,6 +32,15 @@ from aura_telephony.delivery import (
 )
 from aura_telephony.forms import GatherResult, RelayEnded, StatusCallback, VoiceWebhook
 
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What the answer URL of a call Aura placed says: its purpose and voicemail."""
+
+    purpose: str
+    voicemail: str = ""
+
+
 log = logging.getLogger(__name__)
 
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -45,9 +55,20 @@ class Calls:
             backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(twiml.HOLDING)
         )
 
-    async def incoming(self, form: VoiceWebhook, key: str, relay_url: str) -> str:
+    async def incoming(
+        self, form: VoiceWebhook, key: str, relay_url: str, outbound: Placed | None = None
+    ) -> str:
         """A new call: the welcome (or a refusal past the per-number limit), in a <Gather>
-        or, in relay mode, as ConversationRelay's greeting on the WebSocket `relay_url`."""
+        or, in relay mode, as ConversationRelay's greeting on the WebSocket `relay_url`.
+        A call Aura placed (`outbound`, from its answer URL) greets with its purpose, or
+        leaves the voicemail message when a machine answered."""
+        if outbound is not None and (form.Direction or "").startswith("outbound"):
+
+            async def answered(budget: TurnBudget, history: History) -> Reply:
+                return await self._answered(form, outbound, budget, history, relay_url)
+
+            with metrics.TURN_SECONDS.labels("welcome").time():
+                return await self._deliveries.once(form.CallSid, key, answered)
         log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
 
         async def welcome(budget: TurnBudget, history: History) -> Reply:
@@ -158,6 +179,43 @@ class Calls:
         if self.settings.VOICE_MODE == "relay":
             return Reply(self.twiml.relay(relay_url, welcome), [Turn("assistant", welcome)])
         return Reply(self.twiml.ask(welcome), [Turn("assistant", welcome)])
+
+    async def _answered(
+        self,
+        form: VoiceWebhook,
+        outbound: Placed,
+        budget: TurnBudget,
+        history: History,
+        relay_url: str,
+    ) -> Reply:
+        """Someone or something picked up a call Aura placed."""
+        answered_by = (form.AnsweredBy or "unknown").lower()
+        log.info(
+            "outbound call %s to %s answered by %s",
+            form.CallSid,
+            mask_phone(form.To or ""),
+            answered_by,
+        )
+        if answered_by.startswith("machine") or answered_by == "fax":
+            metrics.CALL_EVENTS.labels("voicemail").inc()
+            return Reply(self.twiml.voicemail(outbound.voicemail))
+        greeting = self.settings.outbound_greeting(outbound.purpose)
+        metrics.CALLS_STARTED.inc()
+        if history is not None:
+            try:
+                # Our own number, and the masked number of the person we rang.
+                await self.backends.open_call(
+                    form.CallSid,
+                    form.From or "",
+                    mask_phone(form.To or ""),
+                    budget,
+                    purpose=outbound.purpose,
+                )
+            except DownstreamError as error:
+                log.error("call %s: could not record the call: %s", form.CallSid, describe(error))
+        if self.settings.VOICE_MODE == "relay":
+            return Reply(self.twiml.relay(relay_url, greeting), [Turn("assistant", greeting)])
+        return Reply(self.twiml.ask(greeting), [Turn("assistant", greeting)])
 
     async def _respond(
         self, form: GatherResult, reprompts: int, budget: TurnBudget, history: History, key: str

@@ -59,6 +59,17 @@ class Settings(AuraSettings):
     MAX_SPEECH_CHARS: int = Field(default=500, ge=10)
     # Bearer token for the admin API (call transcripts); empty disables it.
     ADMIN_API_TOKEN: str = ""
+    # Outbound calls (POST /api/calls): the E.164 prefixes a number called must start with,
+    # comma-separated (e.g. "+1555,+4420"). Empty: outbound calls are off.
+    OUTBOUND_ALLOWED_PREFIXES: str = ""
+    # Outbound calls placed per minute, by all replicas together.
+    MAX_OUTBOUND_CALLS_PER_MINUTE: int = Field(default=10, ge=1, le=10000)
+    # What an outbound call's greeting says; {purpose} is the call's purpose.
+    AI_OUTBOUND_GREETING: str = (
+        "Hello! This is {assistant_name}, an automated assistant, calling about {purpose}."
+    )
+    # Where the twilio SDK sends REST requests; empty: Twilio's own (https://api.twilio.com).
+    TWILIO_API_BASE_URL: str = ""
     # Calls one number may start per hour (shared by all replicas); 0 turns the limit off.
     MAX_CALLS_PER_NUMBER_PER_HOUR: int = Field(default=30, ge=0)
     # ConversationRelay (VOICE_MODE=relay); empty means Twilio's default. SPEECH_LANGUAGE
@@ -96,6 +107,31 @@ class Settings(AuraSettings):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("PUBLIC_BASE_URL must start with https:// (or http://)")
         return value
+
+    @field_validator("OUTBOUND_ALLOWED_PREFIXES")
+    @classmethod
+    def _prefixes(cls, value: str) -> str:
+        prefixes = [p.strip() for p in value.split(",") if p.strip()]
+        wrong = [p for p in prefixes if not re.fullmatch(r"\+[0-9]{1,14}", p)]
+        if wrong:
+            raise ValueError(f"prefixes must look like +1555: {wrong}")
+        return ",".join(prefixes)
+
+    @field_validator("TWILIO_API_BASE_URL")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("TWILIO_API_BASE_URL must start with https:// (or http://)")
+        return value.rstrip("/")
+
+    @property
+    def outbound_prefixes(self) -> tuple[str, ...]:
+        return tuple(p for p in self.OUTBOUND_ALLOWED_PREFIXES.split(",") if p)
+
+    def outbound_greeting(self, purpose: str) -> str:
+        return self.AI_OUTBOUND_GREETING.replace(
+            "{assistant_name}", self.AI_ASSISTANT_NAME
+        ).replace("{purpose}", purpose.rstrip(". "))
 
     @field_validator("TRANSFER_NUMBER")
     @classmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from aura_telephony import metrics
-from aura_telephony.backends import Backends, Turn
+from aura_telephony.backends import Backends, Conversation, Turn
 from aura_telephony.budget import BudgetExhaustedError, TurnBudget
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ class Reply:
     turns: list[Turn] = field(default_factory=list)
 
 
-# The history a delivery sees: the call's newest turns, or None when memory is unreachable.
-History = tuple[Turn, ...] | None
+# What a delivery sees of the call: its newest turns and purpose, or None when memory is
+# unreachable.
+History = Conversation | None
 Produce = Callable[[TurnBudget, History], Awaitable[Reply]]
 
 
@@ -74,7 +75,7 @@ class Deliveries:
 
     async def once(self, call_sid: str, key: str, produce: Produce) -> str:
         """Run `produce` for the first delivery of `key`; replay its TwiML for the others.
-        Claiming also fetches the history, and completing also stores the new turns, so a
+        Claiming also fetches the conversation, and completing also stores the new turns, so a
         turn costs the memory service two round trips. A claim is a lease no longer than a
         turn: if the replica holding it dies, a retry after it lapses does the work."""
         budget = TurnBudget(self._budget_seconds)
@@ -98,7 +99,7 @@ class Deliveries:
                 return self._holding
             await asyncio.sleep(pause)
             pause = min(pause * 2, _POLL_MAX_SECONDS)
-        reply = await produce(budget, claim.history)
+        reply = await produce(budget, claim.conversation)
         try:
             seconds = max(COMPLETE_SECONDS, budget.remaining())
             await self._backends.complete(call_sid, key, reply.document, seconds, reply.turns)

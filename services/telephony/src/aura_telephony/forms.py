@@ -42,6 +42,10 @@ class VoiceWebhook(BaseModel):
     ToState: str | None = None
     ToZip: str | None = None
     ToCountry: str | None = None
+    AnsweredBy: str | None = Field(
+        default=None,
+        description="Outbound calls with machine detection: human, machine_end_beep, fax, ...",
+    )
 
 
 class GatherResult(VoiceWebhook):

@@ -15,6 +15,7 @@ from aura_telephony.calls import Calls
 from aura_telephony.config import Settings
 from aura_telephony.metrics import HttpMetrics
 from aura_telephony.middleware import BodyLimit
+from aura_telephony.outbound import Outbound
 from aura_telephony.relay import Relay
 from aura_telephony.routers import admin, info, relay, voice
 
@@ -31,9 +32,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backends = Backends(settings)
         app.state.calls = Calls(settings, backends)
         app.state.relay = Relay(app.state.calls)
+        app.state.outbound = Outbound(settings)
         try:
             yield
         finally:
+            await app.state.outbound.close()
             await backends.close()
 
     app = FastAPI(

@@ -33,7 +33,8 @@ CALLS_ENDED = Counter("aura_calls_ended", "Calls ended, by final status.", ["sta
 CALL_EVENTS = Counter(
     "aura_call_events",
     "What turns led to: answered, goodbye, transfer, reprompt, low_confidence, keypad, "
-    "holding, apology, refused, message (a message the caller left was saved).",
+    "holding, apology, refused, message (a message the caller left was saved), voicemail "
+    "(an outbound call reached a machine).",
     ["event"],
 )
 REPLAYS = Counter("aura_idempotent_replays", "Retried webhooks answered with the stored TwiML.")
@@ -76,6 +77,7 @@ CALL_EVENT_NAMES = (
     "apology",
     "refused",
     "message",
+    "voicemail",
 )
 REJECTION_REASONS = ("missing", "invalid", "account_mismatch")
 for _event in CALL_EVENT_NAMES:

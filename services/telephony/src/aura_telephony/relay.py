@@ -226,10 +226,10 @@ class RelaySession:
         filler: asyncio.Task[None],
     ) -> None:
         try:
-            history = await self._backends.history(self.call_sid, budget)
+            conversation = await self._backends.conversation(self.call_sid, budget)
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
                 async for event in self._backends.generate_stream(
-                    self.call_sid, history, said, budget.remaining() - COMPLETE_SECONDS
+                    self.call_sid, conversation, said, budget.remaining() - COMPLETE_SECONDS
                 ):
                     if isinstance(event, CallAction):
                         answer.actions.append(event)

@@ -112,6 +112,10 @@ class Twiml:
         connect.conversation_relay(url=url, **self._relay_options, **extra)
         return str(response)
 
+    def voicemail(self, message: str) -> str:
+        """A message left on an answering machine (after its beep), then a hang-up."""
+        return self.hang_up(message) if message else self.hang_up_silently()
+
     def hang_up_silently(self) -> str:
         response = VoiceResponse()
         response.hangup()

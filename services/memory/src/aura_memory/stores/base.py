@@ -61,6 +61,8 @@ class CallRecord:
     started_at: float | None = None
     ended_at: float | None = None
     status: str = ""
+    direction: str = ""  # inbound or outbound; empty until the call is opened
+    purpose: str = ""  # what an outbound call is about
     turns: tuple[StoredTurn, ...] = field(default=())
     messages: tuple[StoredMessage, ...] = field(default=())
 
@@ -91,8 +93,20 @@ class ConversationStore(ABC):
         """The newest `limit` turns (all retained turns when 0), oldest first."""
 
     @abstractmethod
-    async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
+    async def open_call(
+        self,
+        call_id: str,
+        caller: str,
+        callee: str,
+        started_at: float,
+        direction: str = "inbound",
+        purpose: str = "",
+    ) -> None:
         """Record a call's metadata when it starts."""
+
+    @abstractmethod
+    async def purpose(self, call_id: str) -> str:
+        """What the call is about, when Aura placed it; empty otherwise."""
 
     @abstractmethod
     async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:

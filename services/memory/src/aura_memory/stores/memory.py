@@ -145,11 +145,30 @@ class InMemoryStore(ConversationStore):
         turns = list(call.turns)
         return turns[-limit:] if limit else turns
 
-    async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
+    async def open_call(
+        self,
+        call_id: str,
+        caller: str,
+        callee: str,
+        started_at: float,
+        direction: str = "inbound",
+        purpose: str = "",
+    ) -> None:
         now = self._clock()
         call = self._get_or_open(call_id, now)
-        call.record = replace(call.record, caller=caller, callee=callee, started_at=started_at)
+        call.record = replace(
+            call.record,
+            caller=caller,
+            callee=callee,
+            started_at=started_at,
+            direction=direction,
+            purpose=purpose,
+        )
         call.last_write = now
+
+    async def purpose(self, call_id: str) -> str:
+        call = self._live(call_id, self._clock())
+        return call.record.purpose if call is not None else ""
 
     async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:
         call = self._live(call_id, self._clock())

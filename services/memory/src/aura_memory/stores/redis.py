@@ -213,13 +213,34 @@ class RedisStore(ConversationStore):
         raw = await self._run(self._redis.lrange(self._key(call_id, "history"), start, -1))
         return [_decode(item) for item in raw]
 
-    async def open_call(self, call_id: str, caller: str, callee: str, started_at: float) -> None:
+    async def open_call(
+        self,
+        call_id: str,
+        caller: str,
+        callee: str,
+        started_at: float,
+        direction: str = "inbound",
+        purpose: str = "",
+    ) -> None:
         meta = self._key(call_id, "meta")
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(meta, mapping={"caller": caller, "callee": callee, "started_at": started_at})
+            pipe.hset(
+                meta,
+                mapping={
+                    "caller": caller,
+                    "callee": callee,
+                    "started_at": started_at,
+                    "direction": direction,
+                    "purpose": purpose,
+                },
+            )
             pipe.expire(meta, self._keys_ttl)
             await self._run(pipe.execute())
         await self._run(self._redis.zadd(self._live_key, {call_id: self._clock()}))
+
+    async def purpose(self, call_id: str) -> str:
+        value = await self._run(self._redis.hget(self._key(call_id, "meta"), "purpose"))
+        return value.decode() if isinstance(value, bytes) else (value or "")
 
     async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:
         keys = [
@@ -268,6 +289,8 @@ class RedisStore(ConversationStore):
             started_at=float(fields["started_at"]) if "started_at" in fields else None,
             ended_at=float(fields["ended_at"]) if "ended_at" in fields else None,
             status=fields.get("status", ""),
+            direction=fields.get("direction", ""),
+            purpose=fields.get("purpose", ""),
             turns=tuple(_decode(item) for item in raw),
             messages=tuple(_decode_message(item) for item in messages),
         )

@@ -1,5 +1,6 @@
-"""Admin API: call transcripts, behind a bearer token (ADMIN_API_TOKEN). With no token
-configured the routes do not exist (404), so nothing is ever served unauthenticated."""
+"""Admin API: outbound calls and call transcripts, behind a bearer token
+(ADMIN_API_TOKEN). With no token configured the routes do not exist (404), so nothing is
+ever served unauthenticated."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel
 
+from aura_common.logs import mask_phone
+from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls
 from aura_telephony.delivery import DownstreamError, describe
+from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall, allowed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class CallTranscript(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     status: str
+    direction: str  # inbound or outbound
+    purpose: str  # what an outbound call was about
     turns: list[TranscriptTurn]
     messages: list[CallerMessage]  # left with take_message
 
@@ -84,6 +90,8 @@ async def transcript(
         started_at=found.started_at,
         ended_at=found.ended_at,
         status=found.status,
+        direction=found.direction,
+        purpose=found.purpose,
         turns=[TranscriptTurn(role=t.role, text=t.text, at=t.at) for t in found.turns],
         messages=[
             CallerMessage(
@@ -95,3 +103,48 @@ async def transcript(
             for m in found.messages
         ],
     )
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"description": "Missing or wrong token"},
+        403: {"description": "Outbound calls are off, or the number is not allowed"},
+        422: {"description": "A bad number or caller ID (Twilio's code in twilio_code)"},
+        429: {"description": "MAX_OUTBOUND_CALLS_PER_MINUTE reached"},
+        502: {"description": "Twilio refused our credentials, or could not be reached"},
+        503: {"description": "Not configured for outbound calls, or memory unavailable"},
+    },
+    summary="Place an outbound call (requires ADMIN_API_TOKEN)",
+)
+async def place_call(request: Request, call: OutboundCall) -> PlacedCall:
+    calls: Calls = request.app.state.calls
+    outbound: Outbound = request.app.state.outbound
+    settings = calls.settings
+    if not settings.outbound_prefixes:
+        raise HTTPException(403, "outbound calls are off: set OUTBOUND_ALLOWED_PREFIXES")
+    if not allowed(settings, call.to):
+        log.warning("outbound call to %s refused: not an allowed prefix", mask_phone(call.to))
+        raise HTTPException(403, "this number is not in OUTBOUND_ALLOWED_PREFIXES")
+    if not settings.PUBLIC_BASE_URL:
+        raise HTTPException(503, "outbound calls need PUBLIC_BASE_URL, for Twilio to call back")
+    try:
+        placed = await calls.backends.count(
+            "outbound-calls", 60, TurnBudget(settings.MEMORY_TIMEOUT_SECONDS)
+        )
+    except DownstreamError as error:
+        log.error("outbound call not placed: cannot count calls: %s", describe(error))
+        raise HTTPException(503, "memory service unavailable") from error
+    if placed > settings.MAX_OUTBOUND_CALLS_PER_MINUTE:
+        raise HTTPException(
+            429, "MAX_OUTBOUND_CALLS_PER_MINUTE reached", headers={"Retry-After": "60"}
+        )
+    try:
+        return await outbound.place(call, settings.PUBLIC_BASE_URL.rstrip("/"))
+    except OutboundError as error:
+        detail: dict[str, object] = {"message": error.detail}
+        if error.twilio_code is not None:
+            detail["twilio_code"] = error.twilio_code
+        raise HTTPException(error.status, detail) from error

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
-from aura_telephony.calls import Calls
+from aura_telephony.calls import Calls, Placed
 from aura_telephony.delivery import idempotency_key
 from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
 from aura_telephony.security import relay_url, twilio_form
@@ -69,10 +69,22 @@ def twiml_response(document: str) -> Response:
     summary="Incoming call: welcome the caller",
 )
 async def incoming_call(
-    request: Request, params: Params, form: Annotated[VoiceWebhook, Form()], calls: AppCalls
+    request: Request,
+    params: Params,
+    form: Annotated[VoiceWebhook, Form()],
+    calls: AppCalls,
+    purpose: Annotated[
+        str, Query(max_length=300, description="An outbound call's purpose (POST /api/calls)")
+    ] = "",
+    voicemail: Annotated[
+        str, Query(max_length=500, description="An outbound call's voicemail message")
+    ] = "",
 ) -> Response:
     url = relay_url(request, calls.settings)
-    return twiml_response(await calls.incoming(form, delivery_key(request, params), url))
+    # Set only in the answer URL of a call Aura placed, which Twilio signs with its query.
+    outbound = Placed(purpose, voicemail) if purpose else None
+    key = delivery_key(request, params)
+    return twiml_response(await calls.incoming(form, key, url, outbound))
 
 
 @router.post(

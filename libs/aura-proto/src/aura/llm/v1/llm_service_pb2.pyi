@@ -77,19 +77,25 @@ class Persona(_message.Message):
 
     ASSISTANT_NAME_FIELD_NUMBER: _builtins.int
     SYSTEM_PROMPT_FIELD_NUMBER: _builtins.int
+    CALL_CONTEXT_FIELD_NUMBER: _builtins.int
     assistant_name: _builtins.str
     """assistant_name is the name the assistant introduces itself by."""
     system_prompt: _builtins.str
     """system_prompt overrides the service's configured system prompt when set."""
+    call_context: _builtins.str
+    """call_context says what this call is about (an outbound call's purpose); it is added
+    to the system prompt.
+    """
     def __init__(
         self,
         *,
         assistant_name: _builtins.str = ...,
         system_prompt: _builtins.str = ...,
+        call_context: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistant_name", b"assistant_name", "system_prompt", b"system_prompt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistant_name", b"assistant_name", "call_context", b"call_context", "system_prompt", b"system_prompt"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

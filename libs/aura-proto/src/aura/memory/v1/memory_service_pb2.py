@@ -26,17 +26,17 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#aura/memory/v1/memory_service.proto\x12\x0e\x61ura.memory.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n\x04Turn\x12\"\n\x04role\x18\x01 \x01(\x0e\x32\x14.aura.memory.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0binterrupted\x18\x04 \x01(\x08\"c\n\x12\x41ppendTurnsRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12#\n\x05turns\x18\x02 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\":\n\x13\x41ppendTurnsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x12\n\nturn_count\x18\x02 \x01(\r\"3\n\x11GetHistoryRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"9\n\x12GetHistoryResponse\x12#\n\x05turns\x18\x01 \x03(\x0b\x32\x14.aura.memory.v1.Turn\"y\n\x1a\x43laimIdempotencyKeyRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rhistory_limit\x18\x04 \x01(\r\"\x85\x01\n\x1b\x43laimIdempotencyKeyResponse\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .aura.memory.v1.IdempotencyState\x12\x0e\n\x06result\x18\x02 \x01(\t\x12%\n\x07history\x18\x03 \x03(\x0b\x32\x14.aura.memory.v1.Turn\"\x9a\x01\n\x1d\x43ompleteIdempotencyKeyRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x05turns\x18\x05 \x03(\x0b\x32\x14.aura.memory.v1.Turn\" \n\x1e\x43ompleteIdempotencyKeyResponse\"Q\n\x17IncrementCounterRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\")\n\x18IncrementCounterResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\"r\n\x0fOpenCallRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61llee\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10OpenCallResponse\"_\n\x0e\x45ndCallRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x0f\x45ndCallResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"\'\n\x14GetTranscriptRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"\x81\x02\n\nTranscript\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61llee\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x06 \x01(\t\x12#\n\x05turns\x18\x07 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12/\n\x08messages\x18\x08 \x03(\x0b\x32\x1d.aura.memory.v1.CallerMessage\"|\n\rCallerMessage\x12\x13\n\x0b\x63\x61ller_name\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61llback_number\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x12SaveMessageRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12.\n\x07message\x18\x02 \x01(\x0b\x32\x1d.aura.memory.v1.CallerMessage\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"&\n\x13SaveMessageResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"G\n\x15GetTranscriptResponse\x12.\n\ntranscript\x18\x01 \x01(\x0b\x32\x1a.aura.memory.v1.Transcript*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02*\x98\x01\n\x10IdempotencyState\x12!\n\x1dIDEMPOTENCY_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19IDEMPOTENCY_STATE_CLAIMED\x10\x01\x12!\n\x1dIDEMPOTENCY_STATE_IN_PROGRESS\x10\x02\x12\x1f\n\x1bIDEMPOTENCY_STATE_COMPLETED\x10\x03\x32\xdd\x06\n\rMemoryService\x12V\n\x0b\x41ppendTurns\x12\".aura.memory.v1.AppendTurnsRequest\x1a#.aura.memory.v1.AppendTurnsResponse\x12S\n\nGetHistory\x12!.aura.memory.v1.GetHistoryRequest\x1a\".aura.memory.v1.GetHistoryResponse\x12n\n\x13\x43laimIdempotencyKey\x12*.aura.memory.v1.ClaimIdempotencyKeyRequest\x1a+.aura.memory.v1.ClaimIdempotencyKeyResponse\x12w\n\x16\x43ompleteIdempotencyKey\x12-.aura.memory.v1.CompleteIdempotencyKeyRequest\x1a..aura.memory.v1.CompleteIdempotencyKeyResponse\x12M\n\x08OpenCall\x12\x1f.aura.memory.v1.OpenCallRequest\x1a .aura.memory.v1.OpenCallResponse\x12J\n\x07\x45ndCall\x12\x1e.aura.memory.v1.EndCallRequest\x1a\x1f.aura.memory.v1.EndCallResponse\x12\\\n\rGetTranscript\x12$.aura.memory.v1.GetTranscriptRequest\x1a%.aura.memory.v1.GetTranscriptResponse\x12\x65\n\x10IncrementCounter\x12\'.aura.memory.v1.IncrementCounterRequest\x1a(.aura.memory.v1.IncrementCounterResponse\x12V\n\x0bSaveMessage\x12\".aura.memory.v1.SaveMessageRequest\x1a#.aura.memory.v1.SaveMessageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#aura/memory/v1/memory_service.proto\x12\x0e\x61ura.memory.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n\x04Turn\x12\"\n\x04role\x18\x01 \x01(\x0e\x32\x14.aura.memory.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0binterrupted\x18\x04 \x01(\x08\"c\n\x12\x41ppendTurnsRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12#\n\x05turns\x18\x02 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\":\n\x13\x41ppendTurnsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x12\n\nturn_count\x18\x02 \x01(\r\"3\n\x11GetHistoryRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"J\n\x12GetHistoryResponse\x12#\n\x05turns\x18\x01 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"y\n\x1a\x43laimIdempotencyKeyRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12&\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rhistory_limit\x18\x04 \x01(\r\"\x96\x01\n\x1b\x43laimIdempotencyKeyResponse\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .aura.memory.v1.IdempotencyState\x12\x0e\n\x06result\x18\x02 \x01(\t\x12%\n\x07history\x18\x03 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12\x0f\n\x07purpose\x18\x04 \x01(\t\"\x9a\x01\n\x1d\x43ompleteIdempotencyKeyRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06result\x18\x03 \x01(\t\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x05turns\x18\x05 \x03(\x0b\x32\x14.aura.memory.v1.Turn\" \n\x1e\x43ompleteIdempotencyKeyResponse\"Q\n\x17IncrementCounterRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\")\n\x18IncrementCounterResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\"\x96\x01\n\x0fOpenCallRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61llee\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdirection\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\"\x12\n\x10OpenCallResponse\"_\n\x0e\x45ndCallRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x0f\x45ndCallResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"\'\n\x14GetTranscriptRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"\xa5\x02\n\nTranscript\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61llee\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x06 \x01(\t\x12#\n\x05turns\x18\x07 \x03(\x0b\x32\x14.aura.memory.v1.Turn\x12/\n\x08messages\x18\x08 \x03(\x0b\x32\x1d.aura.memory.v1.CallerMessage\x12\x11\n\tdirection\x18\t \x01(\t\x12\x0f\n\x07purpose\x18\n \x01(\t\"|\n\rCallerMessage\x12\x13\n\x0b\x63\x61ller_name\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61llback_number\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x12SaveMessageRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12.\n\x07message\x18\x02 \x01(\x0b\x32\x1d.aura.memory.v1.CallerMessage\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"&\n\x13SaveMessageResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"G\n\x15GetTranscriptResponse\x12.\n\ntranscript\x18\x01 \x01(\x0b\x32\x1a.aura.memory.v1.Transcript*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02*\x98\x01\n\x10IdempotencyState\x12!\n\x1dIDEMPOTENCY_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19IDEMPOTENCY_STATE_CLAIMED\x10\x01\x12!\n\x1dIDEMPOTENCY_STATE_IN_PROGRESS\x10\x02\x12\x1f\n\x1bIDEMPOTENCY_STATE_COMPLETED\x10\x03\x32\xdd\x06\n\rMemoryService\x12V\n\x0b\x41ppendTurns\x12\".aura.memory.v1.AppendTurnsRequest\x1a#.aura.memory.v1.AppendTurnsResponse\x12S\n\nGetHistory\x12!.aura.memory.v1.GetHistoryRequest\x1a\".aura.memory.v1.GetHistoryResponse\x12n\n\x13\x43laimIdempotencyKey\x12*.aura.memory.v1.ClaimIdempotencyKeyRequest\x1a+.aura.memory.v1.ClaimIdempotencyKeyResponse\x12w\n\x16\x43ompleteIdempotencyKey\x12-.aura.memory.v1.CompleteIdempotencyKeyRequest\x1a..aura.memory.v1.CompleteIdempotencyKeyResponse\x12M\n\x08OpenCall\x12\x1f.aura.memory.v1.OpenCallRequest\x1a .aura.memory.v1.OpenCallResponse\x12J\n\x07\x45ndCall\x12\x1e.aura.memory.v1.EndCallRequest\x1a\x1f.aura.memory.v1.EndCallResponse\x12\\\n\rGetTranscript\x12$.aura.memory.v1.GetTranscriptRequest\x1a%.aura.memory.v1.GetTranscriptResponse\x12\x65\n\x10IncrementCounter\x12\'.aura.memory.v1.IncrementCounterRequest\x1a(.aura.memory.v1.IncrementCounterResponse\x12V\n\x0bSaveMessage\x12\".aura.memory.v1.SaveMessageRequest\x1a#.aura.memory.v1.SaveMessageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aura.memory.v1.memory_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=2018
-  _globals['_ROLE']._serialized_end=2081
-  _globals['_IDEMPOTENCYSTATE']._serialized_start=2084
-  _globals['_IDEMPOTENCYSTATE']._serialized_end=2236
+  _globals['_ROLE']._serialized_start=2125
+  _globals['_ROLE']._serialized_end=2188
+  _globals['_IDEMPOTENCYSTATE']._serialized_start=2191
+  _globals['_IDEMPOTENCYSTATE']._serialized_end=2343
   _globals['_TURN']._serialized_start=120
   _globals['_TURN']._serialized_end=246
   _globals['_APPENDTURNSREQUEST']._serialized_start=248
@@ -46,39 +46,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETHISTORYREQUEST']._serialized_start=409
   _globals['_GETHISTORYREQUEST']._serialized_end=460
   _globals['_GETHISTORYRESPONSE']._serialized_start=462
-  _globals['_GETHISTORYRESPONSE']._serialized_end=519
-  _globals['_CLAIMIDEMPOTENCYKEYREQUEST']._serialized_start=521
-  _globals['_CLAIMIDEMPOTENCYKEYREQUEST']._serialized_end=642
-  _globals['_CLAIMIDEMPOTENCYKEYRESPONSE']._serialized_start=645
-  _globals['_CLAIMIDEMPOTENCYKEYRESPONSE']._serialized_end=778
-  _globals['_COMPLETEIDEMPOTENCYKEYREQUEST']._serialized_start=781
-  _globals['_COMPLETEIDEMPOTENCYKEYREQUEST']._serialized_end=935
-  _globals['_COMPLETEIDEMPOTENCYKEYRESPONSE']._serialized_start=937
-  _globals['_COMPLETEIDEMPOTENCYKEYRESPONSE']._serialized_end=969
-  _globals['_INCREMENTCOUNTERREQUEST']._serialized_start=971
-  _globals['_INCREMENTCOUNTERREQUEST']._serialized_end=1052
-  _globals['_INCREMENTCOUNTERRESPONSE']._serialized_start=1054
-  _globals['_INCREMENTCOUNTERRESPONSE']._serialized_end=1095
-  _globals['_OPENCALLREQUEST']._serialized_start=1097
-  _globals['_OPENCALLREQUEST']._serialized_end=1211
-  _globals['_OPENCALLRESPONSE']._serialized_start=1213
-  _globals['_OPENCALLRESPONSE']._serialized_end=1231
-  _globals['_ENDCALLREQUEST']._serialized_start=1233
-  _globals['_ENDCALLREQUEST']._serialized_end=1328
-  _globals['_ENDCALLRESPONSE']._serialized_start=1330
-  _globals['_ENDCALLRESPONSE']._serialized_end=1364
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1366
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1405
-  _globals['_TRANSCRIPT']._serialized_start=1408
-  _globals['_TRANSCRIPT']._serialized_end=1665
-  _globals['_CALLERMESSAGE']._serialized_start=1667
-  _globals['_CALLERMESSAGE']._serialized_end=1791
-  _globals['_SAVEMESSAGEREQUEST']._serialized_start=1793
-  _globals['_SAVEMESSAGEREQUEST']._serialized_end=1903
-  _globals['_SAVEMESSAGERESPONSE']._serialized_start=1905
-  _globals['_SAVEMESSAGERESPONSE']._serialized_end=1943
-  _globals['_GETTRANSCRIPTRESPONSE']._serialized_start=1945
-  _globals['_GETTRANSCRIPTRESPONSE']._serialized_end=2016
-  _globals['_MEMORYSERVICE']._serialized_start=2239
-  _globals['_MEMORYSERVICE']._serialized_end=3100
+  _globals['_GETHISTORYRESPONSE']._serialized_end=536
+  _globals['_CLAIMIDEMPOTENCYKEYREQUEST']._serialized_start=538
+  _globals['_CLAIMIDEMPOTENCYKEYREQUEST']._serialized_end=659
+  _globals['_CLAIMIDEMPOTENCYKEYRESPONSE']._serialized_start=662
+  _globals['_CLAIMIDEMPOTENCYKEYRESPONSE']._serialized_end=812
+  _globals['_COMPLETEIDEMPOTENCYKEYREQUEST']._serialized_start=815
+  _globals['_COMPLETEIDEMPOTENCYKEYREQUEST']._serialized_end=969
+  _globals['_COMPLETEIDEMPOTENCYKEYRESPONSE']._serialized_start=971
+  _globals['_COMPLETEIDEMPOTENCYKEYRESPONSE']._serialized_end=1003
+  _globals['_INCREMENTCOUNTERREQUEST']._serialized_start=1005
+  _globals['_INCREMENTCOUNTERREQUEST']._serialized_end=1086
+  _globals['_INCREMENTCOUNTERRESPONSE']._serialized_start=1088
+  _globals['_INCREMENTCOUNTERRESPONSE']._serialized_end=1129
+  _globals['_OPENCALLREQUEST']._serialized_start=1132
+  _globals['_OPENCALLREQUEST']._serialized_end=1282
+  _globals['_OPENCALLRESPONSE']._serialized_start=1284
+  _globals['_OPENCALLRESPONSE']._serialized_end=1302
+  _globals['_ENDCALLREQUEST']._serialized_start=1304
+  _globals['_ENDCALLREQUEST']._serialized_end=1399
+  _globals['_ENDCALLRESPONSE']._serialized_start=1401
+  _globals['_ENDCALLRESPONSE']._serialized_end=1435
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1437
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1476
+  _globals['_TRANSCRIPT']._serialized_start=1479
+  _globals['_TRANSCRIPT']._serialized_end=1772
+  _globals['_CALLERMESSAGE']._serialized_start=1774
+  _globals['_CALLERMESSAGE']._serialized_end=1898
+  _globals['_SAVEMESSAGEREQUEST']._serialized_start=1900
+  _globals['_SAVEMESSAGEREQUEST']._serialized_end=2010
+  _globals['_SAVEMESSAGERESPONSE']._serialized_start=2012
+  _globals['_SAVEMESSAGERESPONSE']._serialized_end=2050
+  _globals['_GETTRANSCRIPTRESPONSE']._serialized_start=2052
+  _globals['_GETTRANSCRIPTRESPONSE']._serialized_end=2123
+  _globals['_MEMORYSERVICE']._serialized_start=2346
+  _globals['_MEMORYSERVICE']._serialized_end=3207
 # @@protoc_insertion_point(module_scope)

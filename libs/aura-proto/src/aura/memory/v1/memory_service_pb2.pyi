@@ -202,6 +202,9 @@ class GetHistoryResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TURNS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    purpose: _builtins.str
+    """purpose is what the call is about when Aura placed it."""
     @_builtins.property
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
         """turns are the newest retained turns, oldest first."""
@@ -210,10 +213,11 @@ class GetHistoryResponse(_message.Message):
         self,
         *,
         turns: _abc.Iterable[Global___Turn] | None = ...,
+        purpose: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["purpose", b"purpose", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -266,10 +270,13 @@ class ClaimIdempotencyKeyResponse(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
     state: Global___IdempotencyState.ValueType
     """state is what the claim found."""
     result: _builtins.str
     """result is the stored result when state is COMPLETED."""
+    purpose: _builtins.str
+    """purpose is what the call is about when Aura placed it (sent with a new claim)."""
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
         """history holds the call's newest turns, oldest first, when state is CLAIMED and
@@ -282,10 +289,11 @@ class ClaimIdempotencyKeyResponse(_message.Message):
         state: Global___IdempotencyState.ValueType = ...,
         result: _builtins.str = ...,
         history: _abc.Iterable[Global___Turn] | None = ...,
+        purpose: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "result", b"result", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "purpose", b"purpose", "result", b"result", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -412,12 +420,18 @@ class OpenCallRequest(_message.Message):
     CALLER_FIELD_NUMBER: _builtins.int
     CALLEE_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     caller: _builtins.str
     """caller is the calling number, already masked by the sender (last four digits kept)."""
     callee: _builtins.str
     """callee is the number that was called (the business's own number)."""
+    direction: _builtins.str
+    """direction is "inbound" (the caller rang us) or "outbound" (Aura placed the call)."""
+    purpose: _builtins.str
+    """purpose is what an outbound call is about, as the operator gave it; empty inbound."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """start_time is when the call reached Aura."""
@@ -429,10 +443,12 @@ class OpenCallRequest(_message.Message):
         caller: _builtins.str = ...,
         callee: _builtins.str = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
+        direction: _builtins.str = ...,
+        purpose: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "direction", b"direction", "purpose", b"purpose", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -545,6 +561,8 @@ class Transcript(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     TURNS_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     caller: _builtins.str
@@ -553,6 +571,10 @@ class Transcript(_message.Message):
     """callee is the number that was called."""
     status: _builtins.str
     """status is the final CallStatus; empty while the call is live."""
+    direction: _builtins.str
+    """direction is "inbound" or "outbound"; empty when OpenCall was never received."""
+    purpose: _builtins.str
+    """purpose is what an outbound call is about."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """start_time is when the call started; unset if OpenCall was never received."""
@@ -580,10 +602,12 @@ class Transcript(_message.Message):
         status: _builtins.str = ...,
         turns: _abc.Iterable[Global___Turn] | None = ...,
         messages: _abc.Iterable[Global___CallerMessage] | None = ...,
+        direction: _builtins.str = ...,
+        purpose: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "end_time", b"end_time", "messages", b"messages", "start_time", b"start_time", "status", b"status", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "direction", b"direction", "end_time", b"end_time", "messages", b"messages", "purpose", b"purpose", "start_time", b"start_time", "status", b"status", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
