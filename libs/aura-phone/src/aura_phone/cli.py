@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aura_phone.relay import Action
+from aura_phone.rest import FakeTwilioRest, PlacedCall
 from aura_phone.simulator import Call, CallError, Input, Turn
 
 
@@ -124,8 +125,9 @@ def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
     return {k: v for k, v in numbers.items() if v}, [Step.of(step) for step in script.steps]
 
 
-def run_script(call: Call, steps: list[Step]) -> None:
-    """Play the steps; raise ScriptError at the first one that does not go as written."""
+def run_script(call: Call, steps: list[Step], path: str = "", answered_by: str = "human") -> None:
+    """Play the steps; raise ScriptError at the first one that does not go as written.
+    With `path`, the call is one the deployment placed: the script answers it there."""
     position = 0  # the step whose answer the next turn carries
     if steps[0].action is not None:
         steps = [Step(None), *steps]
@@ -145,7 +147,10 @@ def run_script(call: Call, steps: list[Step]) -> None:
             )
         return action
 
-    call.start(answer)
+    if path:
+        call.pick_up(path, answer, answered_by)
+    else:
+        call.start(answer)
     if position >= len(steps):
         return  # every step played; the caller hung up
     # The deployment ended the call while step `position` was the latest: check it against
@@ -156,7 +161,7 @@ def run_script(call: Call, steps: list[Step]) -> None:
         raise ScriptError(f"the call ended after step {position}, before the script did")
 
 
-def interactive(call: Call) -> None:
+def interactive(call: Call, path: str = "") -> None:
     # One reader of what you type. In a relay session it is read at any moment, and typing
     # while the assistant speaks interrupts it, as a caller talking over it would; at a
     # <Gather> it is the answer to what was just said.
@@ -184,13 +189,56 @@ def interactive(call: Call) -> None:
     call.typed, call.on_token = typed, show
     threading.Thread(target=read_lines, daemon=True).start()
     try:
-        call.start(answer)
+        if path:  # a call the deployment placed, answered by you
+            call.pick_up(path, answer)
+        else:
+            call.start(answer)
     except KeyboardInterrupt:
         print("\n[hanging up]")
         call.hang_up()
     if call.turns:
         print(f"        ({call.turns[-1].seconds * 1000:.0f} ms)")
     print("[call ended]")
+
+
+def answer_calls(args: argparse.Namespace, defaults: CallerSettings) -> int:
+    """Play Twilio's REST API until the deployment places a call, then be its callee."""
+    placed: queue.Queue[PlacedCall] = queue.Queue()
+    rest = FakeTwilioRest(defaults.TWILIO_ACCOUNT_SID, args.token, on_call=placed.put)
+    url = rest.start(port=args.twilio_api_port)
+    print(f"[Twilio's REST API on {url}: set TWILIO_API_BASE_URL={url} and place a call]")
+    try:
+        call_placed = placed.get()
+        steps = load_script(args.script)[1] if args.script else []
+        call = Call(
+            args.url,
+            args.token,
+            args.public_url,
+            caller=call_placed.params.get("From", ""),
+            callee=call_placed.params.get("To", ""),
+            call_sid=call_placed.sid,
+            account_sid=defaults.TWILIO_ACCOUNT_SID,
+            on_say=(lambda text: None) if args.quiet else (lambda text: print(f"aura> {text}")),
+            relay=args.relay,
+        )
+        print(f"[{call_placed.params.get('To')} is ringing: answered by a {args.answer_calls}]")
+        answered_by = "human" if args.answer_calls == "human" else "machine_end_beep"
+        if steps:
+            run_script(call, steps, path=call_placed.answer_path, answered_by=answered_by)
+            print(f"[script passed: {len(steps)} steps, {len(call.turns)} requests]")
+        elif answered_by == "human":
+            interactive(call, path=call_placed.answer_path)
+        else:
+            call.pick_up(call_placed.answer_path, lambda turn: Input("hangup"), answered_by)
+            print("[the machine recorded the message]")
+    except (CallError, ScriptError) as error:
+        print(f"aura-call: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        rest.stop()
+    return 0
 
 
 class CallerSettings(BaseSettings):
@@ -201,6 +249,7 @@ class CallerSettings(BaseSettings):
 
     AURA_BASE_URL: str = ""
     PORT: int = 8000
+    TWILIO_ACCOUNT_SID: str = "AC" + "0" * 32
     TWILIO_AUTH_TOKEN: str = ""
     PUBLIC_BASE_URL: str = ""
 
@@ -237,7 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="expect ConversationRelay (VOICE_MODE=relay); without it, either mode is followed",
     )
+    parser.add_argument(
+        "--answer-calls",
+        choices=["human", "machine"],
+        help="wait for the deployment to place a call (POST /api/calls) and answer it as a "
+        "person or an answering machine: serves Twilio's REST API for placing calls on "
+        "--twilio-api-port; point the deployment's TWILIO_API_BASE_URL at it",
+    )
+    parser.add_argument("--twilio-api-port", type=int, default=0, help="0: any free port")
     args = parser.parse_args(argv)
+    if args.answer_calls:
+        return answer_calls(args, defaults)
 
     try:
         steps: list[Step] = []
@@ -251,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             args.public_url,
             caller=args.caller,
             callee=args.callee,
+            account_sid=defaults.TWILIO_ACCOUNT_SID,
             on_say=(lambda text: None) if args.quiet else (lambda text: print(f"aura> {text}")),
             relay=args.relay,
         )

@@ -76,6 +76,7 @@ class Call:
     public_url: str = ""  # the URL Twilio would call, when it differs from base_url
     caller: str = "+15551230000"
     callee: str = "+15559870000"
+    account_sid: str = "AC" + "0" * 32  # the deployment's TWILIO_ACCOUNT_SID, when it sets one
     timeout: float = 15.0  # Twilio's own webhook timeout
     call_sid: str = field(default_factory=new_call_sid)
     client: httpx.Client | None = None
@@ -97,6 +98,7 @@ class Call:
             public_base_url=self.public_url,
             caller=self.caller,
             callee=self.callee,
+            account_sid=self.account_sid,
         )
         if self.client is None:
             self.client = httpx.Client(timeout=self.timeout)
