@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from aura_memory.stores import ConversationStore, InMemoryStore
-from aura_memory.stores.base import StoredMessage
+from aura_memory.stores.base import OutboxItem, StoredEvent, StoredMessage
 from aura_memory.stores.redis import RedisStore
 from tests.support.redis_server import RedisServer
 
@@ -191,3 +191,47 @@ async def test_an_outbound_calls_purpose_is_kept_with_it(store: ConversationStor
     inbound = await store.transcript("CA2")
     assert inbound is not None
     assert inbound.direction == "inbound"
+
+
+async def test_events_are_kept_with_the_transcript(store: ConversationStore) -> None:
+    await store.append("CA1", [("user", "the manager please")])
+    await store.record_event("CA1", StoredEvent("tool", "transfer_call ok", 0.0))
+    await store.record_event("CA1", StoredEvent("transferred", "", 0.0))
+    assert await store.end_call("CA1", "completed", ended_at=1.0)
+    record = await store.transcript("CA1")
+    assert record is not None
+    assert [(e.kind, e.detail) for e in record.events] == [
+        ("tool", "transfer_call ok"),
+        ("transferred", ""),
+    ]
+
+
+async def test_the_outbox_leases_retries_and_forgets_what_was_sent(
+    store: ConversationStore, clock: Clock
+) -> None:
+    assert await store.enqueue(OutboxItem("CA1", '{"call_id": "CA1"}'))
+    assert not await store.enqueue(OutboxItem("CA1", "{}"))  # a retried status callback
+    enqueued_at = clock.now
+    clock.now += 1
+    assert await store.enqueue(OutboxItem("CA2", '{"call_id": "CA2"}'))
+    leased = await store.lease(limit=10, seconds=30)
+    assert [(i.id, i.payload, i.attempts) for i in leased.items] == [
+        ("CA1", '{"call_id": "CA1"}', 0),
+        ("CA2", '{"call_id": "CA2"}', 0),
+    ]
+    assert (leased.depth, leased.oldest_created_at) == (2, enqueued_at)
+    assert (await store.lease(limit=10, seconds=30)).items == ()  # leased to someone
+    await store.settle("CA1", done=False, retry_after=5)
+    await store.settle("CA2", done=True, retry_after=0)
+    clock.now += 4
+    assert (await store.lease(limit=10, seconds=30)).items == ()  # not due yet
+    clock.now += 2
+    again = await store.lease(limit=10, seconds=30)
+    assert [(i.id, i.attempts) for i in again.items] == [("CA1", 1)]
+    assert again.depth == 1
+    clock.now += 31  # the lease lapsed unsettled (the sender died): due again
+    assert [i.id for i in (await store.lease(limit=1, seconds=30)).items] == ["CA1"]
+    await store.settle("CA1", done=True, retry_after=0)
+    empty = await store.lease(limit=10, seconds=30)
+    assert (empty.items, empty.depth, empty.oldest_created_at) == ((), 0, None)
+    assert not await store.enqueue(OutboxItem("CA2", "{}"))  # sent: not twice

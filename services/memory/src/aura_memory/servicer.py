@@ -19,7 +19,9 @@ from aura_memory.stores.base import (
     ClaimState,
     ConversationStore,
     NewTurn,
+    OutboxItem,
     Role,
+    StoredEvent,
     StoredMessage,
     StoredTurn,
     StoreUnavailableError,
@@ -36,6 +38,9 @@ MAX_KEY_CHARS = 256
 MAX_RESULT_CHARS = 64 * 1024
 MAX_TTL_SECONDS = 24 * 3600
 MAX_PURPOSE_CHARS = 1000
+MAX_EVENT_CHARS = 200
+MAX_PAYLOAD_CHARS = 1024 * 1024
+MAX_LEASE = 100
 MAX_MESSAGE_FIELD_CHARS = {"caller_name": 200, "callback_number": 64, "text": 4000}
 
 _ROLES: dict[int, Role] = {pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "assistant"}
@@ -122,6 +127,10 @@ def _transcript_to_pb(record: CallRecord) -> pb.Transcript:
                 create_time=_stamp(m.created_at),
             )
             for m in record.messages
+        ],
+        events=[
+            pb.CallEvent(kind=e.kind, detail=e.detail, create_time=_stamp(e.created_at))
+            for e in record.events
         ],
     )
     if record.started_at is not None:
@@ -330,3 +339,71 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         if record is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no transcript for this call")
         return pb.GetTranscriptResponse(transcript=_transcript_to_pb(record))
+
+    async def RecordEvent(
+        self, request: pb.RecordEventRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RecordEventResponse:
+        await _check_call_id(request.call_id, context)
+        event = request.event
+        if not event.kind or len(event.kind) > MAX_EVENT_CHARS:
+            await _reject(context, f"event.kind is required, at most {MAX_EVENT_CHARS} characters")
+        if len(event.detail) > MAX_EVENT_CHARS:
+            await _reject(context, f"event.detail is longer than {MAX_EVENT_CHARS} characters")
+        stored = StoredEvent(event.kind, event.detail, 0.0)
+        await self._stored(
+            context=context,
+            name="record_event",
+            operation=self._store.record_event(request.call_id, stored),
+        )
+        return pb.RecordEventResponse()
+
+    async def EnqueueDelivery(
+        self, request: pb.EnqueueDeliveryRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.EnqueueDeliveryResponse:
+        delivery = request.delivery
+        await _check_key(delivery.id, "delivery.id", context)
+        if not delivery.payload or len(delivery.payload) > MAX_PAYLOAD_CHARS:
+            await _reject(context, f"delivery.payload is required, at most {MAX_PAYLOAD_CHARS}")
+        applied = await self._stored(
+            context=context,
+            name="enqueue",
+            operation=self._store.enqueue(OutboxItem(delivery.id, delivery.payload)),
+        )
+        return pb.EnqueueDeliveryResponse(applied=applied)
+
+    async def LeaseDeliveries(
+        self, request: pb.LeaseDeliveriesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.LeaseDeliveriesResponse:
+        if not 0 < request.limit <= MAX_LEASE:
+            await _reject(context, f"limit must be between 1 and {MAX_LEASE}")
+        seconds = await _seconds(request.lease, "lease", context)
+        leased = await self._stored(
+            context=context, name="lease", operation=self._store.lease(request.limit, seconds)
+        )
+        response = pb.LeaseDeliveriesResponse(
+            deliveries=[
+                pb.Delivery(
+                    id=i.id,
+                    payload=i.payload,
+                    attempts=i.attempts,
+                    create_time=_stamp(i.created_at),
+                )
+                for i in leased.items
+            ],
+            depth=leased.depth,
+        )
+        if leased.oldest_created_at is not None:
+            response.oldest_create_time.CopyFrom(_stamp(leased.oldest_created_at))
+        return response
+
+    async def SettleDelivery(
+        self, request: pb.SettleDeliveryRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SettleDeliveryResponse:
+        await _check_key(request.id, "id", context)
+        retry = 0.0 if request.done else await _seconds(request.retry_after, "retry_after", context)
+        await self._stored(
+            context=context,
+            name="settle",
+            operation=self._store.settle(request.id, request.done, retry),
+        )
+        return pb.SettleDeliveryResponse()

@@ -40,6 +40,39 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """Something that happened on a call: transferred, voicemail, refused, or a tool."""
+
+    kind: str
+    detail: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A post-call webhook waiting to be sent."""
+
+    id: str
+    payload: str
+    attempts: int = 0
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """Deliveries leased to one sender, and the outbox's state."""
+
+    items: tuple[OutboxItem, ...]
+    depth: int
+    oldest_created_at: float | None
+
+
+# How long a delivered (or abandoned) id is remembered, so that enqueueing it again
+# (a retried status callback) sends nothing twice.
+SENT_MEMORY_SECONDS = 2 * 86400
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     applied: bool  # False when the idempotency key had been seen
     turn_count: int
@@ -65,6 +98,7 @@ class CallRecord:
     purpose: str = ""  # what an outbound call is about
     turns: tuple[StoredTurn, ...] = field(default=())
     messages: tuple[StoredMessage, ...] = field(default=())
+    events: tuple[StoredEvent, ...] = field(default=())
 
 
 class StoreUnavailableError(Exception):
@@ -87,6 +121,22 @@ class ConversationStore(ABC):
         self, call_id: str, message: StoredMessage, idempotency_key: str = ""
     ) -> bool:
         """Keep a message with the call's transcript; False when the key had been seen."""
+
+    @abstractmethod
+    async def record_event(self, call_id: str, event: StoredEvent) -> None:
+        """Note an event with the call's transcript."""
+
+    @abstractmethod
+    async def enqueue(self, item: OutboxItem) -> bool:
+        """Put a delivery in the outbox; False when its id is queued or was sent lately."""
+
+    @abstractmethod
+    async def lease(self, limit: int, seconds: float) -> Leased:
+        """Up to `limit` due deliveries, each due again in `seconds` unless settled."""
+
+    @abstractmethod
+    async def settle(self, item_id: str, done: bool, retry_after: float) -> None:
+        """Remove a delivery that is done, or count a failed attempt and retry later."""
 
     @abstractmethod
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:

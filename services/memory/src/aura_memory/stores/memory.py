@@ -13,12 +13,16 @@ from typing import Any, TypeVar
 
 from aura_memory import metrics
 from aura_memory.stores.base import (
+    SENT_MEMORY_SECONDS,
     UNKNOWN_STATUS,
     AppendResult,
     CallRecord,
     Claim,
     ConversationStore,
+    Leased,
     NewTurn,
+    OutboxItem,
+    StoredEvent,
     StoredMessage,
     StoredTurn,
 )
@@ -68,6 +72,9 @@ class InMemoryStore(ConversationStore):
         self._claims: dict[tuple[str, str], tuple[float, str | None]] = {}
         # key -> (expires_at, count)
         self._counters: dict[str, tuple[float, int]] = {}
+        # The outbox: id -> (due_at, item); ids sent lately -> (forget_at, None)
+        self._outbox: dict[str, tuple[float, OutboxItem]] = {}
+        self._sent: dict[str, tuple[float, None]] = {}
 
     def _live(self, call_id: str, now: float) -> _Call | None:
         call = self._calls.get(call_id)
@@ -128,6 +135,44 @@ class InMemoryStore(ConversationStore):
         call.record = replace(call.record, messages=(*call.record.messages, stored))
         call.last_write = now
         return True
+
+    async def record_event(self, call_id: str, event: StoredEvent) -> None:
+        now = self._clock()
+        call = self._get_or_open(call_id, now)
+        stored = replace(event, created_at=now)
+        call.record = replace(call.record, events=(*call.record.events, stored))
+        call.last_write = now
+
+    async def enqueue(self, item: OutboxItem) -> bool:
+        now = self._clock()
+        sent = self._sent.get(item.id)
+        if item.id in self._outbox or (sent is not None and sent[0] > now):
+            return False
+        self._outbox[item.id] = (now, replace(item, attempts=0, created_at=now))
+        return True
+
+    async def lease(self, limit: int, seconds: float) -> Leased:
+        now = self._clock()
+        due = sorted((at, i.id) for at, i in self._outbox.values() if at <= now)[:limit]
+        items = []
+        for _, item_id in due:
+            item = self._outbox[item_id][1]
+            self._outbox[item_id] = (now + seconds, item)
+            items.append(item)
+        oldest = min((i.created_at for _, i in self._outbox.values()), default=None)
+        return Leased(tuple(items), len(self._outbox), oldest)
+
+    async def settle(self, item_id: str, done: bool, retry_after: float) -> None:
+        now = self._clock()
+        entry = self._outbox.get(item_id)
+        if entry is None:
+            return
+        if done:
+            del self._outbox[item_id]
+            self._sent[item_id] = (now + SENT_MEMORY_SECONDS, None)
+        else:
+            item = entry[1]
+            self._outbox[item_id] = (now + retry_after, replace(item, attempts=item.attempts + 1))
 
     def _first_use(self, call: _Call, key: str) -> bool:
         """Remember `key` for the call; False when it had been seen."""
@@ -215,6 +260,7 @@ class InMemoryStore(ConversationStore):
         _drop_expired(self._ended, now)
         _drop_expired(self._claims, now)
         _drop_expired(self._counters, now)
+        _drop_expired(self._sent, now)
         return len(stale)
 
     async def live_calls(self) -> int:

@@ -22,13 +22,17 @@ from redis.backoff import NoBackoff
 
 from aura_memory import metrics
 from aura_memory.stores.base import (
+    SENT_MEMORY_SECONDS,
     UNKNOWN_STATUS,
     AppendResult,
     CallRecord,
     Claim,
     ConversationStore,
+    Leased,
     NewTurn,
+    OutboxItem,
     Role,
+    StoredEvent,
     StoredMessage,
     StoredTurn,
     StoreUnavailableError,
@@ -64,15 +68,60 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: history, transcript, meta, messages. ARGV: status, ended_at, retention.
+# The outbox. KEYS: items (hash id -> json), due (zset by due time), created (zset by
+# enqueue time), sent marker. ARGV: id, item json, now, sent-memory seconds.
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[4]) == 1 or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1
+"""
+
+# KEYS: items, due, created. ARGV: now, lease seconds, limit.
+# Returns {depth, oldest created_at or '', item json...}.
+_LEASE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local result = {redis.call('ZCARD', KEYS[2]), ''}
+local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if #oldest > 0 then result[2] = oldest[2] end
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[2], ARGV[1] + ARGV[2], id)
+  local item = redis.call('HGET', KEYS[1], id)
+  if item then table.insert(result, item) end
+end
+return result
+"""
+
+# KEYS: items, due, created, sent marker. ARGV: id, done, now, retry seconds, sent memory.
+_SETTLE = """
+local item = redis.call('HGET', KEYS[1], ARGV[1])
+if not item then return 0 end
+if ARGV[2] == '1' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('SET', KEYS[4], '1', 'EX', ARGV[5])
+else
+  local decoded = cjson.decode(item)
+  decoded['attempts'] = (decoded['attempts'] or 0) + 1
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(decoded))
+  redis.call('ZADD', KEYS[2], ARGV[3] + ARGV[4], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: history, transcript, meta, messages, events. ARGV: status, ended_at, retention.
 # Ends a call once: a retried status callback, or two replicas sweeping the same expired
 # call, find it already ended.
 _END = """
-local known = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local known = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 if known == 0 or redis.call('HEXISTS', KEYS[3], 'ended_at') == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[3], 'status', ARGV[1], 'ended_at', ARGV[2])
-for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return 1
 """
 
@@ -151,6 +200,9 @@ class RedisStore(ConversationStore):
         self._append = self._redis.register_script(_APPEND)
         self._end = self._redis.register_script(_END)
         self._save_message = self._redis.register_script(_SAVE_MESSAGE)
+        self._enqueue = self._redis.register_script(_ENQUEUE)
+        self._lease = self._redis.register_script(_LEASE)
+        self._settle = self._redis.register_script(_SETTLE)
         self._increment = self._redis.register_script(_INCREMENT)
 
     def _key(self, call_id: str, part: str) -> str:
@@ -208,6 +260,44 @@ class RedisStore(ConversationStore):
             results = await self._run(pipe.execute())
         return bool(results[0])
 
+    async def record_event(self, call_id: str, event: StoredEvent) -> None:
+        now = self._clock()
+        key = self._key(call_id, "events")
+        encoded = json.dumps({"k": event.kind, "d": event.detail, "at": now}, separators=(",", ":"))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, encoded)
+            pipe.expire(key, self._keys_ttl)
+            pipe.zadd(self._live_key, {call_id: now})
+            await self._run(pipe.execute())
+
+    def _outbox_keys(self, item_id: str = "") -> list[str]:
+        # One hash tag, so that the scripts run on Redis Cluster too.
+        base = f"{self._prefix}:{{outbox}}"
+        return [f"{base}:items", f"{base}:due", f"{base}:created", f"{base}:sent:{item_id}"]
+
+    async def enqueue(self, item: OutboxItem) -> bool:
+        now = self._clock()
+        encoded = json.dumps({"id": item.id, "payload": item.payload, "attempts": 0, "at": now})
+        args: list[str | float] = [item.id, encoded, now, SENT_MEMORY_SECONDS]
+        return bool(await self._run(self._enqueue(keys=self._outbox_keys(item.id), args=args)))
+
+    async def lease(self, limit: int, seconds: float) -> Leased:
+        keys = self._outbox_keys()[:3]
+        result: list[Any] = await self._run(
+            self._lease(keys=keys, args=[self._clock(), seconds, limit])
+        )
+        depth, oldest, *raw = result
+        items = []
+        for entry in raw:
+            item = json.loads(entry)
+            items.append(OutboxItem(item["id"], item["payload"], int(item["attempts"]), item["at"]))
+        oldest_at = float(oldest) if oldest not in (b"", "", None) else None
+        return Leased(tuple(items), int(depth), oldest_at)
+
+    async def settle(self, item_id: str, done: bool, retry_after: float) -> None:
+        args = [item_id, "1" if done else "0", self._clock(), retry_after, SENT_MEMORY_SECONDS]
+        await self._run(self._settle(keys=self._outbox_keys(item_id), args=args))
+
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:
         start = -limit if limit else 0
         raw = await self._run(self._redis.lrange(self._key(call_id, "history"), start, -1))
@@ -248,6 +338,7 @@ class RedisStore(ConversationStore):
             self._key(call_id, "transcript"),
             self._key(call_id, "meta"),
             self._key(call_id, "messages"),
+            self._key(call_id, "events"),
         ]
         ended = await self._run(self._end(keys=keys, args=[status, ended_at, self._retention]))
         await self._run(self._redis.zrem(self._live_key, call_id))
@@ -278,8 +369,9 @@ class RedisStore(ConversationStore):
             pipe.hgetall(self._key(call_id, "meta"))
             pipe.lrange(self._key(call_id, "transcript"), 0, -1)
             pipe.lrange(self._key(call_id, "messages"), 0, -1)
-            meta, raw, messages = await self._run(pipe.execute())
-        if not meta and not raw and not messages:
+            pipe.lrange(self._key(call_id, "events"), 0, -1)
+            meta, raw, messages, events = await self._run(pipe.execute())
+        if not meta and not raw and not messages and not events:
             return None
         fields = {k.decode(): v.decode() for k, v in meta.items()}
         return CallRecord(
@@ -293,6 +385,9 @@ class RedisStore(ConversationStore):
             purpose=fields.get("purpose", ""),
             turns=tuple(_decode(item) for item in raw),
             messages=tuple(_decode_message(item) for item in messages),
+            events=tuple(
+                StoredEvent(e["k"], e["d"], float(e["at"])) for e in map(json.loads, events)
+            ),
         )
 
     def _claim_key(self, call_id: str, key: str) -> str:

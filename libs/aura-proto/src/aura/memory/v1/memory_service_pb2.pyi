@@ -563,6 +563,7 @@ class Transcript(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     DIRECTION_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     caller: _builtins.str
@@ -591,6 +592,10 @@ class Transcript(_message.Message):
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallerMessage]:
         """messages are the messages the caller left, oldest first."""
 
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallEvent]:
+        """events are what happened on the call, oldest first."""
+
     def __init__(
         self,
         *,
@@ -604,14 +609,285 @@ class Transcript(_message.Message):
         messages: _abc.Iterable[Global___CallerMessage] | None = ...,
         direction: _builtins.str = ...,
         purpose: _builtins.str = ...,
+        events: _abc.Iterable[Global___CallEvent] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "direction", b"direction", "end_time", b"end_time", "messages", b"messages", "purpose", b"purpose", "start_time", b"start_time", "status", b"status", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee", b"callee", "caller", b"caller", "direction", b"direction", "end_time", b"end_time", "events", b"events", "messages", b"messages", "purpose", b"purpose", "start_time", b"start_time", "status", b"status", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Transcript: _TypeAlias = Transcript  # noqa: Y015
+
+@_typing.final
+class CallEvent(_message.Message):
+    """CallEvent is one thing that happened on a call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """kind is transferred, voicemail, refused or tool."""
+    detail: _builtins.str
+    """detail is e.g. the tool's name and outcome ("order_status ok")."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """create_time is when the memory service stored it; ignored on record."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "detail", b"detail", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallEvent: _TypeAlias = CallEvent  # noqa: Y015
+
+@_typing.final
+class RecordEventRequest(_message.Message):
+    """RecordEventRequest notes one event on a call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call."""
+    @_builtins.property
+    def event(self) -> Global___CallEvent:
+        """event is what happened."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        event: Global___CallEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordEventRequest: _TypeAlias = RecordEventRequest  # noqa: Y015
+
+@_typing.final
+class RecordEventResponse(_message.Message):
+    """RecordEventResponse acknowledges RecordEvent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordEventResponse: _TypeAlias = RecordEventResponse  # noqa: Y015
+
+@_typing.final
+class Delivery(_message.Message):
+    """Delivery is one post-call webhook waiting in the outbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id identifies the delivery (the call's id: one record per call)."""
+    payload: _builtins.str
+    """payload is the JSON to send."""
+    attempts: _builtins.int
+    """attempts counts the sends that failed so far."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """create_time is when it was enqueued."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        payload: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "id", b"id", "payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Delivery: _TypeAlias = Delivery  # noqa: Y015
+
+@_typing.final
+class EnqueueDeliveryRequest(_message.Message):
+    """EnqueueDeliveryRequest adds one delivery."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delivery(self) -> Global___Delivery:
+        """delivery is what to send; its id makes enqueueing idempotent."""
+
+    def __init__(
+        self,
+        *,
+        delivery: Global___Delivery | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueDeliveryRequest: _TypeAlias = EnqueueDeliveryRequest  # noqa: Y015
+
+@_typing.final
+class EnqueueDeliveryResponse(_message.Message):
+    """EnqueueDeliveryResponse reports the outcome."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """applied is false when a delivery with this id was already queued or sent."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueDeliveryResponse: _TypeAlias = EnqueueDeliveryResponse  # noqa: Y015
+
+@_typing.final
+class LeaseDeliveriesRequest(_message.Message):
+    """LeaseDeliveriesRequest asks for deliveries that are due."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """limit is the most to hand out at once."""
+    @_builtins.property
+    def lease(self) -> _duration_pb2.Duration:
+        """lease is how long the sender has before the deliveries are due again."""
+
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        lease: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseDeliveriesRequest: _TypeAlias = LeaseDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class LeaseDeliveriesResponse(_message.Message):
+    """LeaseDeliveriesResponse holds the leased deliveries and the state of the outbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    DEPTH_FIELD_NUMBER: _builtins.int
+    OLDEST_CREATE_TIME_FIELD_NUMBER: _builtins.int
+    depth: _builtins.int
+    """depth is how many deliveries wait in the outbox, leased ones included."""
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]:
+        """deliveries are due, oldest due first."""
+
+    @_builtins.property
+    def oldest_create_time(self) -> _timestamp_pb2.Timestamp:
+        """oldest_create_time is when the oldest waiting delivery was enqueued; unset if none."""
+
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[Global___Delivery] | None = ...,
+        depth: _builtins.int = ...,
+        oldest_create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_create_time", b"oldest_create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries", "depth", b"depth", "oldest_create_time", b"oldest_create_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseDeliveriesResponse: _TypeAlias = LeaseDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class SettleDeliveryRequest(_message.Message):
+    """SettleDeliveryRequest reports how a send went."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """id identifies the delivery."""
+    done: _builtins.bool
+    """done is true when it was delivered or is given up: it leaves the outbox."""
+    @_builtins.property
+    def retry_after(self) -> _duration_pb2.Duration:
+        """retry_after is when to try again when not done."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        done: _builtins.bool = ...,
+        retry_after: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retry_after", b"retry_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "id", b"id", "retry_after", b"retry_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleDeliveryRequest: _TypeAlias = SettleDeliveryRequest  # noqa: Y015
+
+@_typing.final
+class SettleDeliveryResponse(_message.Message):
+    """SettleDeliveryResponse acknowledges SettleDelivery."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleDeliveryResponse: _TypeAlias = SettleDeliveryResponse  # noqa: Y015
 
 @_typing.final
 class CallerMessage(_message.Message):

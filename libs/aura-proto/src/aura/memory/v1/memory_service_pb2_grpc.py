@@ -80,6 +80,26 @@ class MemoryServiceStub:
                 request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageRequest.SerializeToString,
                 response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageResponse.FromString,
                 _registered_method=True)
+        self.RecordEvent = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/RecordEvent',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.RecordEventRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.RecordEventResponse.FromString,
+                _registered_method=True)
+        self.EnqueueDelivery = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/EnqueueDelivery',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EnqueueDeliveryRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EnqueueDeliveryResponse.FromString,
+                _registered_method=True)
+        self.LeaseDeliveries = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/LeaseDeliveries',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.LeaseDeliveriesRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.LeaseDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.SettleDelivery = channel.unary_unary(
+                '/aura.memory.v1.MemoryService/SettleDelivery',
+                request_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SettleDeliveryRequest.SerializeToString,
+                response_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SettleDeliveryResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -154,6 +174,36 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvent(self, request, context):
+        """RecordEvent notes something that happened on a call (a transfer, a voicemail, a tool
+        the assistant used), for the post-call record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueDelivery(self, request, context):
+        """EnqueueDelivery puts a post-call webhook in the outbox; a repeated key enqueues nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaseDeliveries(self, request, context):
+        """LeaseDeliveries hands out deliveries that are due, each leased for a while so that
+        no other sender takes it meanwhile; an unsettled lease makes it due again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SettleDelivery(self, request, context):
+        """SettleDelivery removes a delivered (or abandoned) delivery, or schedules its retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +251,26 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.SaveMessage,
                     request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageRequest.FromString,
                     response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageResponse.SerializeToString,
+            ),
+            'RecordEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvent,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.RecordEventRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.RecordEventResponse.SerializeToString,
+            ),
+            'EnqueueDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueDelivery,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EnqueueDeliveryRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.EnqueueDeliveryResponse.SerializeToString,
+            ),
+            'LeaseDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaseDeliveries,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.LeaseDeliveriesRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.LeaseDeliveriesResponse.SerializeToString,
+            ),
+            'SettleDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.SettleDelivery,
+                    request_deserializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SettleDeliveryRequest.FromString,
+                    response_serializer=aura_dot_memory_dot_v1_dot_memory__service__pb2.SettleDeliveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -447,6 +517,114 @@ class MemoryService:
             '/aura.memory.v1.MemoryService/SaveMessage',
             aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageRequest.SerializeToString,
             aura_dot_memory_dot_v1_dot_memory__service__pb2.SaveMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/RecordEvent',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.RecordEventRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.RecordEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/EnqueueDelivery',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.EnqueueDeliveryRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.EnqueueDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaseDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/LeaseDeliveries',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.LeaseDeliveriesRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.LeaseDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SettleDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.memory.v1.MemoryService/SettleDelivery',
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.SettleDeliveryRequest.SerializeToString,
+            aura_dot_memory_dot_v1_dot_memory__service__pb2.SettleDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,18 @@ class MemoryServiceStub:
     """SaveMessage keeps a message the caller left, with the call's transcript. A repeated
     idempotency key saves nothing.
     """
+    RecordEvent: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.RecordEventRequest, _memory_service_pb2.RecordEventResponse]
+    """RecordEvent notes something that happened on a call (a transfer, a voicemail, a tool
+    the assistant used), for the post-call record.
+    """
+    EnqueueDelivery: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.EnqueueDeliveryRequest, _memory_service_pb2.EnqueueDeliveryResponse]
+    """EnqueueDelivery puts a post-call webhook in the outbox; a repeated key enqueues nothing."""
+    LeaseDeliveries: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.LeaseDeliveriesRequest, _memory_service_pb2.LeaseDeliveriesResponse]
+    """LeaseDeliveries hands out deliveries that are due, each leased for a while so that
+    no other sender takes it meanwhile; an unsettled lease makes it due again.
+    """
+    SettleDelivery: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.SettleDeliveryRequest, _memory_service_pb2.SettleDeliveryResponse]
+    """SettleDelivery removes a delivered (or abandoned) delivery, or schedules its retry."""
 
 @_typing.type_check_only
 class MemoryServiceAsyncStub(MemoryServiceStub):
@@ -95,6 +107,18 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     """SaveMessage keeps a message the caller left, with the call's transcript. A repeated
     idempotency key saves nothing.
     """
+    RecordEvent: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.RecordEventRequest, _memory_service_pb2.RecordEventResponse]  # type: ignore[assignment]
+    """RecordEvent notes something that happened on a call (a transfer, a voicemail, a tool
+    the assistant used), for the post-call record.
+    """
+    EnqueueDelivery: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.EnqueueDeliveryRequest, _memory_service_pb2.EnqueueDeliveryResponse]  # type: ignore[assignment]
+    """EnqueueDelivery puts a post-call webhook in the outbox; a repeated key enqueues nothing."""
+    LeaseDeliveries: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.LeaseDeliveriesRequest, _memory_service_pb2.LeaseDeliveriesResponse]  # type: ignore[assignment]
+    """LeaseDeliveries hands out deliveries that are due, each leased for a while so that
+    no other sender takes it meanwhile; an unsettled lease makes it due again.
+    """
+    SettleDelivery: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.SettleDeliveryRequest, _memory_service_pb2.SettleDeliveryResponse]  # type: ignore[assignment]
+    """SettleDelivery removes a delivered (or abandoned) delivery, or schedules its retry."""
 
 class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """MemoryService keeps the working conversation history of every live call."""
@@ -180,5 +204,41 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """SaveMessage keeps a message the caller left, with the call's transcript. A repeated
         idempotency key saves nothing.
         """
+
+    @_abc_1.abstractmethod
+    def RecordEvent(
+        self,
+        request: _memory_service_pb2.RecordEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.RecordEventResponse, _abc.Awaitable[_memory_service_pb2.RecordEventResponse]]:
+        """RecordEvent notes something that happened on a call (a transfer, a voicemail, a tool
+        the assistant used), for the post-call record.
+        """
+
+    @_abc_1.abstractmethod
+    def EnqueueDelivery(
+        self,
+        request: _memory_service_pb2.EnqueueDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.EnqueueDeliveryResponse, _abc.Awaitable[_memory_service_pb2.EnqueueDeliveryResponse]]:
+        """EnqueueDelivery puts a post-call webhook in the outbox; a repeated key enqueues nothing."""
+
+    @_abc_1.abstractmethod
+    def LeaseDeliveries(
+        self,
+        request: _memory_service_pb2.LeaseDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.LeaseDeliveriesResponse, _abc.Awaitable[_memory_service_pb2.LeaseDeliveriesResponse]]:
+        """LeaseDeliveries hands out deliveries that are due, each leased for a while so that
+        no other sender takes it meanwhile; an unsettled lease makes it due again.
+        """
+
+    @_abc_1.abstractmethod
+    def SettleDelivery(
+        self,
+        request: _memory_service_pb2.SettleDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.SettleDeliveryResponse, _abc.Awaitable[_memory_service_pb2.SettleDeliveryResponse]]:
+        """SettleDelivery removes a delivered (or abandoned) delivery, or schedules its retry."""
 
 def add_MemoryServiceServicer_to_server(servicer: MemoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
