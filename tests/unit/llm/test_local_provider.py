@@ -215,3 +215,21 @@ async def test_without_the_tool_the_action_is_declined_not_pretended() -> None:
     answer = await turn_through_llm("Can I speak to the manager?", [], tools=False)
     assert answer.text.startswith(ACTION_UNAVAILABLE)
     assert not answer.actions
+
+
+async def test_the_local_provider_summarises_by_the_topics_asked_about() -> None:
+    transcript = [
+        pb.Message(role=pb.ROLE_ASSISTANT, text="Hello! How can I help?"),
+        pb.Message(role=pb.ROLE_USER, text="what time do you open on saturday"),
+        pb.Message(role=pb.ROLE_ASSISTANT, text="From 8 to 4."),
+        pb.Message(role=pb.ROLE_USER, text="and where can I park"),
+        pb.Message(role=pb.ROLE_USER, text="when are you open tomorrow"),
+    ]
+    async with llm_service([local()]) as stub:
+        summary = await stub.Summarize(
+            pb.SummarizeRequest(call_id="CA1", transcript=transcript), timeout=5
+        )
+        silent = await stub.Summarize(pb.SummarizeRequest(call_id="CA2"), timeout=5)
+    assert summary.summary == "The caller asked about opening hours and parking."
+    assert summary.provider == "local"
+    assert silent.summary == "The caller did not say anything."

@@ -475,3 +475,48 @@ async def test_an_mcp_servers_new_tools_appear_at_the_next_listing() -> None:
         server.add_tool(opening_hours)
         await source.refresh()
         assert [t.spec.name for t in source.tools()] == ["check_tasting", "opening_hours"]
+
+
+async def test_the_tools_used_come_back_with_their_outcomes(
+    shop: FakeToolServer, http_client: httpx.AsyncClient
+) -> None:
+    vendor = await start_vendor("openai")
+    vendor.fake.script(
+        CallTools((("order_status", {"order": 1}),)),
+        CallTools((("order_status", {"order_number": "A17"}),)),
+        Reply("It is ready."),
+    )
+    try:
+        answer = await generate([vendor.build()], toolbox(tools_file(shop.base_url), http_client))
+    finally:
+        await vendor.fake.stop()
+    assert [(u.tool, u.outcome) for u in answer.tools_used] == [
+        ("order_status", "invalid_arguments"),
+        ("order_status", "ok"),
+    ]
+
+
+async def test_a_model_summarises_a_call_from_its_transcript() -> None:
+    vendor = await start_vendor("openai")
+    vendor.fake.script(Reply("Jo asked when the shop opens on Saturday."))
+    transcript = [
+        pb.Message(role=pb.ROLE_ASSISTANT, text="Hello! How can I help?"),
+        pb.Message(role=pb.ROLE_USER, text="when do you open on saturday"),
+        pb.Message(role=pb.ROLE_ASSISTANT, text="At eight."),
+    ]
+    try:
+        async with llm_service(router(vendor.build(), max_retries=0), Toolbox([])) as stub:
+            summary = await stub.Summarize(
+                pb.SummarizeRequest(call_id="CA1", transcript=transcript), timeout=5
+            )
+    finally:
+        await vendor.fake.stop()
+    assert (summary.summary, summary.provider) == (
+        "Jo asked when the shop opens on Saturday.",
+        "openai",
+    )
+    messages = vendor.fake.requests[0].body["messages"]
+    assert messages[0]["content"].startswith("You write call notes for a business.")
+    assert [m["content"] for m in messages[1:4]] == [t.text for t in transcript]
+    assert messages[-1] == {"role": "user", "content": "Summarise the call above."}
+    assert "tools" not in vendor.fake.requests[0].body

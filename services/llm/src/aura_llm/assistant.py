@@ -33,6 +33,14 @@ TOOL_RESULTS_ARE_DATA = (
 
 
 @dataclass(frozen=True, slots=True)
+class ToolUse:
+    """One tool call of the turn and how it went, for the call's record."""
+
+    tool: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class TurnAnswer:
     text: str
     provider: str
@@ -40,6 +48,7 @@ class TurnAnswer:
     failover: bool
     failures: tuple[Failure, ...]
     actions: tuple[CallAction, ...]
+    tools_used: tuple[ToolUse, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,25 +78,27 @@ class Assistant:
 
     async def _run(
         self, call_id: str, calls: list[ToolCall], deadline: float
-    ) -> tuple[list[ToolResult], list[CallAction], bool]:
-        """Run the round's calls in order: the results, the actions, and whether the turn
-        ends here (a transfer or a hang-up was decided)."""
-        results, actions, ends = [], [], False
+    ) -> tuple[list[ToolResult], list[CallAction], list[ToolUse], bool]:
+        """Run the round's calls in order: the results, the actions, how each went, and
+        whether the turn ends here (a transfer or a hang-up was decided)."""
+        results, actions, uses, ends = [], [], [], False
         # The answer after the tools needs its time too.
         reserve = self.router.providers[0].min_attempt_seconds
         for call in calls:
             ran = await self.toolbox.run(call_id, call, deadline, reserve)
             results.append(ran.result)
+            uses.append(ToolUse(call.name, ran.outcome))
             if ran.action is not None:
                 actions.append(ran.action)
             ends = ends or ran.ends_turn
-        return results, actions, ends
+        return results, actions, uses, ends
 
     async def answer(self, prompt: Prompt, deadline: float) -> TurnAnswer:
         prompt = self._with_tools(prompt)
         steps: list[Step] = []
         texts: list[str] = []
         actions: list[CallAction] = []
+        uses: list[ToolUse] = []
         failures: list[Failure] = []
         failover, provider, model = False, "", ""
         while True:
@@ -109,20 +120,27 @@ class Assistant:
             calls = list(answer.completion.tool_calls) if current.may_call_tools else []
             if not calls:
                 break
-            results, acted, ends = await self._run(prompt.call_id, calls, deadline)
+            results, acted, used, ends = await self._run(prompt.call_id, calls, deadline)
             actions.extend(acted)
+            uses.extend(used)
             steps.append(Step(answer.completion.text, tuple(results)))
             if ends:
                 break
         return TurnAnswer(
-            " ".join(texts), provider, model, failover, tuple(failures), tuple(actions)
+            " ".join(texts),
+            provider,
+            model,
+            failover,
+            tuple(failures),
+            tuple(actions),
+            tuple(uses),
         )
 
     async def stream(
         self, prompt: Prompt, deadline: float
-    ) -> AsyncIterator[Piece | ToolRunning | CallAction]:
-        """Pieces of the answer as they come, a ToolRunning while tools work, and each
-        CallAction as soon as a tool has decided it."""
+    ) -> AsyncIterator[Piece | ToolRunning | CallAction | ToolUse]:
+        """Pieces of the answer as they come, a ToolRunning while tools work, then each
+        tool's use and each action as soon as the tools are done."""
         prompt = self._with_tools(prompt)
         steps: list[Step] = []
         produced = False
@@ -148,7 +166,9 @@ class Assistant:
             slow = tuple(c.name for c in calls if self.toolbox.takes_time(c.name))
             if slow:
                 yield ToolRunning(slow)
-            results, actions, ends = await self._run(prompt.call_id, calls, deadline)
+            results, actions, uses, ends = await self._run(prompt.call_id, calls, deadline)
+            for use in uses:
+                yield use
             for action in actions:
                 produced = True
                 yield action

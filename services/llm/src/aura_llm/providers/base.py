@@ -65,6 +65,8 @@ class Prompt:
     steps: tuple[Step, ...] = ()
     # False on the last round a turn allows: the model must answer in words.
     may_call_tools: bool = True
+    # "summary": write a summary of the call in `history` for the business, not an answer.
+    task: Literal["answer", "summary"] = "answer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,8 @@ class LocalProvider(Provider):
         return best[1] if best else None
 
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
+        if prompt.task == "summary":
+            return Completion(self.summary(prompt.history))
         if prompt.steps:
             return Completion(self._after_tools(prompt))
         message = self._message_in_progress(prompt)
@@ -189,6 +191,21 @@ class LocalProvider(Provider):
         if any(r.call.name == "take_message" for r in results):
             return MESSAGE_TAKEN
         return "Done. Is there anything else I can help with?"
+
+    def summary(self, transcript: tuple[ChatTurn, ...]) -> str:
+        """An extractive summary: the topics the caller asked about, in order."""
+        said = [t.text for t in transcript if t.role == "user"]
+        if not said:
+            return "The caller did not say anything."
+        topics: list[str] = []
+        for text in said:
+            entry = self.match(normalise(text))
+            if entry is not None and entry.topic not in topics:
+                topics.append(entry.topic)
+        if not topics:
+            return f"The caller spoke {len(said)} times, about nothing in the knowledge base."
+        listed = topics[0] if len(topics) == 1 else ", ".join(topics[:-1]) + " and " + topics[-1]
+        return f"The caller asked about {listed}."
 
     def _entry(self, prompt: Prompt) -> Entry | None:
         text = normalise(prompt.user_text)

@@ -183,6 +183,7 @@ class GenerateResponse(_message.Message):
     FAILOVER_FIELD_NUMBER: _builtins.int
     FAILURES_FIELD_NUMBER: _builtins.int
     ACTIONS_FIELD_NUMBER: _builtins.int
+    TOOLS_USED_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """text is the answer, cleaned for speech."""
     provider: _builtins.str
@@ -199,6 +200,10 @@ class GenerateResponse(_message.Message):
     def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallAction]:
         """actions lists what the call should do once the answer is spoken, in order."""
 
+    @_builtins.property
+    def tools_used(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolUse]:
+        """tools_used lists the tools the assistant called for this answer, in order."""
+
     def __init__(
         self,
         *,
@@ -208,14 +213,95 @@ class GenerateResponse(_message.Message):
         failover: _builtins.bool = ...,
         failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
         actions: _abc.Iterable[Global___CallAction] | None = ...,
+        tools_used: _abc.Iterable[Global___ToolUse] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text", "tools_used", b"tools_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
+
+@_typing.final
+class ToolUse(_message.Message):
+    """ToolUse is one tool call the assistant made, for the call's record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    tool: _builtins.str
+    """tool names the tool."""
+    outcome: _builtins.str
+    """outcome is ok, error, timeout or invalid_arguments."""
+    def __init__(
+        self,
+        *,
+        tool: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "tool", b"tool"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolUse: _TypeAlias = ToolUse  # noqa: Y015
+
+@_typing.final
+class SummarizeRequest(_message.Message):
+    """SummarizeRequest holds a call's whole conversation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call; used for logs and traces."""
+    @_builtins.property
+    def transcript(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """transcript is every turn of the call, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        transcript: _abc.Iterable[Global___Message] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "transcript", b"transcript"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SummarizeRequest: _TypeAlias = SummarizeRequest  # noqa: Y015
+
+@_typing.final
+class SummarizeResponse(_message.Message):
+    """SummarizeResponse is the summary."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    summary: _builtins.str
+    """summary is one to three sentences for the business's records."""
+    provider: _builtins.str
+    """provider names the provider that wrote it."""
+    def __init__(
+        self,
+        *,
+        summary: _builtins.str = ...,
+        provider: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SummarizeResponse: _TypeAlias = SummarizeResponse  # noqa: Y015
 
 @_typing.final
 class GenerateStreamRequest(_message.Message):
@@ -268,6 +354,7 @@ class GenerateStreamResponse(_message.Message):
     FAILURES_FIELD_NUMBER: _builtins.int
     TOOL_RUNNING_FIELD_NUMBER: _builtins.int
     ACTIONS_FIELD_NUMBER: _builtins.int
+    TOOLS_USED_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """text is one or more whole sentences, cleaned for speech."""
     provider: _builtins.str
@@ -290,6 +377,10 @@ class GenerateStreamResponse(_message.Message):
         them may have no text. Carry them out once the answer is spoken.
         """
 
+    @_builtins.property
+    def tools_used(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolUse]:
+        """tools_used lists tool calls as soon as they are done, for the call's record."""
+
     def __init__(
         self,
         *,
@@ -300,10 +391,11 @@ class GenerateStreamResponse(_message.Message):
         failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
         tool_running: _builtins.str = ...,
         actions: _abc.Iterable[Global___CallAction] | None = ...,
+        tools_used: _abc.Iterable[Global___ToolUse] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text", "tool_running", b"tool_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text", "tool_running", b"tool_running", "tools_used", b"tools_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -45,6 +45,11 @@ class LlmServiceStub:
                 request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.SerializeToString,
                 response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.FromString,
                 _registered_method=True)
+        self.Summarize = channel.unary_unary(
+                '/aura.llm.v1.LlmService/Summarize',
+                request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.SerializeToString,
+                response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -66,6 +71,13 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Summarize(self, request, context):
+        """Summarize writes a short summary of a whole call for the business's records.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +90,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.GenerateStream,
                     request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.FromString,
                     response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.SerializeToString,
+            ),
+            'Summarize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Summarize,
+                    request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.FromString,
+                    response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +152,33 @@ class LlmService:
             '/aura.llm.v1.LlmService/GenerateStream',
             aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.SerializeToString,
             aura_dot_llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Summarize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.llm.v1.LlmService/Summarize',
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.SerializeToString,
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

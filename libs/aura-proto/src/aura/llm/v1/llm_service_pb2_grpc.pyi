@@ -39,6 +39,8 @@ class LlmServiceStub:
     """GenerateStream returns the answer in speakable pieces (whole sentences) as the
     provider produces them. Failover happens only before the first piece is sent.
     """
+    Summarize: _grpc.UnaryUnaryMultiCallable[_llm_service_pb2.SummarizeRequest, _llm_service_pb2.SummarizeResponse]
+    """Summarize writes a short summary of a whole call for the business's records."""
 
 @_typing.type_check_only
 class LlmServiceAsyncStub(LlmServiceStub):
@@ -51,6 +53,8 @@ class LlmServiceAsyncStub(LlmServiceStub):
     """GenerateStream returns the answer in speakable pieces (whole sentences) as the
     provider produces them. Failover happens only before the first piece is sent.
     """
+    Summarize: _aio.UnaryUnaryMultiCallable[_llm_service_pb2.SummarizeRequest, _llm_service_pb2.SummarizeResponse]  # type: ignore[assignment]
+    """Summarize writes a short summary of a whole call for the business's records."""
 
 class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
     """LlmService turns what a caller said into what the assistant answers."""
@@ -72,5 +76,13 @@ class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
         """GenerateStream returns the answer in speakable pieces (whole sentences) as the
         provider produces them. Failover happens only before the first piece is sent.
         """
+
+    @_abc_1.abstractmethod
+    def Summarize(
+        self,
+        request: _llm_service_pb2.SummarizeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_llm_service_pb2.SummarizeResponse, _abc.Awaitable[_llm_service_pb2.SummarizeResponse]]:
+        """Summarize writes a short summary of a whole call for the business's records."""
 
 def add_LlmServiceServicer_to_server(servicer: LlmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
