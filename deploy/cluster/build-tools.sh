@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source deploy/cluster/env.sh
-export GOPATH=$tools/go GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+export GOPATH=$tools/go GOCACHE=$tools/go-build GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 
 # module <dir> <go.mod body> <main.go or ""> : a throwaway module to build commands from.
 module() {

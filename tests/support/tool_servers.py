@@ -121,3 +121,43 @@ def serving_mcp(server: MCPServer) -> Iterator[str]:
     finally:
         web_server.should_exit = True
         thread.join(timeout=10)
+
+
+@dataclass
+class Receiver:
+    """A business's post-call webhook endpoint: POST /calls, signature checked. It answers
+    each request with the next scripted status, then 200; `answered` keeps each status."""
+
+    secret: str
+    script: deque[int] = field(default_factory=deque)
+    received: list[ToolCallRecord] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    url: str = ""
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.add_routes([web.post("/calls", self._handle)])
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/calls"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        verified = verify(self.secret, headers, raw)
+        self.received.append(ToolCallRecord(headers, json.loads(raw), verified))
+        status = (self.script.popleft() if self.script else 200) if verified else 401
+        self.answered.append(status)
+        return web.json_response({"ok": status < 300}, status=status)
+
+    def delivered(self) -> list[ToolCallRecord]:
+        """The records accepted (signed right, answered 200)."""
+        return [r for r, status in zip(self.received, self.answered, strict=True) if status == 200]

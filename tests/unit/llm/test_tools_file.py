@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from aura_common.signing import sign
 from aura_llm.config import SAMPLE_TOOLS
 from aura_llm.tools import ToolsConfig, ToolsError, build_toolbox
-from aura_llm.tools.http import sign
 
 CONTRACT = """
 departments:                      # the numbers transfer_call may dial, by name

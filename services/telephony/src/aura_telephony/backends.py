@@ -58,6 +58,34 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class CallEvent:
+    """Something that happened on a call: transferred, voicemail, refused, or a tool."""
+
+    kind: str
+    detail: str = ""
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A post-call webhook from the outbox."""
+
+    id: str
+    payload: str
+    attempts: int
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Deliveries leased to this replica, and how the outbox stands."""
+
+    deliveries: tuple[Delivery, ...]
+    depth: int
+    oldest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     call_sid: str
     caller: str  # masked
@@ -69,6 +97,7 @@ class Transcript:
     messages: tuple[Message, ...] = ()
     direction: str = ""
     purpose: str = ""
+    events: tuple[CallEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +125,11 @@ class Answer:
     failover: bool
     failures: tuple[str, ...]  # "provider reason", for logs
     actions: tuple[CallAction, ...] = ()
+    tools_used: tuple[str, ...] = ()  # "tool outcome", for the call's record
+
+
+def _uses(uses: Sequence[llm_pb.ToolUse]) -> tuple[str, ...]:
+    return tuple(f"{u.tool} {u.outcome}" for u in uses)
 
 
 def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
@@ -281,6 +315,7 @@ class Backends:
             ),
             direction=found.direction,
             purpose=found.purpose,
+            events=tuple(CallEvent(e.kind, e.detail, _time(e.create_time)) for e in found.events),
         )
 
     async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
@@ -363,7 +398,60 @@ class Backends:
             failover=response.failover,
             failures=tuple(f"{f.provider} {f.reason}" for f in response.failures),
             actions=_actions(response.actions),
+            tools_used=_uses(response.tools_used),
         )
+
+    async def record_event(self, call_sid: str, event: CallEvent, budget: TurnBudget) -> None:
+        await self.memory.RecordEvent(
+            memory_pb.RecordEventRequest(
+                call_id=call_sid, event=memory_pb.CallEvent(kind=event.kind, detail=event.detail)
+            ),
+            timeout=self._memory_timeout(budget),
+        )
+
+    async def enqueue_delivery(self, delivery_id: str, payload: str, seconds: float) -> bool:
+        """Put a post-call webhook in the outbox, once per id."""
+        response = await self.memory.EnqueueDelivery(
+            memory_pb.EnqueueDeliveryRequest(
+                delivery=memory_pb.Delivery(id=delivery_id, payload=payload)
+            ),
+            timeout=seconds,
+        )
+        return response.applied
+
+    async def lease_deliveries(self, limit: int, lease: float, seconds: float) -> Outbox:
+        response = await self.memory.LeaseDeliveries(
+            memory_pb.LeaseDeliveriesRequest(limit=limit, lease=_duration(lease)),
+            timeout=seconds,
+        )
+        return Outbox(
+            deliveries=tuple(
+                Delivery(d.id, d.payload, d.attempts, _time(d.create_time))
+                for d in response.deliveries
+            ),
+            depth=response.depth,
+            oldest=_time(response.oldest_create_time),
+        )
+
+    async def settle_delivery(
+        self, delivery_id: str, done: bool, retry_after: float, seconds: float
+    ) -> None:
+        await self.memory.SettleDelivery(
+            memory_pb.SettleDeliveryRequest(
+                id=delivery_id, done=done, retry_after=_duration(max(retry_after, 0.001))
+            ),
+            timeout=seconds,
+        )
+
+    async def summarize(self, call_sid: str, turns: Sequence[Turn], seconds: float) -> str:
+        response = await self.llm.Summarize(
+            llm_pb.SummarizeRequest(
+                call_id=call_sid,
+                transcript=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in turns],
+            ),
+            timeout=seconds,
+        )
+        return response.summary
 
     async def save_message(
         self, call_sid: str, action: CallAction, key: str, budget: TurnBudget
@@ -401,7 +489,7 @@ class Backends:
 
     async def generate_stream(
         self, call_sid: str, conversation: Conversation, user_text: str, seconds: float
-    ) -> AsyncIterator[Sentence | ToolRunning | CallAction]:
+    ) -> AsyncIterator[Sentence | ToolRunning | CallAction | CallEvent]:
         """The answer sentence by sentence as the model writes it, a ToolRunning when it
         calls tools, and each call action as soon as a tool decides it. Leaving the loop
         early (or being cancelled) cancels the gRPC stream, and the llm service then closes
@@ -414,6 +502,8 @@ class Backends:
             async for response in call:
                 if response.tool_running:
                     yield ToolRunning(response.tool_running)
+                for use in _uses(response.tools_used):
+                    yield CallEvent("tool", use)
                 for action in _actions(response.actions):
                     yield action
                 if response.text:

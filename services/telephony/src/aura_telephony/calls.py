@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_telephony import metrics, twiml
-from aura_telephony.backends import Answer, Backends, Transcript, Turn
+from aura_telephony.backends import Answer, Backends, CallEvent, Transcript, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.conversation import (
@@ -31,6 +31,7 @@ from aura_telephony.delivery import (
     is_late,
 )
 from aura_telephony.forms import GatherResult, RelayEnded, StatusCallback, VoiceWebhook
+from aura_telephony.post_call import PostCallSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,12 @@ FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "ca
 
 
 class Calls:
-    def __init__(self, settings: Settings, backends: Backends) -> None:
+    def __init__(
+        self, settings: Settings, backends: Backends, post_call: PostCallSender | None = None
+    ) -> None:
         self.settings = settings
         self.backends = backends
+        self._post_call = post_call
         self.twiml = twiml.Twiml(settings)
         self._deliveries = Deliveries(
             backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(twiml.HOLDING)
@@ -101,6 +105,14 @@ class Calls:
                 log.error(
                     "call %s: could not clear the conversation: %s", form.CallSid, describe(error)
                 )
+            if self._post_call is not None:
+                try:
+                    # Once per call: the outbox takes a CallSid once.
+                    await self._post_call.enqueue(form.CallSid, status, form.CallDuration or "")
+                except DownstreamError as error:
+                    log.error(
+                        "call %s: post-call record not queued: %s", form.CallSid, describe(error)
+                    )
         return self.twiml.empty()
 
     async def transcript(self, call_sid: str) -> Transcript | None:
@@ -121,6 +133,7 @@ class Calls:
         reason = form.handoff("reason")
         if reason == "transfer":
             metrics.CALL_EVENTS.labels("transfer").inc()
+            # (noted by the relay session as it ended)
             # A department's number, from the operator's tools file by way of our own
             # `end` message (Twilio signs this callback), or the deployment's number.
             number = form.handoff("number") or self.settings.TRANSFER_NUMBER
@@ -165,6 +178,7 @@ class Calls:
                         calls,
                     )
                     metrics.CALL_EVENTS.labels("refused").inc()
+                    await self.note(call_sid, [CallEvent("refused")])
                     return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
         welcome = self.settings.welcome_message
         metrics.CALLS_STARTED.inc()
@@ -196,11 +210,6 @@ class Calls:
             mask_phone(form.To or ""),
             answered_by,
         )
-        if answered_by.startswith("machine") or answered_by == "fax":
-            metrics.CALL_EVENTS.labels("voicemail").inc()
-            return Reply(self.twiml.voicemail(outbound.voicemail))
-        greeting = self.settings.outbound_greeting(outbound.purpose)
-        metrics.CALLS_STARTED.inc()
         if history is not None:
             try:
                 # Our own number, and the masked number of the person we rang.
@@ -213,6 +222,12 @@ class Calls:
                 )
             except DownstreamError as error:
                 log.error("call %s: could not record the call: %s", form.CallSid, describe(error))
+        if answered_by.startswith("machine") or answered_by == "fax":
+            metrics.CALL_EVENTS.labels("voicemail").inc()
+            await self.note(form.CallSid, [CallEvent("voicemail", answered_by)])
+            return Reply(self.twiml.voicemail(outbound.voicemail))
+        greeting = self.settings.outbound_greeting(outbound.purpose)
+        metrics.CALLS_STARTED.inc()
         if self.settings.VOICE_MODE == "relay":
             return Reply(self.twiml.relay(relay_url, greeting), [Turn("assistant", greeting)])
         return Reply(self.twiml.ask(greeting), [Turn("assistant", greeting)])
@@ -224,7 +239,7 @@ class Calls:
         digits = (form.Digits or "").strip()
         if digits:
             metrics.CALL_EVENTS.labels("keypad").inc()
-            return Reply(self._keypress(digits))
+            return Reply(await self._keypress(call_sid, digits))
         speech = " ".join((form.SpeechResult or "").split())[: self.settings.MAX_SPEECH_CHARS]
         if not speech:
             return Reply(self._reprompt(twiml.DIDNT_CATCH, reprompts))
@@ -234,7 +249,7 @@ class Calls:
             metrics.CALL_EVENTS.labels("low_confidence").inc()
             return Reply(self._reprompt(twiml.NOT_SURE, reprompts))
         if wants_a_person(speech):
-            return Reply(self._transfer())
+            return Reply(await self._transfer_noted(call_sid))
         if is_goodbye(speech):
             metrics.CALL_EVENTS.labels("goodbye").inc()
             return Reply(
@@ -262,6 +277,7 @@ class Calls:
                 ", ".join(answer.failures),
             )
         metrics.CALL_EVENTS.labels("answered").inc()
+        await self.note(call_sid, [CallEvent("tool", use) for use in answer.tools_used])
         return await self._carry_out(call_sid, speech, answer, key, budget)
 
     async def _carry_out(
@@ -279,12 +295,24 @@ class Calls:
         if "transfer_call" in kinds:
             if text:
                 turns.append(Turn("assistant", text))
-            return Reply(self._transfer(kinds["transfer_call"].number, text), turns)
+            transfer = self._transfer(kinds["transfer_call"].number, text)
+            await self.note(call_sid, [CallEvent("transferred", kinds["transfer_call"].department)])
+            return Reply(transfer, turns)
         if "end_call" in kinds:
             metrics.CALL_EVENTS.labels("goodbye").inc()
             text = text or twiml.FAREWELL
             return Reply(self.twiml.hang_up(text), [*turns, Turn("assistant", text)])
         return Reply(self.twiml.ask(text), [*turns, Turn("assistant", text)])
+
+    async def note(self, call_sid: str, events: list[CallEvent]) -> None:
+        """Keep what happened on the call for its post-call record; a memory outage costs
+        the record a line, never the caller a turn."""
+        budget = TurnBudget(self.settings.MEMORY_TIMEOUT_SECONDS)
+        try:
+            for event in events:
+                await self.backends.record_event(call_sid, event, budget)
+        except DownstreamError as error:
+            log.error("call %s: could not note an event: %s", call_sid, describe(error))
 
     async def save_message(
         self, call_sid: str, action: CallAction, key: str, budget: TurnBudget
@@ -304,10 +332,16 @@ class Calls:
             return self.twiml.hang_up(twiml.NO_INPUT_GOODBYE)
         return self.twiml.ask(text, reprompts + 1)
 
-    def _keypress(self, digits: str) -> str:
+    async def _keypress(self, call_sid: str, digits: str) -> str:
         if presses_for_a_person(digits):
-            return self._transfer()
+            return await self._transfer_noted(call_sid)
         return self.twiml.ask(twiml.KEYPAD_HELP)
+
+    async def _transfer_noted(self, call_sid: str) -> str:
+        document = self._transfer()
+        if self.settings.TRANSFER_NUMBER:
+            await self.note(call_sid, [CallEvent("transferred")])
+        return document
 
     def _transfer(self, number: str = "", said: str = "") -> str:
         """Put the caller through to `number` (a department's, from the operator's tools

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from aura_common.settings import AuraSettings
 
@@ -70,6 +70,17 @@ class Settings(AuraSettings):
     )
     # Where the twilio SDK sends REST requests; empty: Twilio's own (https://api.twilio.com).
     TWILIO_API_BASE_URL: str = ""
+    # Post-call webhooks: after every call its record is POSTed here (JSON, signed with
+    # POST_CALL_WEBHOOK_SECRET like tool calls), at least once. Empty: none are sent.
+    POST_CALL_WEBHOOK_URL: str = ""
+    POST_CALL_WEBHOOK_SECRET: str = ""
+    POST_CALL_WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
+    # The first retry of a failed send; later ones wait twice as long each, up to 30 min.
+    POST_CALL_RETRY_SECONDS: float = Field(default=5.0, gt=0, le=600)
+    # A record not delivered within this long is given up (and logged at ERROR).
+    POST_CALL_MAX_AGE_SECONDS: float = Field(default=86400.0, gt=0)
+    # How often each replica looks in the outbox when nothing is new.
+    POST_CALL_POLL_SECONDS: float = Field(default=2.0, gt=0, le=60)
     # Calls one number may start per hour (shared by all replicas); 0 turns the limit off.
     MAX_CALLS_PER_NUMBER_PER_HOUR: int = Field(default=30, ge=0)
     # ConversationRelay (VOICE_MODE=relay); empty means Twilio's default. SPEECH_LANGUAGE
@@ -107,6 +118,18 @@ class Settings(AuraSettings):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("PUBLIC_BASE_URL must start with https:// (or http://)")
         return value
+
+    @model_validator(mode="after")
+    def _post_call_secret(self) -> Settings:
+        if self.POST_CALL_WEBHOOK_URL and not self.POST_CALL_WEBHOOK_SECRET:
+            raise ValueError(
+                "POST_CALL_WEBHOOK_URL needs POST_CALL_WEBHOOK_SECRET, to sign the records"
+            )
+        if self.POST_CALL_WEBHOOK_URL and not self.POST_CALL_WEBHOOK_URL.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("POST_CALL_WEBHOOK_URL must start with https:// (or http://)")
+        return self
 
     @field_validator("OUTBOUND_ALLOWED_PREFIXES")
     @classmethod

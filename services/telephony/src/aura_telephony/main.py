@@ -16,6 +16,7 @@ from aura_telephony.config import Settings
 from aura_telephony.metrics import HttpMetrics
 from aura_telephony.middleware import BodyLimit
 from aura_telephony.outbound import Outbound
+from aura_telephony.post_call import PostCallSender
 from aura_telephony.relay import Relay
 from aura_telephony.routers import admin, info, relay, voice
 
@@ -30,13 +31,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for warning in settings.warnings():
             log.warning("%s", warning)
         backends = Backends(settings)
-        app.state.calls = Calls(settings, backends)
+        post_call = PostCallSender(settings, backends) if settings.POST_CALL_WEBHOOK_URL else None
+        if post_call is not None:
+            post_call.start()
+        app.state.calls = Calls(settings, backends, post_call)
         app.state.relay = Relay(app.state.calls)
         app.state.outbound = Outbound(settings)
         try:
             yield
         finally:
             await app.state.outbound.close()
+            if post_call is not None:
+                await post_call.close()
             await backends.close()
 
     app = FastAPI(

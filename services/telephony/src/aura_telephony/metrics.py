@@ -37,6 +37,21 @@ CALL_EVENTS = Counter(
     "(an outbound call reached a machine).",
     ["event"],
 )
+POST_CALL_DELIVERIES = Counter(
+    "aura_post_call_deliveries",
+    "Post-call webhook sends, by outcome: delivered, failed (retried later), abandoned "
+    "(past POST_CALL_MAX_AGE_SECONDS).",
+    ["outcome"],
+)
+POST_CALL_QUEUE = Gauge(
+    "aura_post_call_queue_depth", "Post-call records waiting in the outbox (all replicas)."
+)
+POST_CALL_OLDEST = Gauge(
+    "aura_post_call_oldest_seconds",
+    "Age of the oldest post-call record not yet delivered (0 when none wait).",
+)
+for _outcome in ("delivered", "failed", "abandoned"):
+    POST_CALL_DELIVERIES.labels(_outcome)
 REPLAYS = Counter("aura_idempotent_replays", "Retried webhooks answered with the stored TwiML.")
 SIGNATURE_REJECTIONS = Counter(
     "aura_signature_rejections",

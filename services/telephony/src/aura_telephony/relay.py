@@ -30,7 +30,7 @@ from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_common.text import xml_safe
 from aura_telephony import metrics, twiml
-from aura_telephony.backends import Sentence, ToolRunning, Turn
+from aura_telephony.backends import CallEvent, Sentence, ToolRunning, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls
 from aura_telephony.conversation import is_goodbye, presses_for_a_person, wants_a_person
@@ -233,6 +233,8 @@ class RelaySession:
                 ):
                     if isinstance(event, CallAction):
                         answer.actions.append(event)
+                    elif isinstance(event, CallEvent):
+                        await self._relay.calls.note(self.call_sid, [event])
                     elif isinstance(event, ToolRunning):
                         # The caller hears that we are on it while a tool works.
                         filler.cancel()
@@ -280,7 +282,11 @@ class RelaySession:
         answer.done = True
         kinds = {a.kind: a for a in answer.actions}
         if "transfer_call" in kinds:
-            await self.end("transfer", number=kinds["transfer_call"].number)
+            transfer = kinds["transfer_call"]
+            await self._relay.calls.note(
+                self.call_sid, [CallEvent("transferred", transfer.department)]
+            )
+            await self.end("transfer", number=transfer.number)
         elif "end_call" in kinds:
             metrics.CALL_EVENTS.labels("goodbye").inc()
             await self.end("goodbye")
@@ -361,7 +367,7 @@ class RelaySession:
     async def _say(self, text: str) -> None:
         await self._send({"type": "text", "token": text, "last": True})
 
-    async def end(self, reason: Reason, number: str = "") -> None:
+    async def end(self, reason: Reason, number: str = "", department: str = "") -> None:
         """End the session; the action URL then continues the call by `reason` (a transfer
         goes to `number`, a department's from the tools file, or TRANSFER_NUMBER)."""
         if self.ended is not None:
@@ -370,6 +376,8 @@ class RelaySession:
         await self._settle()
         self.ended = reason
         metrics.RELAY_ENDINGS.labels(reason).inc()
+        if reason == "transfer" and (number or self._settings.TRANSFER_NUMBER):
+            await self._relay.calls.note(self.call_sid, [CallEvent("transferred", department)])
         log.info("relay call %s: session ends (%s)", self.call_sid, reason)
         handoff = {"reason": reason, **({"number": number} if number else {})}
         await self._send({"type": "end", "handoffData": json.dumps(handoff)})

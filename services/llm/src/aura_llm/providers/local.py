@@ -197,8 +197,15 @@ class LocalProvider(Provider):
         said = [t.text for t in transcript if t.role == "user"]
         if not said:
             return "The caller did not say anything."
+        # Answers to our own questions (a name, a number, the message) are not topics.
+        asked, last_asked = [], ""
+        for turn in transcript:
+            if turn.role == "assistant":
+                last_asked = turn.text
+            elif not last_asked.endswith((ASK_NAME, ASK_NUMBER, ASK_MESSAGE)):
+                asked.append(turn.text)
         topics: list[str] = []
-        for text in said:
+        for text in asked:
             entry = self.match(normalise(text))
             if entry is not None and entry.topic not in topics:
                 topics.append(entry.topic)

@@ -4,30 +4,20 @@ signed so that the receiver can check it came from us and is fresh:
     X-Aura-Timestamp: <unix seconds>
     X-Aura-Signature: sha256=<hex HMAC-SHA256(TOOLS_SIGNING_SECRET, timestamp + "." + body)>
 
-The JSON answer (at most MAX_RESULT_BYTES) goes back to the model as data."""
+(aura_common.signing). The JSON answer (at most MAX_RESULT_BYTES) goes back to the model
+as data."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from typing import Any
 
 import httpx
 
+from aura_common.signing import signed_headers
 from aura_llm.providers.base import ToolSpec
 from aura_llm.tools.config import HttpTool, environment_headers
 from aura_llm.tools.toolbox import MAX_RESULT_BYTES, Output, Tool, ToolError
-
-TIMESTAMP_HEADER = "X-Aura-Timestamp"
-SIGNATURE_HEADER = "X-Aura-Signature"
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The X-Aura-Signature value for `body` sent at `timestamp`."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"sha256={digest.hexdigest()}"
 
 
 class HttpToolRunner(Tool):
@@ -46,12 +36,10 @@ class HttpToolRunner(Tool):
             {"call_id": call_id, "tool": self.spec.name, "arguments": arguments},
             separators=(",", ":"),
         ).encode()
-        timestamp = str(int(time.time()))
         headers = {
             **self._headers,
             "Content-Type": "application/json",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+            **signed_headers(self._secret, body),
         }
         try:
             async with self._client.stream(
