@@ -22,7 +22,13 @@ CHART = ROOT / "deploy" / "helm" / "aura"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 KUBERNETES_VERSIONS = ["1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0"]
 CRDS = ["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule"]
-SECRET_VALUES = ("test-token", "test-gemini-key", "redis://:secret@")
+SECRET_VALUES = (
+    "test-token",
+    "test-gemini-key",
+    "redis://:secret@",
+    "test-admin-token",
+    "test-post-call-secret",
+)
 # `make tools` puts helm and checkov here; `make test` also has them on PATH.
 TOOL_DIRS = (ROOT / ".tools" / "bin", ROOT / ".tools" / "checkov" / "bin", ROOT / ".venv" / "bin")
 
@@ -310,6 +316,11 @@ def test_gemini_with_redis_and_an_ingress() -> None:
     paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
     assert paths == ["/api/voice", "/health"]  # neither /metrics nor the admin API
     telephony = env(find(objects, "Deployment", "-telephony"))
+    assert telephony["OUTBOUND_ALLOWED_PREFIXES"]["value"] == "+1555,+4420"
+    assert telephony["POST_CALL_WEBHOOK_URL"]["value"] == "https://clinic.example/aura/calls"
+    secret_key = telephony["POST_CALL_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]["key"]
+    assert secret_key == "POST_CALL_WEBHOOK_SECRET"
+    assert find(objects, "Secret")["stringData"]["POST_CALL_WEBHOOK_SECRET"]
     assert telephony["PUBLIC_BASE_URL"]["value"] == "https://calls.example.com"
 
 
@@ -332,6 +343,7 @@ def test_monitoring_objects_need_the_crds_and_their_switches() -> None:
         "AuraWebhookRejections",
         "AuraRelayFirstSentenceSlow",
         "AuraToolFailing",
+        "AuraPostCallWebhooksBacklog",
     }
     dashboards = [o for o in with_crds if o["metadata"]["name"].startswith("aura-dashboard-")]
     assert len(dashboards) == 4

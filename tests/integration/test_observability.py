@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -35,6 +36,7 @@ from tests.support import eventually
 from tests.support.fake_vendors import CallTools, Fail, FakeOpenAI, Reply, serving_in_thread
 from tests.support.prometheus import Prometheus, tool
 from tests.support.redis_server import RedisServer
+from tests.support.tool_servers import WebhookReceiver
 from tests.support.twilio import FORM, TwilioPlayer, Twiml, new_call_sid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +90,19 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
+def business() -> Iterator[WebhookReceiver]:
+    """The business's post-call endpoint, down all along: records wait and are retried."""
+    endpoint = WebhookReceiver("observed-secret", deque([503] * 100_000))
+    with serving_in_thread(endpoint):
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, fake_model: FakeOpenAI, redis: RedisServer
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_model: FakeOpenAI,
+    redis: RedisServer,
+    business: WebhookReceiver,
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("observed")
     stack = Stack(
@@ -107,6 +120,10 @@ def stack(
             "TURN_BUDGET_SECONDS": "2",
             "MAX_CALLS_PER_NUMBER_PER_HOUR": "2",
             "RELAY_FILLER_SECONDS": "0.1",
+            "POST_CALL_WEBHOOK_URL": business.url,
+            "POST_CALL_WEBHOOK_SECRET": "observed-secret",
+            "POST_CALL_RETRY_SECONDS": "0.5",
+            "POST_CALL_POLL_SECONDS": "0.5",
         },
         log_dir=workdir,
         cwd=workdir,
@@ -176,6 +193,13 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
         assert taken.spoken == "Thanks, I've noted it."
         post("/api/voice/status", message, CallStatus="completed")
 
+        # An outbound call that reaches an answering machine: the voicemail message.
+        machine = twilio.call_params(
+            new_call_sid(), Direction="outbound-api", AnsweredBy="machine_end_beep"
+        )
+        left = twilio.post("/api/voice?purpose=your+order&voicemail=It+is+ready.", machine)
+        assert Twiml(left.text).spoken == "It is ready."
+
         # One number calling more often than MAX_CALLS_PER_NUMBER_PER_HOUR is refused.
         pest = unique_number()
         spoken = [post("/api/voice", new_call_sid(), From=pest).spoken for _ in range(3)]
@@ -196,6 +220,11 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
         finally:
             redis.start()
         assert down.spoken == twiml.APOLOGY
+        # A call that ends after the outage: its record waits in the outbox (Redis here
+        # keeps nothing across a restart), the business's endpoint being down.
+        after = new_call_sid()
+        post("/api/voice", after)
+        post("/api/voice/status", after, CallStatus="completed")
 
         play_relay(stack, fake_model)
 

@@ -15,7 +15,7 @@ from aura_dev.stack import Stack
 from tests.support import eventually
 from tests.support.fake_vendors import serving_in_thread
 from tests.support.redis_server import RedisServer
-from tests.support.tool_servers import Receiver
+from tests.support.tool_servers import WebhookReceiver
 from tests.support.twilio import TwilioPlayer, new_call_sid
 
 TOKEN = "post-call-token"
@@ -23,13 +23,13 @@ SECRET = "post-call-secret"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver(SECRET)
+def receiver() -> Iterator[WebhookReceiver]:
+    endpoint = WebhookReceiver(SECRET)
     with serving_in_thread(endpoint):
         yield endpoint
 
 
-def post_call_stack(tmp_path: Path, receiver: Receiver, redis: RedisServer) -> Stack:
+def post_call_stack(tmp_path: Path, receiver: WebhookReceiver, redis: RedisServer) -> Stack:
     env = {
         "TWILIO_AUTH_TOKEN": TOKEN,
         "MEMORY_STORE": "redis",
@@ -56,7 +56,7 @@ def a_call(stack: Stack, *said: str) -> str:
 
 
 def test_a_call_record_arrives_signed_after_the_receiver_fails_twice(
-    tmp_path: Path, receiver: Receiver, own_redis: RedisServer
+    tmp_path: Path, receiver: WebhookReceiver, own_redis: RedisServer
 ) -> None:
     receiver.script.extend([500, 503])
     with post_call_stack(tmp_path, receiver, own_redis).running() as stack:
@@ -95,7 +95,7 @@ def test_a_call_record_arrives_signed_after_the_receiver_fails_twice(
 
 
 def test_queued_records_survive_restarts_of_memory_and_telephony(
-    tmp_path: Path, receiver: Receiver, own_redis: RedisServer
+    tmp_path: Path, receiver: WebhookReceiver, own_redis: RedisServer
 ) -> None:
     receiver.script.extend([503] * 1000)  # down until the test says otherwise
     with post_call_stack(tmp_path, receiver, own_redis).running() as stack:
@@ -113,7 +113,7 @@ def test_queued_records_survive_restarts_of_memory_and_telephony(
 
 
 def test_a_refused_caller_is_reported_as_refused(
-    tmp_path: Path, receiver: Receiver, own_redis: RedisServer
+    tmp_path: Path, receiver: WebhookReceiver, own_redis: RedisServer
 ) -> None:
     stack = post_call_stack(tmp_path, receiver, own_redis)
     stack_env = dict(stack.env)

@@ -124,7 +124,7 @@ def serving_mcp(server: MCPServer) -> Iterator[str]:
 
 
 @dataclass
-class Receiver:
+class WebhookReceiver:
     """A business's post-call webhook endpoint: POST /calls, signature checked. It answers
     each request with the next scripted status, then 200; `answered` keeps each status."""
 
