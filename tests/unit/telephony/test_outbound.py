@@ -208,3 +208,16 @@ async def test_a_forged_answer_url_is_refused(make_rig: RigFactory, rest: FakeTw
     response = await rig.client.post("/api/voice?purpose=transfer+me", data=params, headers=headers)
     assert response.status_code == 403
     assert twiml.TRANSFERRING not in response.text
+
+
+async def test_in_relay_mode_the_greeting_is_conversation_relays_welcome(
+    make_rig: RigFactory, rest: FakeTwilioRest
+) -> None:
+    rig = await make_rig(VOICE_MODE="relay", **outbound_settings(rest))
+    await place(rig)
+    answered = await pick_up(rig, rest.calls[0], "human")
+    relay = answered.root.find("Connect/ConversationRelay")
+    assert relay is not None
+    assert relay.get("welcomeGreeting") == (
+        f"Hello! This is Aura, an automated assistant, calling about {PURPOSE}."
+    )

@@ -110,8 +110,10 @@ async def transcript(
     status_code=201,
     dependencies=[Depends(require_admin)],
     responses={
+        400: {"description": "The body is not JSON"},
         401: {"description": "Missing or wrong token"},
         403: {"description": "Outbound calls are off, or the number is not allowed"},
+        404: {"description": "No admin API: ADMIN_API_TOKEN is not set"},
         422: {"description": "A bad number or caller ID (Twilio's code in twilio_code)"},
         429: {"description": "MAX_OUTBOUND_CALLS_PER_MINUTE reached"},
         502: {"description": "Twilio refused our credentials, or could not be reached"},
