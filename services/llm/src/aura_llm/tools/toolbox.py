@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +49,16 @@ class Tool(ABC):
     kind: str  # builtin, http or mcp: a span attribute
     timeout_seconds: float = 5.0
     ends_turn = False  # a transfer or a hang-up: no further model round
+    _validator: Draft202012Validator | None = None
+
+    def problems(self, arguments: dict[str, Any]) -> list[str]:
+        """What is wrong with `arguments` by the tool's JSON Schema, most relevant first."""
+        if self._validator is None:
+            self._validator = Draft202012Validator(self.spec.parameters)
+        errors = sorted(self._validator.iter_errors(arguments), key=lambda e: e.path)
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or 'arguments'}: {e.message}" for e in errors
+        ]
 
     @abstractmethod
     async def run(self, call_id: str, arguments: dict[str, Any], seconds: float) -> Output:
@@ -86,7 +96,6 @@ class Toolbox:
     def __init__(self, tools: Sequence[Tool], sources: Sequence[ToolSource] = ()) -> None:
         self._fixed = {t.spec.name: t for t in tools}
         self._sources = tuple(sources)
-        self._validators: dict[int, Draft202012Validator] = {}
 
     def _tools(self) -> dict[str, Tool]:
         tools: dict[str, Tool] = {}
@@ -115,12 +124,6 @@ class Toolbox:
     async def close(self) -> None:
         for source in self._sources:
             await source.close()
-
-    def _validator(self, schema: Mapping[str, Any]) -> Draft202012Validator:
-        key = id(schema)
-        if key not in self._validators:
-            self._validators[key] = Draft202012Validator(schema)
-        return self._validators[key]
 
     async def run(self, call_id: str, call: ToolCall, deadline: float, reserve: float) -> Ran:
         """Run one call, leaving `reserve` seconds of the deadline for the model's answer."""
@@ -156,13 +159,9 @@ class Toolbox:
             return "invalid_arguments", {"error": "the arguments are not valid JSON"}, None
         if not isinstance(arguments, dict):
             return "invalid_arguments", {"error": "the arguments must be a JSON object"}, None
-        problems = sorted(
-            self._validator(tool.spec.parameters).iter_errors(arguments), key=lambda e: e.path
-        )
+        problems = tool.problems(arguments)
         if problems:
-            where = "/".join(map(str, problems[0].absolute_path)) or "arguments"
-            error = f"invalid arguments: {where}: {problems[0].message}"
-            return "invalid_arguments", {"error": error}, None
+            return "invalid_arguments", {"error": f"invalid arguments: {problems[0]}"}, None
         timeout = min(tool.timeout_seconds, deadline - time.monotonic() - reserve)
         if timeout < _MIN_TOOL_SECONDS:
             return "timeout", {"error": "no time was left to run the tool"}, None
