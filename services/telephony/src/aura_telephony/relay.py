@@ -281,12 +281,15 @@ class RelaySession:
         await self._send({"type": "text", "token": "", "last": True})
         answer.done = True
         kinds = {a.kind: a for a in answer.actions}
+        if (
+            kinds.keys() & {"transfer_call", "end_call"}
+            and self._answering is asyncio.current_task()
+        ):
+            # Ending from inside the answer: it is complete, so nothing is left to cancel.
+            self._answering = None
         if "transfer_call" in kinds:
             transfer = kinds["transfer_call"]
-            await self._relay.calls.note(
-                self.call_sid, [CallEvent("transferred", transfer.department)]
-            )
-            await self.end("transfer", number=transfer.number)
+            await self.end("transfer", number=transfer.number, department=transfer.department)
         elif "end_call" in kinds:
             metrics.CALL_EVENTS.labels("goodbye").inc()
             await self.end("goodbye")
