@@ -29,7 +29,9 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield endpoint
 
 
-def post_call_stack(tmp_path: Path, receiver: WebhookReceiver, redis: RedisServer) -> Stack:
+def post_call_stack(
+    tmp_path: Path, receiver: WebhookReceiver, redis: RedisServer, **extra: str
+) -> Stack:
     env = {
         "TWILIO_AUTH_TOKEN": TOKEN,
         "MEMORY_STORE": "redis",
@@ -38,6 +40,7 @@ def post_call_stack(tmp_path: Path, receiver: WebhookReceiver, redis: RedisServe
         "POST_CALL_WEBHOOK_SECRET": SECRET,
         "POST_CALL_RETRY_SECONDS": "0.2",
         "POST_CALL_POLL_SECONDS": "0.2",
+        **extra,
     }
     return Stack(env=env, log_dir=tmp_path, cwd=tmp_path)
 
@@ -115,10 +118,7 @@ def test_queued_records_survive_restarts_of_memory_and_telephony(
 def test_a_refused_caller_is_reported_as_refused(
     tmp_path: Path, receiver: WebhookReceiver, own_redis: RedisServer
 ) -> None:
-    stack = post_call_stack(tmp_path, receiver, own_redis)
-    stack_env = dict(stack.env)
-    stack_env["MAX_CALLS_PER_NUMBER_PER_HOUR"] = "1"
-    stack = Stack(env=stack_env, log_dir=tmp_path, cwd=tmp_path)
+    stack = post_call_stack(tmp_path, receiver, own_redis, MAX_CALLS_PER_NUMBER_PER_HOUR="1")
     with stack.running():
         a_call(stack)
         refused = a_call(stack)
