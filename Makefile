@@ -89,6 +89,7 @@ BENCH_ARGS ?=
 bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .bench/
 	$(VENV)/bin/python -m bench.memory
 	$(VENV)/bin/python -m bench.calls $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.baseline
 	$(VENV)/bin/python -m bench.relay
 
 # A container engine: podman (installed by the step below when missing), or a docker whose

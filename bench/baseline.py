@@ -1,0 +1,175 @@
+"""The yardstick for `bench.calls`: the same gather-mode turn done in one process, as a
+single FastAPI backend would do it (the kind Aura replaces): the Twilio signature checked
+with twilio's validator, the answer from the same local provider, the history in a dict,
+TwiML from the twilio library. Driven by the same load generator at the same rate, it
+prints its figures and, beside the latest `bench.calls` run (.bench/calls.json), the
+ratios. It measures; it asserts nothing.
+
+Usage: python -m bench.baseline [--rate 100] [--duration 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from aura_dev.stack import free_port
+from aura_llm.config import SAMPLE_KNOWLEDGE_BASE
+from aura_llm.providers import ChatTurn, Prompt
+from aura_llm.providers.local import LocalProvider
+from bench.calls import TOKEN, cpu_seconds, load, summarise
+from tests.support import eventually
+
+OUT = Path(".bench/baseline.json")
+WELCOME = "Hello! I'm Aura, your AI assistant. How can I help you today?"
+
+app = FastAPI()
+_validator = RequestValidator(TOKEN)
+_provider = LocalProvider.from_file(SAMPLE_KNOWLEDGE_BASE, "Aura")
+_history: dict[str, list[ChatTurn]] = defaultdict(list)
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """The form, when Twilio's signature over the URL and the form holds."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    url = f"http://{request.headers['host']}{request.url.path}"
+    if not _validator.validate(url, form, request.headers.get("x-twilio-signature", "")):
+        return None
+    return form
+
+
+def _ask(text: str) -> Response:
+    response = VoiceResponse()
+    gather = Gather(action="/api/voice/process", input="speech dtmf", speech_timeout="auto")
+    gather.say(text)
+    response.append(gather)
+    return Response(str(response), media_type="application/xml")
+
+
+@app.post("/api/voice")
+async def incoming(request: Request) -> Response:
+    form = await _form(request)
+    if form is None:
+        return Response(status_code=403)
+    _history[form["CallSid"]] = [ChatTurn("assistant", WELCOME)]
+    return _ask(WELCOME)
+
+
+@app.post("/api/voice/process")
+async def process(request: Request) -> Response:
+    form = await _form(request)
+    if form is None:
+        return Response(status_code=403)
+    history = _history[form["CallSid"]]
+    said = form.get("SpeechResult", "")
+    prompt = Prompt(form["CallSid"], "Aura", "", tuple(history[-20:]), said)
+    answer = (await _provider.generate(prompt, 5.0)).text
+    history += [ChatTurn("user", said), ChatTurn("assistant", answer)]
+    return _ask(answer)
+
+
+@app.post("/api/voice/status")
+async def status(request: Request) -> Response:
+    form = await _form(request)
+    if form is None:
+        return Response(status_code=403)
+    _history.pop(form["CallSid"], None)
+    return Response(str(VoiceResponse()), media_type="application/xml")
+
+
+def _ratios(aura: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
+    """Aura's figures over the baseline's, from the two sustained runs."""
+    aura_cpu = sum(aura["cpu_seconds_per_turn"].values())
+    ratios = {"cpu_per_turn": round(aura_cpu / baseline["cpu_seconds_per_turn"], 2)}
+    for key in ("p50_ms", "p99_ms"):
+        mine = baseline["routes"]["/api/voice/process"][key]
+        theirs = aura["routes"]["/api/voice/process"][key]
+        ratios[f"turn_{key}"] = round(theirs / mine, 2) if mine else float("nan")
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="turns/s offered")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals")
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--think", type=float, default=1.0)
+    args = parser.parse_args()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.baseline:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: _up(base_url), timeout=30, what="the baseline app")
+        asyncio.run(load(base_url, 20, 5, args.turns, 0.2))  # warm-up
+        print(f"baseline: sustained run at {args.rate:.0f} turns/s ...", flush=True)
+        before = cpu_seconds(server.pid)
+        run = asyncio.run(load(base_url, args.rate, args.duration, args.turns, args.think))
+        figures = summarise(run, 0.0)
+        figures["cpu_seconds_per_turn"] = round(
+            (cpu_seconds(server.pid) - before) / max(run.turns, 1), 5
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    report: dict[str, Any] = {
+        "benchmark": "the same turn in one FastAPI process (signature, local provider, dict)",
+        "sustained": {"offered_turns_per_second": args.rate, **figures},
+    }
+    aura_file = Path(".bench/calls.json")
+    if aura_file.exists():
+        aura = json.loads(aura_file.read_text())["sustained"]
+        report["aura_over_baseline"] = _ratios(aura, figures)
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2))
+    process = figures["routes"].get("/api/voice/process", {})
+    print(
+        f"baseline at {figures['turns_per_second']} turns/s: turn p50 {process.get('p50_ms')} ms, "
+        f"p99 {process.get('p99_ms')} ms; CPU {figures['cpu_seconds_per_turn'] * 1000:.2f} ms "
+        "per turn (one process)"
+    )
+    if "aura_over_baseline" in report:
+        print(f"Aura over the baseline: {report['aura_over_baseline']}")
+    print(f"written to {OUT}")
+
+
+def _up(base_url: str) -> bool:
+    try:
+        return httpx.post(f"{base_url}/api/voice/status", timeout=1).status_code in (403, 422)
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    main()
+    print(f"({time.monotonic() - started:.0f} s)")
