@@ -33,8 +33,7 @@ from aura_telephony.delivery import DownstreamError, describe
 
 log = logging.getLogger(__name__)
 
-_LEASE_SECONDS = 60.0
-_BATCH = 10
+_BATCH = 4
 _RPC_SECONDS = 2.0
 _SUMMARY_SECONDS = 20.0
 _MAX_BACKOFF_SECONDS = 1800.0
@@ -137,6 +136,11 @@ class PostCallSender:
             except DownstreamError as error:
                 log.warning("post-call outbox unreachable: %s", describe(error))
                 sent = 0
+            except Exception:
+                # Whatever went wrong with one batch, the sender lives on: its leases
+                # lapse and the records are sent again.
+                log.exception("post-call sender: a batch failed")
+                sent = 0
             if not sent:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -144,7 +148,9 @@ class PostCallSender:
 
     async def send_due(self) -> int:
         """Send what the outbox leases this replica now; how many it leased."""
-        outbox = await self._backends.lease_deliveries(_BATCH, _LEASE_SECONDS, _RPC_SECONDS)
+        # Long enough for the whole batch to time out, so no other replica sends it meanwhile.
+        lease = _BATCH * (self._settings.POST_CALL_WEBHOOK_TIMEOUT_SECONDS + _SUMMARY_SECONDS) + 30
+        outbox = await self._backends.lease_deliveries(_BATCH, lease, _RPC_SECONDS)
         metrics.POST_CALL_QUEUE.set(outbox.depth)
         oldest = (time.time() - outbox.oldest.timestamp()) if outbox.oldest else 0.0
         metrics.POST_CALL_OLDEST.set(max(0.0, oldest))
