@@ -19,8 +19,12 @@ if [[ -f $CLUSTER/pids ]]; then
   done
   awk '{print $2}' "$CLUSTER/pids" | xargs -r kill -9 2>/dev/null
 fi
+# The pods' processes (kubelet is gone, so nothing restarts them): with their
+# shims gone they would run on, orphaned.
+find /sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs 2>/dev/null \
+  | xargs -r cat | sort -u | xargs -r kill -9 2>/dev/null
 # Anything of the cluster's still running (started by hand, or from a lost pid file), and
-# what containerd's shims and the pods leave behind.
+# what containerd's shims leave behind.
 pkill -f "cluster/containerd/config.toml" 2>/dev/null
 pkill -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null
 [[ -x $K8S_BIN/kube-proxy ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1

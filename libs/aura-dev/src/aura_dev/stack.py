@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,11 +29,30 @@ from aura_telephony.config import Settings as TelephonySettings
 SERVICES = ("memory", "llm", "telephony")
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now, below the kernel's ephemeral range: a port the kernel hands out
+    (bind to 0) may be taken again by any outgoing connection before the service that was
+    given it binds it; a random one below that range is taken only by another pick."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(10000, max(10001, low))  # noqa: S311 (not a secret)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def _die_with_parent() -> list[str]:
