@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 
 import grpc
@@ -65,6 +65,25 @@ def _action(action: CallAction) -> pb.CallAction:
     return pb.CallAction(take_message=message)
 
 
+async def _chat_turns(
+    messages: Sequence[pb.Message],
+    what: str,
+    limit: int,
+    context: Context,
+    max_chars: int | None = None,
+) -> tuple[ChatTurn, ...]:
+    """The request's messages as turns; INVALID_ARGUMENT past `limit` or with a bad role."""
+    if len(messages) > limit:
+        await _reject(context, f"{what} has more than {limit} turns")
+    turns = []
+    for message in messages:
+        role = _ROLES.get(message.role)
+        if role is None:
+            await _reject(context, f"every {what} message needs role USER or ASSISTANT")
+        turns.append(ChatTurn(role, message.text[:max_chars]))
+    return tuple(turns)
+
+
 async def _no_answer(context: Context, error: NoAnswerError) -> NoReturn:
     if error.only_auth:
         # A rejected key is an operator's problem to fix, not a passing outage.
@@ -84,14 +103,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             await _reject(context, "user_text is required")
         if len(user_text) > MAX_USER_TEXT_CHARS:
             await _reject(context, f"user_text is longer than {MAX_USER_TEXT_CHARS} characters")
-        if len(request.history) > MAX_HISTORY_TURNS:
-            await _reject(context, f"history has more than {MAX_HISTORY_TURNS} turns")
-        history = []
-        for message in request.history:
-            role = _ROLES.get(message.role)
-            if role is None:
-                await _reject(context, "every history message needs role USER or ASSISTANT")
-            history.append(ChatTurn(role, message.text))
+        history = await _chat_turns(request.history, "history", MAX_HISTORY_TURNS, context)
         name = request.persona.assistant_name or self._settings.AI_ASSISTANT_NAME
         template = request.persona.system_prompt or self._settings.AI_SYSTEM_PROMPT
         system = template.replace("{assistant_name}", name)
@@ -106,7 +118,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             call_id=request.call_id,
             assistant_name=name,
             system_prompt=system,
-            history=tuple(history),
+            history=history,
             user_text=user_text,
         )
 
@@ -163,19 +175,14 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
     async def Summarize(
         self, request: pb.SummarizeRequest, context: Context
     ) -> pb.SummarizeResponse:
-        if len(request.transcript) > MAX_SUMMARY_TURNS:
-            await _reject(context, f"transcript has more than {MAX_SUMMARY_TURNS} turns")
-        transcript = []
-        for message in request.transcript:
-            role = _ROLES.get(message.role)
-            if role is None:
-                await _reject(context, "every transcript message needs role USER or ASSISTANT")
-            transcript.append(ChatTurn(role, message.text[:MAX_USER_TEXT_CHARS]))
+        transcript = await _chat_turns(
+            request.transcript, "transcript", MAX_SUMMARY_TURNS, context, MAX_USER_TEXT_CHARS
+        )
         prompt = Prompt(
             call_id=request.call_id,
             assistant_name=self._settings.AI_ASSISTANT_NAME,
             system_prompt=SUMMARY_PROMPT,
-            history=tuple(transcript),
+            history=transcript,
             user_text=SUMMARY_REQUEST,
             task="summary",
         )
