@@ -19,6 +19,16 @@ from typing import Any, ClassVar, Protocol
 from aiohttp import web
 
 
+async def serve_routes(routes: list[web.RouteDef]) -> tuple[web.AppRunner, str]:
+    """An aiohttp app of `routes` on a free loopback port: its runner and base URL."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
 @dataclass(frozen=True)
 class Reply:
     """A successful answer; streamed as `chunks` when the client asked for a stream."""
@@ -96,14 +106,7 @@ class FakeVendor:
         raise NotImplementedError
 
     async def start(self) -> str:
-        app = web.Application()
-        app.add_routes(self._routes())
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._runner, self.base_url = await serve_routes(self._routes())
         return self.base_url
 
     async def stop(self) -> None:

@@ -22,6 +22,7 @@ from mcp.server.mcpserver import MCPServer
 
 from aura_dev.stack import free_port
 from tests.support import eventually
+from tests.support.fake_vendors import serve_routes
 
 SECRET = "tools-signing-secret"
 # A receiver refuses requests signed longer ago than this (replays).
@@ -63,13 +64,7 @@ class FakeToolServer:
         self._script.extend(answers)
 
     async def start(self) -> str:
-        app = web.Application()
-        app.add_routes([web.post("/{tool}", self._handle)])
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.base_url = await serve_routes([web.post("/{tool}", self._handle)])
         return self.base_url
 
     async def stop(self) -> None:
@@ -136,13 +131,8 @@ class WebhookReceiver:
     url: str = ""
 
     async def start(self) -> str:
-        app = web.Application()
-        app.add_routes([web.post("/calls", self._handle)])
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/calls"
+        self._runner, base_url = await serve_routes([web.post("/calls", self._handle)])
+        self.url = f"{base_url}/calls"
         return self.url
 
     async def stop(self) -> None:
