@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from aura_common.text import validation_problems
+from aura_llm.files import read_yaml
 
 
 class KnowledgeBaseError(ValueError):
@@ -92,12 +92,7 @@ class KnowledgeBase:
 
     @classmethod
     def load(cls, path: Path) -> KnowledgeBase:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise KnowledgeBaseError(f"cannot read knowledge base {path}: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise KnowledgeBaseError(f"knowledge base {path} is not valid YAML: {exc}") from exc
+        raw = read_yaml(path, "knowledge base", KnowledgeBaseError)
         return cls.parse(raw, source=str(path))
 
     @classmethod

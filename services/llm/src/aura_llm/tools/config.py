@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import (
@@ -21,6 +20,7 @@ from pydantic import (
 )
 
 from aura_common.text import validation_problems
+from aura_llm.files import read_yaml
 
 BuiltinName = Literal["transfer_call", "end_call", "take_message"]
 BUILTIN_NAMES: tuple[BuiltinName, ...] = ("transfer_call", "end_call", "take_message")
@@ -99,13 +99,7 @@ class ToolsConfig(_Strict):
     def load(cls, path: Path | None) -> ToolsConfig:
         if path is None:
             return cls()
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ToolsError(f"cannot read tools file {path}: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ToolsError(f"tools file {path} is not valid YAML: {exc}") from exc
-        return cls.parse(raw, source=str(path))
+        return cls.parse(read_yaml(path, "tools file", ToolsError), source=str(path))
 
     @classmethod
     def parse(cls, raw: Any, source: str = "tools file") -> ToolsConfig:
