@@ -185,6 +185,10 @@ async def test_an_outbound_calls_purpose_is_kept_with_it(store: ConversationStor
     assert await store.purpose("CA1") == purpose
     assert await store.purpose("CA2") == ""
     assert await store.purpose("CA3") == ""
+    await store.append("CA1", [("user", "q0"), ("assistant", "a0"), ("user", "q1")])
+    both = await store.conversation("CA1", limit=2)
+    assert ([t.text for t in both.turns], both.purpose) == (["a0", "q1"], purpose)
+    assert (await store.conversation("CA3")).turns == []
     record = await store.transcript("CA1")
     assert record is not None
     assert (record.direction, record.purpose) == ("outbound", purpose)

@@ -213,13 +213,12 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetHistoryRequest, pb.GetHistoryResponse],
     ) -> pb.GetHistoryResponse:
         await _check_call_id(request.call_id, context)
-        turns = await self._stored(
+        found = await self._stored(
             context=context,
             name="history",
-            operation=self._store.history(request.call_id, request.limit),
+            operation=self._store.conversation(request.call_id, request.limit),
         )
-        purpose = await self._purpose(request.call_id, context)
-        return pb.GetHistoryResponse(turns=[_to_pb(t) for t in turns], purpose=purpose)
+        return pb.GetHistoryResponse(turns=[_to_pb(t) for t in found.turns], purpose=found.purpose)
 
     async def ClaimIdempotencyKey(
         self,
@@ -236,19 +235,14 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         )
         response = pb.ClaimIdempotencyKeyResponse(state=_PB_CLAIM[claim.state], result=claim.result)
         if claim.state == "claimed" and request.history_limit:
-            history = await self._stored(
+            found = await self._stored(
                 context=context,
                 name="history",
-                operation=self._store.history(request.call_id, request.history_limit),
+                operation=self._store.conversation(request.call_id, request.history_limit),
             )
-            response.history.extend(_to_pb(t) for t in history)
-            response.purpose = await self._purpose(request.call_id, context)
+            response.history.extend(_to_pb(t) for t in found.turns)
+            response.purpose = found.purpose
         return response
-
-    async def _purpose(self, call_id: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        return await self._stored(
-            context=context, name="purpose", operation=self._store.purpose(call_id)
-        )
 
     async def CompleteIdempotencyKey(
         self,

@@ -73,6 +73,14 @@ SENT_MEMORY_SECONDS = 2 * 86400
 
 
 @dataclass(frozen=True, slots=True)
+class Conversation:
+    """What a turn needs of a call: its newest turns, and its purpose when Aura placed it."""
+
+    turns: list[StoredTurn]
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     applied: bool  # False when the idempotency key had been seen
     turn_count: int
@@ -157,6 +165,10 @@ class ConversationStore(ABC):
     @abstractmethod
     async def purpose(self, call_id: str) -> str:
         """What the call is about, when Aura placed it; empty otherwise."""
+
+    async def conversation(self, call_id: str, limit: int = 0) -> Conversation:
+        """`history` and `purpose` together; a store with a network hop reads both at once."""
+        return Conversation(await self.history(call_id, limit), await self.purpose(call_id))
 
     @abstractmethod
     async def end_call(self, call_id: str, status: str, ended_at: float) -> bool:

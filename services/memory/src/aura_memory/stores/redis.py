@@ -27,6 +27,7 @@ from aura_memory.stores.base import (
     AppendResult,
     CallRecord,
     Claim,
+    Conversation,
     ConversationStore,
     Leased,
     NewTurn,
@@ -302,6 +303,15 @@ class RedisStore(ConversationStore):
         start = -limit if limit else 0
         raw = await self._run(self._redis.lrange(self._key(call_id, "history"), start, -1))
         return [_decode(item) for item in raw]
+
+    async def conversation(self, call_id: str, limit: int = 0) -> Conversation:
+        # Every turn reads both: one round trip, not two.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(self._key(call_id, "history"), -limit if limit else 0, -1)
+            pipe.hget(self._key(call_id, "meta"), "purpose")
+            raw, purpose = await self._run(pipe.execute())
+        text = purpose.decode() if isinstance(purpose, bytes) else (purpose or "")
+        return Conversation([_decode(item) for item in raw], text)
 
     async def open_call(
         self,
