@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, a
+# thread hand-off per request for what is an attribute read.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -49,7 +49,7 @@ class CallTranscript(BaseModel):
     messages: list[CallerMessage]  # left with take_message
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     token: str = request.app.state.settings.ADMIN_API_TOKEN
     if not token:
         raise HTTPException(status_code=404, detail="Not Found")

@@ -14,7 +14,7 @@ router = APIRouter(tags=["info"])
 SERVICE = "aura-telephony"
 
 
-def _version() -> str:
+async def _version() -> str:
     return package_version(SERVICE)
 
 

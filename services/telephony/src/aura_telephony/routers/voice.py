@@ -44,7 +44,7 @@ RESPONSES: dict[int | str, dict[str, object]] = {
 Params = Annotated[dict[str, str], Depends(twilio_form)]
 
 
-def get_calls(request: Request) -> Calls:
+async def get_calls(request: Request) -> Calls:
     calls: Calls = request.app.state.calls
     return calls
 
