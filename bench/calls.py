@@ -37,6 +37,7 @@ from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
 from aura_phone.twilio import Twilio, new_call_sid
+from bench import profiles
 from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
 
 OUT = Path(".bench/calls.json")
@@ -249,6 +250,11 @@ def main() -> None:
     )
     parser.add_argument("--model", choices=["local", "openai-fake"], default="local")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample each service with py-spy during the sustained run (into .bench/)",
+    )
+    parser.add_argument(
         "--model-delay-ms", type=float, default=300.0, help="the fake model's think time"
     )
     args = parser.parse_args()
@@ -276,9 +282,15 @@ def main() -> None:
             )
             cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
             provider_before = provider_seconds(stack)
-            run = asyncio.run(
-                load(stack.base_url, args.sustained, args.duration, args.turns, args.think)
-            )
+            profiled: dict[str, Path] = {}
+            with contextlib.ExitStack() as sampling:
+                if args.profile:
+                    profiled = sampling.enter_context(
+                        profiles.sampling(pids, args.duration, OUT.parent)
+                    )
+                run = asyncio.run(
+                    load(stack.base_url, args.sustained, args.duration, args.turns, args.think)
+                )
             provider_after = provider_seconds(stack)
             attempts = provider_after[1] - provider_before[1]
             provider_mean = (provider_after[0] - provider_before[0]) / attempts if attempts else 0.0
@@ -349,6 +361,8 @@ def main() -> None:
         )
     best = report["highest_rate_with_p99_under_bound"]["turns_per_second"]
     print(f"  highest rate with p99 < {args.bound_ms:.0f} ms and no errors: {best} turns/s")
+    for path in profiled.values():
+        print(profiles.summary(path, top=15))
     print(f"written to {OUT}")
 
 
