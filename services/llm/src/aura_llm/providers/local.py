@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from aura_common.text import normalise
 from aura_llm.knowledge import Entry, KnowledgeBase
@@ -41,6 +41,8 @@ _CAPABILITIES = re.compile(
 _FOLLOW_UP = re.compile(r"^(and|also|what about|how about|and what about)\b")
 _MIN_QUESTION_SIMILARITY = 0.75
 _FUZZY_KEYWORD = 85
+# Fuzzy only on longer words: short ones ("cake", "take") differ by one letter too often.
+_FUZZY_MIN_LENGTH = 5
 
 # Taking a message, one question per turn; the questions mark where the caller is.
 ASK_NAME = "May I have your name?"
@@ -77,19 +79,19 @@ class _IndexedEntry:
     questions: tuple[str, ...]  # each question as its content stems joined
 
 
-def _word_matches(word: str, keyword: str) -> bool:
-    if word == keyword:
-        return True
-    # Fuzzy only on longer words: short ones ("cake", "take") differ by one letter too often.
-    return min(len(word), len(keyword)) >= 5 and fuzz.ratio(word, keyword) >= _FUZZY_KEYWORD
-
-
-def _keyword_hits(stems: list[str], keywords: tuple[tuple[str, ...], ...]) -> int:
+def _keyword_hits(
+    stems: list[str], keywords: tuple[tuple[str, ...], ...], matches: dict[str, set[str]]
+) -> int:
+    """How many keywords occur in `stems`, a keyword of several stems as a run of words;
+    `matches` gives, for each word, the keyword stems it stands for."""
+    present = set().union(*matches.values())
     hits = 0
     for keyword in keywords:
+        if not present.issuperset(keyword):
+            continue
         size = len(keyword)
-        if any(
-            all(_word_matches(w, k) for w, k in zip(stems[i : i + size], keyword, strict=True))
+        if size == 1 or any(
+            all(k in matches[w] for w, k in zip(stems[i : i + size], keyword, strict=True))
             for i in range(len(stems) - size + 1)
         ):
             hits += 1
@@ -112,6 +114,14 @@ class LocalProvider(Provider):
             )
             for e in knowledge.entries
         )
+        # Every word is compared with all keyword stems, and the text with all questions,
+        # in one rapidfuzz call each rather than pair by pair: a match costs tens of
+        # microseconds, not hundreds.
+        stems = {s for item in self._index for keyword in item.keywords for s in keyword}
+        self._long_stems = sorted(s for s in stems if len(s) >= _FUZZY_MIN_LENGTH)
+        self._questions = [
+            (n, q) for n, item in enumerate(self._index) for q in item.questions if q
+        ]
 
     @classmethod
     def from_file(cls, path: Path, assistant_name: str) -> LocalProvider:
@@ -127,20 +137,42 @@ class LocalProvider(Provider):
         stems = _content_stems(text)
         if not stems:
             return None
-        joined = " ".join(stems)
+        matches = {word: self._keyword_stems(word) for word in stems}
+        similarity = [0.0] * len(self._index)
+        for _, score, at in process.extract(
+            " ".join(stems),
+            [q for _, q in self._questions],
+            scorer=fuzz.token_sort_ratio,
+            limit=None,
+        ):
+            n = self._questions[at][0]
+            similarity[n] = max(similarity[n], score / 100)
         best: tuple[float, Entry] | None = None
-        for item in self._index:
-            hits = _keyword_hits(stems, item.keywords)
-            similarity = max(
-                (fuzz.token_sort_ratio(joined, q) / 100 for q in item.questions if q),
-                default=0.0,
-            )
-            if hits == 0 and similarity < _MIN_QUESTION_SIMILARITY:
+        for n, item in enumerate(self._index):
+            hits = _keyword_hits(stems, item.keywords, matches)
+            if hits == 0 and similarity[n] < _MIN_QUESTION_SIMILARITY:
                 continue
-            score = hits + similarity
+            score = hits + similarity[n]
             if best is None or score > best[0]:
                 best = (score, item.entry)
         return best[1] if best else None
+
+    def _keyword_stems(self, word: str) -> set[str]:
+        """The keyword stems a caller's word stands for: itself, and when long enough the
+        long stems within the fuzzy threshold of it."""
+        found = {word}
+        if len(word) >= _FUZZY_MIN_LENGTH:
+            found.update(
+                stem
+                for stem, _, _ in process.extract(
+                    word,
+                    self._long_stems,
+                    scorer=fuzz.ratio,
+                    score_cutoff=_FUZZY_KEYWORD,
+                    limit=None,
+                )
+            )
+        return found
 
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
         if prompt.task == "summary":
