@@ -8,12 +8,20 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketDisconnect
 
 from aura_telephony.config import Settings
 from aura_telephony.forms import RelayEnded
 from aura_telephony.relay import Relay
-from aura_telephony.routers.voice import RESPONSES, AppCalls, Params, delivery_key, twiml_response
+from aura_telephony.routers.voice import (
+    RESPONSES,
+    AppCalls,
+    Params,
+    delivery_key,
+    form_body,
+    twiml_response,
+    webhook_form,
+)
 from aura_telephony.security import relay_url, websocket_signed
 
 log = logging.getLogger(__name__)
@@ -65,11 +73,12 @@ async def relay_socket(websocket: WebSocket) -> None:
     response_class=Response,
     responses=RESPONSES,
     summary="A relay session ended: continue the call (transfer, hang up, reconnect)",
+    openapi_extra=form_body(RelayEnded),
 )
 async def relay_ended(
     request: Request,
     params: Params,
-    form: Annotated[RelayEnded, Form()],
+    form: Annotated[RelayEnded, Depends(webhook_form(RelayEnded))],
     calls: AppCalls,
 ) -> Response:
     url = relay_url(request, calls.settings)

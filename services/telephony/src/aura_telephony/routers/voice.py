@@ -5,14 +5,17 @@ apology can try again, a caller who hears Twilio's error message hangs up."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from aura_telephony.calls import Calls, Placed
 from aura_telephony.delivery import idempotency_key
 from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
-from aura_telephony.security import relay_url, twilio_form
+from aura_telephony.security import FORM_CONTENT_TYPE, relay_url, twilio_form
 
 router = APIRouter(prefix="/api/voice", tags=["voice"])
 
@@ -42,6 +45,28 @@ RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 Params = Annotated[dict[str, str], Depends(twilio_form)]
+FormT = TypeVar("FormT", bound=BaseModel)
+
+
+def webhook_form(model: type[FormT]) -> Callable[[dict[str, str]], Awaitable[FormT]]:
+    """A dependency giving the webhook's parameters as `model`: validated in one pydantic
+    call from the form `twilio_form` parsed and checked. (FastAPI's `Form()` models read
+    the form field by field in Python, a tenth of telephony's CPU per turn.) An empty
+    value counts as absent, as with `Form()`; an invalid form is a 422 as before."""
+
+    async def parse(params: Params) -> FormT:
+        try:
+            return model.model_validate({k: v for k, v in params.items() if v})
+        except ValidationError as error:
+            raise RequestValidationError(error.errors(include_url=False)) from None
+
+    return parse
+
+
+def form_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route reading `model` with `webhook_form`."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {FORM_CONTENT_TYPE: {"schema": schema}}}}
 
 
 async def get_calls(request: Request) -> Calls:
@@ -67,11 +92,12 @@ def twiml_response(document: str) -> Response:
     response_class=Response,
     responses=RESPONSES,
     summary="Incoming call: welcome the caller",
+    openapi_extra=form_body(VoiceWebhook),
 )
 async def incoming_call(
     request: Request,
     params: Params,
-    form: Annotated[VoiceWebhook, Form()],
+    form: Annotated[VoiceWebhook, Depends(webhook_form(VoiceWebhook))],
     calls: AppCalls,
     purpose: Annotated[
         str, Query(max_length=300, description="An outbound call's purpose (POST /api/calls)")
@@ -92,11 +118,12 @@ async def incoming_call(
     response_class=Response,
     responses=RESPONSES,
     summary="Speech or keypad result: answer the caller",
+    openapi_extra=form_body(GatherResult),
 )
 async def process_speech(
     request: Request,
     params: Params,
-    form: Annotated[GatherResult, Form()],
+    form: Annotated[GatherResult, Depends(webhook_form(GatherResult))],
     calls: AppCalls,
     reprompts: Annotated[int, Query(ge=0, le=20, description="Silent turns so far")] = 0,
 ) -> Response:
@@ -108,7 +135,9 @@ async def process_speech(
     response_class=Response,
     responses=RESPONSES,
     summary="Call status callback",
-    dependencies=[Depends(twilio_form)],
+    openapi_extra=form_body(StatusCallback),
 )
-async def call_status(form: Annotated[StatusCallback, Form()], calls: AppCalls) -> Response:
+async def call_status(
+    form: Annotated[StatusCallback, Depends(webhook_form(StatusCallback))], calls: AppCalls
+) -> Response:
     return twiml_response(await calls.status(form))
