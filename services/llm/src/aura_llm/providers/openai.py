@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from aura_llm.providers.base import (
     Completion,
@@ -85,12 +86,12 @@ class OpenAIProvider(Provider):
                 )
         return messages
 
-    def _request(self, prompt: Prompt, budget: float) -> dict[str, Any]:
+    def _body(self, prompt: Prompt) -> dict[str, Any]:
+        """The Chat Completions request, as the API takes it."""
         request: dict[str, Any] = {
             "model": self.model,
             "messages": self._messages(prompt),
             "max_tokens": self._max_tokens,
-            "timeout": budget,
         }
         if prompt.tools:
             tools: list[ChatCompletionToolParam] = [
@@ -110,7 +111,18 @@ class OpenAIProvider(Provider):
 
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
         try:
-            response = await self._client.chat.completions.create(**self._request(prompt, budget))
+            # POSTed through the client's generic `post`, its documented way to send a body
+            # as built: `chat.completions.create` first walks every message and tool
+            # schema through the SDK's type-driven transform, which changes nothing in
+            # plain JSON like ours and cost 1.4 ms of CPU a request (2.5 -> 1.05 ms with a
+            # five-turn history and three tools). Auth, timeout, errors and the typed
+            # response are the SDK's as before.
+            response = await self._client.post(
+                "/chat/completions",
+                body=self._body(prompt),
+                cast_to=ChatCompletion,
+                options={"timeout": budget},
+            )
             message = response.choices[0].message if response.choices else None
         except Exception as error:
             raise _translate(error) from error
@@ -136,8 +148,13 @@ class OpenAIProvider(Provider):
         # arguments' JSON a few characters at a time.
         calls: dict[int, list[str]] = {}
         try:
-            chunks: Any = await self._client.chat.completions.create(
-                **self._request(prompt, budget), stream=True
+            chunks = await self._client.post(
+                "/chat/completions",
+                body={**self._body(prompt), "stream": True},
+                cast_to=ChatCompletion,
+                options={"timeout": budget},
+                stream=True,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
             )
             # Closed on the way out, also when the caller stops listening (barge-in): the
             # vendor sees the connection go and stops generating tokens nobody hears.
