@@ -1,13 +1,15 @@
 """Calls through all three services, as Twilio drives them: how many turns per second one
 machine carries, and how long callers wait.
 
-Starts the stack locally (the local provider, or with --model openai-fake an
-OpenAI-compatible fake with a fixed think time standing in for a real model), warms up,
+Starts the stack locally (the local provider, or with --model openai-fake or gemini-fake a
+fake of that vendor's API, which the official SDK talks to, with a fixed think time
+standing in for a real model: 0 measures what the SDK path itself costs), warms up,
 then plays calls with open-loop (Poisson) arrivals: each call a welcome, several turns
 spaced by a think time, a goodbye and a status callback, all signed. Prints figures and
 writes them to .bench/calls.json. It measures; it asserts nothing.
 
 Usage: python -m bench.calls [--rates 50,100,200,300] [--duration 20] [--model local]
+       [--model-delay-ms 300] [--pin auto|on|off] [--profile]
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
 from aura_phone.twilio import Twilio, new_call_sid
 from bench import profiles
-from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
+from tests.support.fake_vendors import FakeGemini, FakeOpenAI, Reply, serving_in_thread
 
 OUT = Path(".bench/calls.json")
 TOKEN = "bench-token"
@@ -203,19 +205,96 @@ def memory_per_call(stack: Stack, calls: int = 5000) -> float:
     return round((rss_mib(pid) - before) * 1024 / calls, 2)
 
 
+MODELS = ("local", "openai-fake", "gemini-fake")
+
+
 @contextlib.contextmanager
 def model(kind: str, delay: float) -> Iterator[dict[str, str]]:
+    """The llm service's provider settings: the local provider, or a fake of a vendor's
+    API (run in a thread of this process) that the official SDK talks to over HTTP."""
     if kind == "local":
         yield {}
         return
-    fake = FakeOpenAI()
+    fake = FakeOpenAI() if kind == "openai-fake" else FakeGemini()
     fake.default = Reply("We are open from seven until six today.", delay=delay)
     with serving_in_thread(fake) as url:
-        yield {
-            "AI_PROVIDER": "openai",
-            "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": f"{url}/v1",
-        }
+        if kind == "openai-fake":
+            yield {
+                "AI_PROVIDER": "openai",
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": f"{url}/v1",
+            }
+        else:
+            yield {"AI_PROVIDER": "gemini", "GEMINI_API_KEY": "g-bench", "GEMINI_BASE_URL": url}
+
+
+def machine(placement: str) -> str:
+    return (
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        f"{placement}"
+    )
+
+
+def pin(service_pids: Iterable[int], mode: str) -> str:
+    """Keep the load generator off the measured cores where the machine allows: it takes
+    the last core and the services the others (every thread of each). `auto` does so with
+    4 cores or more; with 2 the three services would lose half the machine, so the load
+    shares the cores and the report says so."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if mode == "off" or len(cpus) < 2 or (mode == "auto" and len(cpus) < 4):
+        return f"the load generator shares the {len(cpus)} cores with the services"
+    mine, theirs = {cpus[-1]}, set(cpus[:-1])
+    for pid in service_pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), theirs)
+    for task in Path("/proc/self/task").iterdir():
+        os.sched_setaffinity(int(task.name), mine)
+    return f"services on cores {sorted(theirs)}, the load generator alone on core {cpus[-1]}"
+
+
+def climb(
+    base_url: str, args: argparse.Namespace, provider: Callable[[], tuple[float, float]]
+) -> tuple[list[dict[str, Any]], float | None]:
+    """The figures at each rate of --rates, and the highest rate whose turns kept p99
+    under --bound-ms with no errors. `provider` reads the provider's (sum, count) of
+    attempt seconds, to tell what the model took from what Aura added."""
+    ladder: list[dict[str, Any]] = []
+    for rate in [float(r) for r in args.rates.split(",") if r]:
+        print(f"rate {rate:.0f} turns/s ...", flush=True)
+        before = provider()
+        step = asyncio.run(load(base_url, rate, args.duration, args.turns, args.think))
+        after = provider()
+        count = after[1] - before[1]
+        figures = summarise(step, (after[0] - before[0]) / count if count else 0.0)
+        figures["offered_turns_per_second"] = rate
+        ladder.append(figures)
+    within = [
+        step["turns_per_second"]
+        for step in ladder
+        if step["routes"].get("/api/voice/process", {}).get("p99_ms", 1e9) < args.bound_ms
+        and not step["errors"]
+    ]
+    return ladder, max(within, default=None)
+
+
+def load_options(parser: argparse.ArgumentParser) -> None:
+    """The options the calls benchmark and its single-process baseline share."""
+    parser.add_argument("--rates", default="50,100,200,300,400", help="turns/s to try, in order")
+    parser.add_argument("--sustained", type=float, default=100.0, help="the fixed rate (turns/s)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals per rate")
+    parser.add_argument(
+        "--turns", type=int, default=3, help="questions per call, before the goodbye"
+    )
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between a caller's turns")
+    parser.add_argument(
+        "--bound-ms", type=float, default=100.0, help="the p99 bound for the highest rate"
+    )
+    parser.add_argument(
+        "--pin",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="keep the load generator off the services' cores (auto: with 4 cores or more)",
+    )
 
 
 def summarise(run: Run, provider_mean: float) -> dict[str, Any]:
@@ -238,27 +317,21 @@ def summarise(run: Run, provider_mean: float) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--rates", default="50,100,200,300,400", help="turns/s to try, in order")
-    parser.add_argument("--sustained", type=float, default=100.0, help="the fixed rate (turns/s)")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals per rate")
-    parser.add_argument(
-        "--turns", type=int, default=3, help="questions per call, before the goodbye"
-    )
-    parser.add_argument("--think", type=float, default=1.0, help="seconds between a caller's turns")
-    parser.add_argument(
-        "--bound-ms", type=float, default=100.0, help="the p99 bound for the highest rate"
-    )
-    parser.add_argument("--model", choices=["local", "openai-fake"], default="local")
+    load_options(parser)
+    parser.add_argument("--model", choices=MODELS, default="local")
     parser.add_argument(
         "--profile",
         action="store_true",
         help="sample each service with py-spy during the sustained run (into .bench/)",
     )
     parser.add_argument(
-        "--model-delay-ms", type=float, default=300.0, help="the fake model's think time"
+        "--model-delay-ms",
+        type=float,
+        default=300.0,
+        help="the fake model's think time (0: it answers at once, to measure the SDK paths)",
     )
     args = parser.parse_args()
-    delay = args.model_delay_ms / 1000 if args.model == "openai-fake" else 0.0
+    delay = args.model_delay_ms / 1000 if args.model != "local" else 0.0
 
     with tempfile.TemporaryDirectory() as tmp, model(args.model, delay) as model_env:
         workdir = Path(tmp)
@@ -275,6 +348,7 @@ def main() -> None:
         )
         with stack.running():
             pids = {name: process.pid for name, process in stack.processes.items()}
+            placement = pin(pids.values(), args.pin)
             asyncio.run(load(stack.base_url, 20, 5, args.turns, 0.2))  # warm-up
             print(
                 f"sustained run at {args.sustained:.0f} turns/s for {args.duration:.0f} s ...",
@@ -301,44 +375,27 @@ def main() -> None:
             }
             sustained["rss_mib"] = {n: rss_mib(p) for n, p in pids.items()}
 
-            ladder: list[dict[str, Any]] = []
-            for rate in [float(r) for r in args.rates.split(",")]:
-                print(f"rate {rate:.0f} turns/s ...", flush=True)
-                before = provider_seconds(stack)
-                step = asyncio.run(
-                    load(stack.base_url, rate, args.duration, args.turns, args.think)
-                )
-                after = provider_seconds(stack)
-                count = after[1] - before[1]
-                figures = summarise(step, (after[0] - before[0]) / count if count else 0.0)
-                figures["offered_turns_per_second"] = rate
-                ladder.append(figures)
-            within = [
-                s
-                for s in ladder
-                if s["routes"].get("/api/voice/process", {}).get("p99_ms", 1e9) < args.bound_ms
-                and not s["errors"]
-            ]
+            ladder, best = climb(stack.base_url, args, lambda: provider_seconds(stack))
             memory_kib = memory_per_call(stack)
 
     report: dict[str, Any] = {
         "benchmark": "calls through telephony, llm and memory, as Twilio drives them",
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-        "load generator on the same machine",
+        "machine": machine(placement),
         "model": args.model
         if args.model == "local"
-        else f"openai-compatible fake, {args.model_delay_ms:.0f} ms",
+        else f"{args.model}, answering in {args.model_delay_ms:.0f} ms",
         "call": f"welcome, {args.turns} questions {args.think:.1f} s apart, goodbye, status callback",
         "sustained": {"offered_turns_per_second": args.sustained, **sustained},
         "highest_rate_with_p99_under_bound": {
             "bound_ms": args.bound_ms,
-            "turns_per_second": max((s["turns_per_second"] for s in within), default=None),
+            "turns_per_second": best,
         },
         "ladder": ladder,
         "memory_store_kib_per_active_call": memory_kib,
     }
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2))
+    out = OUT if args.model == "local" else OUT.with_name(f"calls-{args.model}.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
     s: dict[str, Any] = report["sustained"]
     print(
         f"\nsustained {s['turns_per_second']} turns/s (offered {args.sustained:.0f}); errors {s['errors'] or 'none'}"
@@ -359,11 +416,10 @@ def main() -> None:
             f"  offered {row['offered_turns_per_second']:5.0f} -> {row['turns_per_second']:6.1f} turns/s, "
             f"p99 {p99} ms, errors {row['errors'] or 'none'}"
         )
-    best = report["highest_rate_with_p99_under_bound"]["turns_per_second"]
     print(f"  highest rate with p99 < {args.bound_ms:.0f} ms and no errors: {best} turns/s")
     for path in profiled.values():
         print(profiles.summary(path, top=15))
-    print(f"written to {OUT}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":
