@@ -51,20 +51,24 @@ class Session:
     def __init__(self, socket: ClientConnection) -> None:
         self.socket = socket
 
-    async def first_token(self, said: str) -> float:
-        """Seconds from the final prompt to the first answer token (fillers skipped)."""
+    async def first_token(self, said: str) -> tuple[float, int]:
+        """Seconds from the final prompt to the first answer token (fillers skipped), and
+        how many pieces of the answer were streamed to the caller."""
         await self.socket.send(json.dumps({"type": "prompt", "voicePrompt": said, "last": True}))
         asked = time.perf_counter()
         first = 0.0
+        pieces = 0
         while True:
             message = json.loads(await self.socket.recv())
             if message.get("type") != "text":
                 continue
             token = message.get("token", "")
-            if token and not first and token.strip() != "One moment.":
-                first = time.perf_counter() - asked
+            if token.strip() and token.strip() != "One moment.":
+                pieces += 1
+                if not first:
+                    first = time.perf_counter() - asked
             if message.get("last"):
-                return first
+                return first, pieces
 
     async def interrupt_after_first(self, said: str) -> float:
         """Send a prompt, interrupt at its first sentence; when the interrupt left."""
@@ -89,21 +93,28 @@ async def open_session(stack: Stack, twilio: Twilio) -> Session:
     return Session(socket)
 
 
-async def talk(stack: Stack, sessions: int, duration: float, every: float) -> list[float]:
+async def talk(
+    stack: Stack, sessions: int, duration: float, every: float
+) -> tuple[list[float], int]:
+    """Each prompt's time to first token, and the answer pieces streamed in all."""
     twilio = Twilio(auth_token=TOKEN)
     opened = await asyncio.gather(*(open_session(stack, twilio) for _ in range(sessions)))
     samples: list[float] = []
+    pieces = 0
     deadline = time.monotonic() + duration
 
     async def caller(session: Session) -> None:
+        nonlocal pieces
         await asyncio.sleep(random.uniform(0, every))
         while time.monotonic() < deadline:
-            samples.append(await session.first_token("When do you open?"))
+            first, streamed = await session.first_token("When do you open?")
+            samples.append(first)
+            pieces += streamed
             await asyncio.sleep(random.expovariate(1 / every))
 
     await asyncio.gather(*(caller(s) for s in opened))
     await asyncio.gather(*(s.socket.close() for s in opened))
-    return samples
+    return samples, pieces
 
 
 async def interrupts(stack: Stack, fake: FakeOpenAI, count: int) -> list[float]:
@@ -168,10 +179,11 @@ def main() -> None:
             cwd=workdir,
         )
         with stack.running():
-            cpu_before = cpu_seconds(stack.processes["telephony"].pid)
+            pids = {name: process.pid for name, process in stack.processes.items()}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             print(f"{args.sessions} live sessions, a prompt every ~{args.every:.0f} s each ...")
-            firsts = asyncio.run(talk(stack, args.sessions, args.duration, args.every))
-            cpu = cpu_seconds(stack.processes["telephony"].pid) - cpu_before
+            firsts, pieces = asyncio.run(talk(stack, args.sessions, args.duration, args.every))
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             print(f"{args.interrupts} interrupted answers ...")
             gaps = asyncio.run(interrupts(stack, fake, args.interrupts))
             print(f"{args.idle} idle sessions ...")
@@ -192,7 +204,13 @@ def main() -> None:
         "first_token_ms": percentiles(firsts),
         "added_first_token_ms": percentiles(added),
         "interrupt_to_vendor_stream_closed_ms": percentiles(gaps),
-        "telephony_cpu_ms_per_prompt": round(cpu * 1000 / max(len(firsts), 1), 2),
+        "cpu_ms_per_prompt": {
+            name: round(seconds * 1000 / max(len(firsts), 1), 2) for name, seconds in cpu.items()
+        },
+        # A piece is what telephony sends as one `text` message: a sentence, as the
+        # answer's sentences are complete.
+        "pieces_streamed": pieces,
+        "cpu_ms_per_streamed_sentence": round(sum(cpu.values()) * 1000 / max(pieces, 1), 2),
         "idle_sessions": args.idle,
         "telephony_kib_per_idle_session": per_idle,
     }
