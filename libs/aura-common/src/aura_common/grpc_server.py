@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from aura_common import process
 from aura_common.grpc_security import GrpcSecurity, TokenCheck
 from aura_common.metrics import ServerMetrics
 from aura_common.settings import ListenError, bind_socket
@@ -107,6 +108,7 @@ async def run_until_signal(
     await service.start()
     if on_started is not None:
         on_started(service)
+    process.started()
     log.info("listening on port %d", service.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from aura_common import process
 from aura_common.settings import package_version
 from aura_common.tracing import tracing_enabled
 from aura_telephony.backends import Backends
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.calls = Calls(settings, backends, post_call)
         app.state.relay = Relay(app.state.calls)
         app.state.outbound = Outbound(settings)
+        process.started()
         try:
             yield
         finally:
