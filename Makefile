@@ -90,6 +90,7 @@ bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .b
 	$(VENV)/bin/python -m bench.memory
 	$(VENV)/bin/python -m bench.calls $(BENCH_ARGS)
 	$(VENV)/bin/python -m bench.baseline
+	$(VENV)/bin/python -m bench.grpc_floor
 	$(VENV)/bin/python -m bench.calls --model openai-fake --model-delay-ms 0 --rates ""
 	$(VENV)/bin/python -m bench.calls --model gemini-fake --model-delay-ms 0 --rates ""
 	$(VENV)/bin/python -m bench.relay
