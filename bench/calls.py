@@ -416,7 +416,8 @@ def main() -> None:
             f"  offered {row['offered_turns_per_second']:5.0f} -> {row['turns_per_second']:6.1f} turns/s, "
             f"p99 {p99} ms, errors {row['errors'] or 'none'}"
         )
-    print(f"  highest rate with p99 < {args.bound_ms:.0f} ms and no errors: {best} turns/s")
+    if ladder:  # no rates to climb (--rates ""), no highest rate to tell
+        print(f"  highest rate with p99 < {args.bound_ms:.0f} ms and no errors: {best} turns/s")
     for path in profiled.values():
         print(profiles.summary(path, top=15))
     print(f"written to {out}")
