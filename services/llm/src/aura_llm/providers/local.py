@@ -80,11 +80,14 @@ class _IndexedEntry:
 
 
 def _keyword_hits(
-    stems: list[str], keywords: tuple[tuple[str, ...], ...], matches: dict[str, set[str]]
+    stems: list[str],
+    keywords: tuple[tuple[str, ...], ...],
+    matches: dict[str, set[str]],
+    present: set[str],
 ) -> int:
     """How many keywords occur in `stems`, a keyword of several stems as a run of words;
-    `matches` gives, for each word, the keyword stems it stands for."""
-    present = set().union(*matches.values())
+    `matches` gives, for each word, the keyword stems it stands for, and `present` all of
+    them together."""
     hits = 0
     for keyword in keywords:
         if not present.issuperset(keyword):
@@ -119,9 +122,9 @@ class LocalProvider(Provider):
         # microseconds, not hundreds.
         stems = {s for item in self._index for keyword in item.keywords for s in keyword}
         self._long_stems = sorted(s for s in stems if len(s) >= _FUZZY_MIN_LENGTH)
-        self._questions = [
-            (n, q) for n, item in enumerate(self._index) for q in item.questions if q
-        ]
+        asked = [(n, q) for n, item in enumerate(self._index) for q in item.questions if q]
+        self._question_entries = [n for n, _ in asked]  # the entry of each question
+        self._questions = [q for _, q in asked]
 
     @classmethod
     def from_file(cls, path: Path, assistant_name: str) -> LocalProvider:
@@ -138,18 +141,19 @@ class LocalProvider(Provider):
         if not stems:
             return None
         matches = {word: self._keyword_stems(word) for word in stems}
+        present = set().union(*matches.values())
         similarity = [0.0] * len(self._index)
         for _, score, at in process.extract(
             " ".join(stems),
-            [q for _, q in self._questions],
+            self._questions,
             scorer=fuzz.token_sort_ratio,
             limit=None,
         ):
-            n = self._questions[at][0]
+            n = self._question_entries[at]
             similarity[n] = max(similarity[n], score / 100)
         best: tuple[float, Entry] | None = None
         for n, item in enumerate(self._index):
-            hits = _keyword_hits(stems, item.keywords, matches)
+            hits = _keyword_hits(stems, item.keywords, matches, present)
             if hits == 0 and similarity[n] < _MIN_QUESTION_SIMILARITY:
                 continue
             score = hits + similarity[n]
