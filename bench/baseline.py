@@ -30,7 +30,8 @@ from aura_dev.stack import free_port
 from aura_llm.config import SAMPLE_KNOWLEDGE_BASE
 from aura_llm.providers import ChatTurn, Prompt
 from aura_llm.providers.local import LocalProvider
-from bench.calls import TOKEN, climb, cpu_seconds, load, load_options, machine, pin, summarise
+from bench.calls import TOKEN, climb, cpu_seconds, load, load_options, pin, summarise
+from bench.memory import machine
 from tests.support import eventually
 
 OUT = Path(".bench/baseline.json")
@@ -150,7 +151,7 @@ def main() -> None:
         server.wait(timeout=10)
     report: dict[str, Any] = {
         "benchmark": "the same turn in one FastAPI process (signature, local provider, dict)",
-        "machine": machine(placement),
+        "machine": f"{machine()}; {placement}",
         "sustained": {"offered_turns_per_second": args.sustained, **figures},
         "highest_rate_with_p99_under_bound": {"bound_ms": args.bound_ms, "turns_per_second": best},
         "ladder": ladder,

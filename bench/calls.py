@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -40,6 +39,7 @@ from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
 from aura_phone.twilio import Twilio, new_call_sid
 from bench import profiles
+from bench.memory import machine
 from tests.support.fake_vendors import FakeGemini, FakeOpenAI, Reply, serving_in_thread
 
 OUT = Path(".bench/calls.json")
@@ -228,13 +228,6 @@ def model(kind: str, delay: float) -> Iterator[dict[str, str]]:
             yield {"AI_PROVIDER": "gemini", "GEMINI_API_KEY": "g-bench", "GEMINI_BASE_URL": url}
 
 
-def machine(placement: str) -> str:
-    return (
-        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-        f"{placement}"
-    )
-
-
 def pin(service_pids: Iterable[int], mode: str) -> str:
     """Keep the load generator off the measured cores where the machine allows: it takes
     the last core and the services the others (every thread of each). `auto` does so with
@@ -380,7 +373,7 @@ def main() -> None:
 
     report: dict[str, Any] = {
         "benchmark": "calls through telephony, llm and memory, as Twilio drives them",
-        "machine": machine(placement),
+        "machine": f"{machine()}; {placement}",
         "model": args.model
         if args.model == "local"
         else f"{args.model}, answering in {args.model_delay_ms:.0f} ms",

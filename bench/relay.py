@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import resource
 import tempfile
@@ -30,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from aura_dev.stack import Stack
 from aura_phone.twilio import Twilio, new_call_sid
 from bench.calls import cpu_seconds, percentiles, rss_mib
+from bench.memory import machine
 from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
 
 OUT = Path(".bench/relay.json")
@@ -193,7 +192,7 @@ def main() -> None:
     first_sentence = args.ttft + (len(ANSWER[0].split()) - 1) / args.tps
     added = [max(0.0, f - first_sentence) for f in firsts]
     report: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "machine": machine(),
         "model": {
             "ttft_s": args.ttft,
             "tokens_per_second": args.tps,
