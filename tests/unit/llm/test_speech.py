@@ -18,6 +18,7 @@ from aura_llm.speech import SentenceSplitter, clean_for_speech
         ("Visit https://bakery.example/order, or call.", "Visit, or call."),
         ("Use `promo10` at checkout", "Use promo10 at checkout"),
         ("Great choice! 🎂🥳 See you soon 👋🏽", "Great choice! See you soon"),
+        ("Crème brûlée, ¿sí? 👨‍🍳 © Ōsaka", "Crème brûlée, ¿sí? Ōsaka"),
         ("> quoted\n---\nplain", "quoted plain"),
         ("Prices: 3.50 to 5 dollars", "Prices: 3.50 to 5 dollars"),
     ],

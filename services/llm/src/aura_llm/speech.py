@@ -50,7 +50,8 @@ def clean_for_speech(text: str) -> str:
         lines.append(item)
     text = " ".join(lines)
     text = _LEFTOVER_MARKS.sub(" ", text)
-    text = "".join(c for c in text if not _is_emoji(c))
+    if not text.isascii():  # ASCII holds no emoji: most answers skip the scan by character
+        text = "".join(c for c in text if c < "\x80" or not _is_emoji(c))
     text = " ".join(text.split())
     return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
 
