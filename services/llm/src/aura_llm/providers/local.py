@@ -189,7 +189,7 @@ class LocalProvider(Provider):
         entry = self._entry(prompt)
         if entry is not None and entry.action is not None:
             return self._act(prompt, entry)
-        return Completion(self.answer(prompt))
+        return Completion(self._answer(prompt, entry))
 
     def _act(self, prompt: Prompt, entry: Entry) -> Completion:
         assert entry.action is not None
@@ -261,6 +261,11 @@ class LocalProvider(Provider):
         return entry
 
     def answer(self, prompt: Prompt) -> str:
+        return self._answer(prompt, self._entry(prompt))
+
+    def _answer(self, prompt: Prompt, entry: Entry | None) -> str:
+        """What to say to the caller's words, given their knowledge-base match (made once
+        per turn: matching is most of this provider's time)."""
         name = prompt.assistant_name or self.assistant_name
         business = self.knowledge.business_name
         text = normalise(prompt.user_text)
@@ -270,7 +275,6 @@ class LocalProvider(Provider):
                 f"I'm {name}, the automated assistant for {business}. "
                 f"I can answer questions about {self.topics}."
             )
-        entry = self._entry(prompt)
         if entry is not None:
             return entry.answer
         if _CAPABILITIES.search(text):
