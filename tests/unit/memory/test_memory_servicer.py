@@ -173,6 +173,53 @@ async def test_a_claim_brings_the_history_and_a_completion_stores_turns_once(
     assert list(replay.history) == []  # only a new claim comes with the history
 
 
+async def test_a_completion_can_open_the_call_it_completes(
+    stub: pb_grpc.MemoryServiceAsyncStub,
+) -> None:
+    claim = pb.ClaimIdempotencyKeyRequest(call_id="CA1", key="w", ttl=seconds(60))
+    await stub.ClaimIdempotencyKey(claim, timeout=5)
+    parties = pb.OpenCallRequest(caller="*******4567", callee="+15559870002", purpose="")
+    await stub.CompleteIdempotencyKey(
+        pb.CompleteIdempotencyKeyRequest(
+            call_id="CA1",
+            key="w",
+            result="<R/>",
+            ttl=seconds(60),
+            turns=[assistant("Hello!")],
+            open_call=parties,
+        ),
+        timeout=5,
+    )
+    found = (await stub.GetTranscript(pb.GetTranscriptRequest(call_id="CA1"), timeout=5)).transcript
+    assert (found.caller, found.callee) == ("*******4567", "+15559870002")
+    assert found.direction == "inbound"
+    assert found.start_time.seconds > 0
+    assert [t.text for t in found.turns] == ["Hello!"]
+
+
+@pytest.mark.parametrize(
+    ("parties", "problem"),
+    [
+        (pb.OpenCallRequest(call_id="CA2"), "open_call.call_id must be the completion's"),
+        (pb.OpenCallRequest(direction="sideways"), "direction is inbound or outbound"),
+        (pb.OpenCallRequest(purpose="p" * 1001), "purpose is longer than 1000"),
+    ],
+)
+async def test_a_completion_with_bad_parties_stores_nothing(
+    stub: pb_grpc.MemoryServiceAsyncStub, parties: pb.OpenCallRequest, problem: str
+) -> None:
+    complete = pb.CompleteIdempotencyKeyRequest(
+        call_id="CA1", key="w", result="<R/>", ttl=seconds(60), turns=[assistant("Hello!")]
+    )
+    complete.open_call.CopyFrom(parties)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CompleteIdempotencyKey(complete, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert problem in (caught.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError):  # nothing was stored for the call
+        await stub.GetTranscript(pb.GetTranscriptRequest(call_id="CA1"), timeout=5)
+
+
 async def test_a_message_is_saved_once_and_read_with_the_transcript(
     stub: pb_grpc.MemoryServiceAsyncStub,
 ) -> None:

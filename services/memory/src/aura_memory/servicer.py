@@ -95,6 +95,17 @@ async def _turns(
     return turns
 
 
+async def _check_parties(
+    parties: pb.OpenCallRequest, context: grpc.aio.ServicerContext[Any, Any]
+) -> None:
+    if len(parties.caller) > MAX_KEY_CHARS or len(parties.callee) > MAX_KEY_CHARS:
+        await _reject(context, f"caller and callee are at most {MAX_KEY_CHARS} characters")
+    if parties.direction not in ("", "inbound", "outbound"):
+        await _reject(context, "direction is inbound or outbound")
+    if len(parties.purpose) > MAX_PURPOSE_CHARS:
+        await _reject(context, f"purpose is longer than {MAX_PURPOSE_CHARS} characters")
+
+
 def _stamp(seconds: float) -> Timestamp:
     stamp = Timestamp()
     stamp.FromNanoseconds(int(seconds * 1e9))
@@ -255,6 +266,13 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             await _reject(context, f"result is longer than {MAX_RESULT_CHARS} characters")
         ttl = await _seconds(request.ttl, "ttl", context)
         turns = await _turns(request.turns, context)
+        opened = request.open_call if request.HasField("open_call") else None
+        if opened is not None:
+            if opened.call_id not in ("", request.call_id):
+                await _reject(context, "open_call.call_id must be the completion's call_id")
+            await _check_parties(opened, context)
+            # Recorded before the turns, as a separate OpenCall would have been.
+            await self._open(request.call_id, opened, context)
         if turns:
             # The key makes the append happen once, even if this completion is retried.
             await self._stored(
@@ -288,26 +306,26 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         self, request: pb.OpenCallRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.OpenCallResponse:
         await _check_call_id(request.call_id, context)
-        if len(request.caller) > MAX_KEY_CHARS or len(request.callee) > MAX_KEY_CHARS:
-            await _reject(context, f"caller and callee are at most {MAX_KEY_CHARS} characters")
-        if request.direction not in ("", "inbound", "outbound"):
-            await _reject(context, "direction is inbound or outbound")
-        if len(request.purpose) > MAX_PURPOSE_CHARS:
-            await _reject(context, f"purpose is longer than {MAX_PURPOSE_CHARS} characters")
-        started = _seconds_of(request.start_time, time.time())
+        await _check_parties(request, context)
+        await self._open(request.call_id, request, context)
+        return pb.OpenCallResponse()
+
+    async def _open(
+        self, call_id: str, parties: pb.OpenCallRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """Record who called whom, for OpenCall and for a completion that carries it."""
         await self._stored(
             context=context,
             name="open_call",
             operation=self._store.open_call(
-                request.call_id,
-                request.caller,
-                request.callee,
-                started,
-                request.direction or "inbound",
-                request.purpose,
+                call_id,
+                parties.caller,
+                parties.callee,
+                _seconds_of(parties.start_time, time.time()),
+                parties.direction or "inbound",
+                parties.purpose,
             ),
         )
-        return pb.OpenCallResponse()
 
     async def EndCall(
         self, request: pb.EndCallRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -218,6 +218,15 @@ class Conversation:
 
 
 @dataclass(frozen=True, slots=True)
+class Parties:
+    """Who called whom, recorded when the call is welcomed; an outbound call's purpose."""
+
+    caller: str
+    callee: str
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     state: Literal["claimed", "in_progress", "completed"]
     result: str = ""
@@ -259,29 +268,12 @@ class Backends:
         )
         self.memory = memory_grpc.MemoryServiceStub(self._memory_channel)
         self.llm = llm_grpc.LlmServiceStub(self._llm_channel)
+        # Built once: every claim and completion carries the same two durations.
+        self._lease = _duration(settings.TURN_BUDGET_SECONDS + _LEASE_MARGIN_SECONDS)
+        self._replay_ttl = _duration(settings.IDEMPOTENCY_TTL_SECONDS)
 
     def _memory_timeout(self, budget: TurnBudget) -> float:
         return budget.timeout(self._settings.MEMORY_TIMEOUT_SECONDS)
-
-    async def open_call(
-        self,
-        call_sid: str,
-        caller: str,
-        callee: str,
-        budget: TurnBudget,
-        purpose: str = "",
-    ) -> None:
-        """Record the call's parties; an outbound call also its purpose."""
-        await self.memory.OpenCall(
-            memory_pb.OpenCallRequest(
-                call_id=call_sid,
-                caller=caller,
-                callee=callee,
-                direction="outbound" if purpose else "inbound",
-                purpose=purpose,
-            ),
-            timeout=self._memory_timeout(budget),
-        )
 
     async def end_call(self, call_sid: str, status: str, budget: TurnBudget) -> bool:
         response = await self.memory.EndCall(
@@ -326,7 +318,7 @@ class Backends:
                 key=key,
                 # A lease, not the replay window: a crashed replica's claim must lapse
                 # before Twilio's retries give up, so that a retry can do the work.
-                ttl=_duration(self._settings.TURN_BUDGET_SECONDS + _LEASE_MARGIN_SECONDS),
+                ttl=self._lease,
                 history_limit=self._settings.MAX_CONVERSATION_LENGTH,
             ),
             timeout=self._memory_timeout(budget),
@@ -343,18 +335,23 @@ class Backends:
         result: str,
         seconds: float,
         turns: Sequence[Turn] = (),
+        parties: Parties | None = None,
     ) -> None:
-        """Store a delivery's TwiML for retries, and the turns it added, in one call."""
-        await self.memory.CompleteIdempotencyKey(
-            memory_pb.CompleteIdempotencyKeyRequest(
-                call_id=call_sid,
-                key=key,
-                result=result,
-                ttl=_duration(self._settings.IDEMPOTENCY_TTL_SECONDS),
-                turns=_to_memory(turns),
-            ),
-            timeout=seconds,
+        """Store a delivery's TwiML for retries, the turns it added and, for a welcome,
+        the call's parties, in one call."""
+        request = memory_pb.CompleteIdempotencyKeyRequest(
+            call_id=call_sid,
+            key=key,
+            result=result,
+            ttl=self._replay_ttl,
+            turns=_to_memory(turns),
         )
+        if parties is not None:
+            request.open_call.caller = parties.caller
+            request.open_call.callee = parties.callee
+            request.open_call.direction = "outbound" if parties.purpose else "inbound"
+            request.open_call.purpose = parties.purpose
+        await self.memory.CompleteIdempotencyKey(request, timeout=seconds)
 
     async def count(self, key: str, window_seconds: float, budget: TurnBudget) -> int:
         response = await self.memory.IncrementCounter(

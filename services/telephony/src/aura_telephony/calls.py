@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_telephony import metrics, twiml
-from aura_telephony.backends import Answer, Backends, CallEvent, Transcript, Turn
+from aura_telephony.backends import Answer, Backends, CallEvent, Parties, Transcript, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.conversation import (
@@ -69,7 +69,7 @@ class Calls:
         if outbound is not None and (form.Direction or "").startswith("outbound"):
 
             async def answered(budget: TurnBudget, history: History) -> Reply:
-                return await self._answered(form, outbound, budget, history, relay_url)
+                return await self._answered(form, outbound, relay_url)
 
             with metrics.TURN_SECONDS.labels("welcome").time():
                 return await self._deliveries.once(form.CallSid, key, answered)
@@ -182,26 +182,16 @@ class Calls:
                     return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
         welcome = self.settings.welcome_message
         metrics.CALLS_STARTED.inc()
-        if history is not None:
-            try:
-                # The transcript keeps only the masked number; the full one never leaves here.
-                callee = form.To or ""
-                await self.backends.open_call(call_sid, mask_phone(caller), callee, budget)
-            except DownstreamError as error:
-                log.error("call %s: could not record the call: %s", call_sid, describe(error))
+        # The transcript keeps only the masked number; the full one never leaves here.
+        parties = Parties(mask_phone(caller), form.To or "")
         # The model sees its own greeting as the first turn.
         if self.settings.VOICE_MODE == "relay":
-            return Reply(self.twiml.relay(relay_url, welcome), [Turn("assistant", welcome)])
-        return Reply(self.twiml.ask(welcome), [Turn("assistant", welcome)])
+            document = self.twiml.relay(relay_url, welcome)
+        else:
+            document = self.twiml.ask(welcome)
+        return Reply(document, [Turn("assistant", welcome)], parties)
 
-    async def _answered(
-        self,
-        form: VoiceWebhook,
-        outbound: Placed,
-        budget: TurnBudget,
-        history: History,
-        relay_url: str,
-    ) -> Reply:
+    async def _answered(self, form: VoiceWebhook, outbound: Placed, relay_url: str) -> Reply:
         """Someone or something picked up a call Aura placed."""
         answered_by = (form.AnsweredBy or "unknown").lower()
         log.info(
@@ -210,27 +200,19 @@ class Calls:
             mask_phone(form.To or ""),
             answered_by,
         )
-        if history is not None:
-            try:
-                # Our own number, and the masked number of the person we rang.
-                await self.backends.open_call(
-                    form.CallSid,
-                    form.From or "",
-                    mask_phone(form.To or ""),
-                    budget,
-                    purpose=outbound.purpose,
-                )
-            except DownstreamError as error:
-                log.error("call %s: could not record the call: %s", form.CallSid, describe(error))
+        # Our own number, and the masked number of the person we rang.
+        parties = Parties(form.From or "", mask_phone(form.To or ""), outbound.purpose)
         if answered_by.startswith("machine") or answered_by == "fax":
             metrics.CALL_EVENTS.labels("voicemail").inc()
             await self.note(form.CallSid, [CallEvent("voicemail", answered_by)])
-            return Reply(self.twiml.voicemail(outbound.voicemail))
+            return Reply(self.twiml.voicemail(outbound.voicemail), parties=parties)
         greeting = self.settings.outbound_greeting(outbound.purpose)
         metrics.CALLS_STARTED.inc()
         if self.settings.VOICE_MODE == "relay":
-            return Reply(self.twiml.relay(relay_url, greeting), [Turn("assistant", greeting)])
-        return Reply(self.twiml.ask(greeting), [Turn("assistant", greeting)])
+            document = self.twiml.relay(relay_url, greeting)
+        else:
+            document = self.twiml.ask(greeting)
+        return Reply(document, [Turn("assistant", greeting)], parties)
 
     async def _respond(
         self, form: GatherResult, reprompts: int, budget: TurnBudget, history: History, key: str

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from aura_telephony import metrics
-from aura_telephony.backends import Backends, Conversation, Turn
+from aura_telephony.backends import Backends, Conversation, Parties, Turn
 from aura_telephony.budget import BudgetExhaustedError, TurnBudget
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,12 @@ def idempotency_key(target: str, header: str, params: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A delivery's TwiML and the turns it adds to the conversation."""
+    """A delivery's TwiML and the turns it adds to the conversation; a welcome's also the
+    call's parties, stored with them."""
 
     document: str
     turns: list[Turn] = field(default_factory=list)
+    parties: Parties | None = None
 
 
 # What a delivery sees of the call: its newest turns and purpose, or None when memory is
@@ -75,9 +77,10 @@ class Deliveries:
 
     async def once(self, call_sid: str, key: str, produce: Produce) -> str:
         """Run `produce` for the first delivery of `key`; replay its TwiML for the others.
-        Claiming also fetches the conversation, and completing also stores the new turns, so a
-        turn costs the memory service two round trips. A claim is a lease no longer than a
-        turn: if the replica holding it dies, a retry after it lapses does the work."""
+        Claiming also fetches the conversation, and completing also stores the new turns (and
+        a welcome's parties), so a turn costs the memory service two round trips. A claim is
+        a lease no longer than a turn: if the replica holding it dies, a retry after it
+        lapses does the work."""
         budget = TurnBudget(self._budget_seconds)
         pause = _POLL_FIRST_SECONDS
         while True:
@@ -102,7 +105,9 @@ class Deliveries:
         reply = await produce(budget, claim.conversation)
         try:
             seconds = max(COMPLETE_SECONDS, budget.remaining())
-            await self._backends.complete(call_sid, key, reply.document, seconds, reply.turns)
+            await self._backends.complete(
+                call_sid, key, reply.document, seconds, reply.turns, reply.parties
+            )
         except grpc.aio.AioRpcError as error:
             # The answer is ready: speaking it beats an apology, even if it is not stored.
             log.error("call %s: cannot store the turn: %s", call_sid, describe(error))

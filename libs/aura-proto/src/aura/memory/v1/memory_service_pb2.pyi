@@ -310,6 +310,7 @@ class CompleteIdempotencyKeyRequest(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
     TURNS_FIELD_NUMBER: _builtins.int
+    OPEN_CALL_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     key: _builtins.str
@@ -326,6 +327,12 @@ class CompleteIdempotencyKeyRequest(_message.Message):
         once for the key, saving the caller an AppendTurns round trip.
         """
 
+    @_builtins.property
+    def open_call(self) -> Global___OpenCallRequest:
+        """open_call, when set, records the call's parties with the completion (a welcome's),
+        saving the caller an OpenCall round trip. Its call_id is empty or call_id.
+        """
+
     def __init__(
         self,
         *,
@@ -334,10 +341,11 @@ class CompleteIdempotencyKeyRequest(_message.Message):
         result: _builtins.str = ...,
         ttl: _duration_pb2.Duration | None = ...,
         turns: _abc.Iterable[Global___Turn] | None = ...,
+        open_call: Global___OpenCallRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["open_call", b"open_call", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "key", b"key", "result", b"result", "ttl", b"ttl", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "key", b"key", "open_call", b"open_call", "result", b"result", "ttl", b"ttl", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
