@@ -166,10 +166,26 @@ def rss_mib(pid: int) -> float:
     return round(int(match.group(1)) / 1024, 1) if match else 0.0
 
 
+def _metrics(stack: Stack, service: str) -> str:
+    with urllib.request.urlopen(stack.metrics_urls[service], timeout=5) as response:  # noqa: S310
+        return str(response.read().decode())
+
+
+def grpc_calls(stack: Stack) -> Counter[str]:
+    """The gRPC calls telephony has made so far, by method: a turn's round trips."""
+    calls: Counter[str] = Counter()
+    for method, value in re.findall(
+        r'^aura_grpc_client_handled_total\{.*grpc_method="(\w+)".*\} (\S+)$',
+        _metrics(stack, "telephony"),
+        re.M,
+    ):
+        calls[method] += int(float(value))
+    return calls
+
+
 def provider_seconds(stack: Stack) -> tuple[float, float]:
     """Sum and count of the llm service's provider attempt durations so far."""
-    with urllib.request.urlopen(stack.metrics_urls["llm"], timeout=5) as response:  # noqa: S310
-        text = response.read().decode()
+    text = _metrics(stack, "llm")
     total = sum(
         float(v) for v in re.findall(r"^aura_llm_attempt_seconds_sum\{.*\} (\S+)$", text, re.M)
     )
@@ -349,6 +365,7 @@ def main() -> None:
             )
             cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
             provider_before = provider_seconds(stack)
+            calls_before = grpc_calls(stack)
             profiled: dict[str, Path] = {}
             with contextlib.ExitStack() as sampling:
                 if args.profile:
@@ -367,6 +384,11 @@ def main() -> None:
                 for n, p in pids.items()
             }
             sustained["rss_mib"] = {n: rss_mib(p) for n, p in pids.items()}
+            made = grpc_calls(stack) - calls_before
+            sustained["grpc_calls_per_turn"] = {
+                "total": round(sum(made.values()) / max(run.turns, 1), 2),
+                **{m: round(n / max(run.turns, 1), 2) for m, n in sorted(made.items())},
+            }
 
             ladder, best = climb(stack.base_url, args, lambda: provider_seconds(stack))
             memory_kib = memory_per_call(stack)
@@ -402,6 +424,7 @@ def main() -> None:
         f"{s['added_by_aura'].get('p50_added_ms')}  p99 {s['added_by_aura'].get('p99_added_ms')} ms"
     )
     print(f"  CPU s/turn: {s['cpu_seconds_per_turn']}   RSS MiB: {s['rss_mib']}")
+    print(f"  gRPC calls per turn: {s['grpc_calls_per_turn']}")
     print(f"  memory store: {memory_kib} KiB per active call")
     for row in ladder:
         p99 = row["routes"].get("/api/voice/process", {}).get("p99_ms")
