@@ -223,6 +223,7 @@ class Parties:
 
     caller: str
     callee: str
+    direction: Literal["inbound", "outbound"] = "inbound"
     purpose: str = ""
 
 
@@ -349,7 +350,7 @@ class Backends:
         if parties is not None:
             request.open_call.caller = parties.caller
             request.open_call.callee = parties.callee
-            request.open_call.direction = "outbound" if parties.purpose else "inbound"
+            request.open_call.direction = parties.direction
             request.open_call.purpose = parties.purpose
         await self.memory.CompleteIdempotencyKey(request, timeout=seconds)
 

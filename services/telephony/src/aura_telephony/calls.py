@@ -201,7 +201,7 @@ class Calls:
             answered_by,
         )
         # Our own number, and the masked number of the person we rang.
-        parties = Parties(form.From or "", mask_phone(form.To or ""), outbound.purpose)
+        parties = Parties(form.From or "", mask_phone(form.To or ""), "outbound", outbound.purpose)
         if answered_by.startswith("machine") or answered_by == "fax":
             metrics.CALL_EVENTS.labels("voicemail").inc()
             await self.note(form.CallSid, [CallEvent("voicemail", answered_by)])
