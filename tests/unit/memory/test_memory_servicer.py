@@ -122,6 +122,28 @@ async def test_idempotency_claim_and_complete_over_grpc(
     assert (third.state, third.result) == (pb.IDEMPOTENCY_STATE_COMPLETED, "<R/>")
 
 
+async def test_a_new_claim_counts_in_its_counter_and_a_duplicate_does_not(
+    stub: pb_grpc.MemoryServiceAsyncStub,
+) -> None:
+    def claim(key: str) -> pb.ClaimIdempotencyKeyRequest:
+        return pb.ClaimIdempotencyKeyRequest(
+            call_id="CA1",
+            key=key,
+            ttl=seconds(60),
+            counter_key="calls:abc",
+            counter_window=seconds(3600),
+        )
+
+    first = await stub.ClaimIdempotencyKey(claim("w1"), timeout=5)
+    duplicate = await stub.ClaimIdempotencyKey(claim("w1"), timeout=5)
+    other = await stub.ClaimIdempotencyKey(claim("w2"), timeout=5)
+    assert (first.state, first.count) == (pb.IDEMPOTENCY_STATE_CLAIMED, 1)
+    assert (duplicate.state, duplicate.count) == (pb.IDEMPOTENCY_STATE_IN_PROGRESS, 0)
+    assert (other.state, other.count) == (pb.IDEMPOTENCY_STATE_CLAIMED, 2)
+    counted = pb.IncrementCounterRequest(key="calls:abc", window=seconds(3600))
+    assert (await stub.IncrementCounter(counted, timeout=5)).count == 3
+
+
 async def test_counter_over_grpc(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
     request = pb.IncrementCounterRequest(key="calls:abc", window=seconds(3600))
     counts = [(await stub.IncrementCounter(request, timeout=5)).count for _ in range(3)]
@@ -138,6 +160,11 @@ async def test_counter_over_grpc(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
         lambda s: s.CompleteIdempotencyKey(
             pb.CompleteIdempotencyKeyRequest(
                 call_id="CA1", key="k", result="x" * 70_000, ttl=seconds(5)
+            )
+        ),
+        lambda s: s.ClaimIdempotencyKey(
+            pb.ClaimIdempotencyKeyRequest(
+                call_id="CA1", key="k", ttl=seconds(5), counter_key="calls:abc"
             )
         ),
         lambda s: s.IncrementCounter(pb.IncrementCounterRequest(key="k", window=seconds(-1))),

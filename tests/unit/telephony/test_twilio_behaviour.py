@@ -377,6 +377,19 @@ async def test_too_many_calls_from_one_number_are_refused(make_rig: RigFactory) 
     assert not Twiml(other.text).hangs_up
 
 
+async def test_a_retried_welcome_counts_once_against_the_limit(make_rig: RigFactory) -> None:
+    rig = await make_rig(MAX_CALLS_PER_NUMBER_PER_HOUR=2)
+    params = rig.twilio.call_params(new_call_sid(), From="+15557770001")
+    headers = {**rig.twilio.sign("/api/voice", params), "I-Twilio-Idempotency-Token": "w-1"}
+    for _ in range(3):  # one delivery and two retries of it
+        retried = await rig.client.post("/api/voice", data=params, headers=headers)
+        assert not Twiml(retried.text).hangs_up
+    second = rig.twilio.call_params(new_call_sid(), From="+15557770001")
+    assert not Twiml((await rig.twilio.post("/api/voice", second)).text).hangs_up
+    third = rig.twilio.call_params(new_call_sid(), From="+15557770001")
+    assert Twiml((await rig.twilio.post("/api/voice", third)).text).hangs_up
+
+
 async def test_logs_mask_numbers_and_leave_out_what_callers_say(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -239,12 +239,23 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         await _check_call_id(request.call_id, context)
         await _check_key(request.key, "key", context)
         ttl = await _seconds(request.ttl, "ttl", context)
+        window = 0.0
+        if request.counter_key:
+            await _check_key(request.counter_key, "counter_key", context)
+            window = await _seconds(request.counter_window, "counter_window", context)
         claim = await self._stored(
             context=context,
             name="claim",
             operation=self._store.claim(request.call_id, request.key, ttl),
         )
         response = pb.ClaimIdempotencyKeyResponse(state=_PB_CLAIM[claim.state], result=claim.result)
+        if claim.state == "claimed" and request.counter_key:
+            # Only the delivery that does the work counts: a retried webhook counts once.
+            response.count = await self._stored(
+                context=context,
+                name="increment",
+                operation=self._store.increment(request.counter_key, window),
+            )
         if claim.state == "claimed" and request.history_limit:
             found = await self._stored(
                 context=context,

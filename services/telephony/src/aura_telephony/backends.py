@@ -228,10 +228,19 @@ class Parties:
 
 
 @dataclass(frozen=True, slots=True)
+class Counting:
+    """A counter a new claim counts one event in: its key and fixed window."""
+
+    key: str
+    window_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     state: Literal["claimed", "in_progress", "completed"]
     result: str = ""
     conversation: Conversation = Conversation()  # with a new claim
+    count: int = 0  # with a new claim that counted: the counter, this event included
 
 
 _CLAIM_STATES: dict[int, Literal["claimed", "in_progress", "completed"]] = {
@@ -311,23 +320,28 @@ class Backends:
             events=tuple(CallEvent(e.kind, e.detail, _time(e.create_time)) for e in found.events),
         )
 
-    async def claim(self, call_sid: str, key: str, budget: TurnBudget) -> Claim:
-        """Claim a delivery; a new claim comes with the call's recent history."""
+    async def claim(
+        self, call_sid: str, key: str, budget: TurnBudget, counting: Counting | None = None
+    ) -> Claim:
+        """Claim a delivery; a new claim comes with the call's recent history and, with
+        `counting`, counts in that counter."""
+        request = memory_pb.ClaimIdempotencyKeyRequest(
+            call_id=call_sid,
+            key=key,
+            # A lease, not the replay window: a crashed replica's claim must lapse
+            # before Twilio's retries give up, so that a retry can do the work.
+            ttl=self._lease,
+            history_limit=self._settings.MAX_CONVERSATION_LENGTH,
+        )
+        if counting is not None:
+            request.counter_key = counting.key
+            request.counter_window.CopyFrom(_duration(counting.window_seconds))
         response = await self.memory.ClaimIdempotencyKey(
-            memory_pb.ClaimIdempotencyKeyRequest(
-                call_id=call_sid,
-                key=key,
-                # A lease, not the replay window: a crashed replica's claim must lapse
-                # before Twilio's retries give up, so that a retry can do the work.
-                ttl=self._lease,
-                history_limit=self._settings.MAX_CONVERSATION_LENGTH,
-            ),
-            timeout=self._memory_timeout(budget),
+            request, timeout=self._memory_timeout(budget)
         )
         state = _CLAIM_STATES.get(response.state, "claimed")
-        return Claim(
-            state, response.result, Conversation(_turns(response.history), response.purpose)
-        )
+        conversation = Conversation(_turns(response.history), response.purpose)
+        return Claim(state, response.result, conversation, response.count)
 
     async def complete(
         self,

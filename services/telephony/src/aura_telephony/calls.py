@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_telephony import metrics, twiml
-from aura_telephony.backends import Answer, Backends, CallEvent, Parties, Transcript, Turn
+from aura_telephony.backends import (
+    Answer,
+    Backends,
+    CallEvent,
+    Claim,
+    Counting,
+    Parties,
+    Transcript,
+    Turn,
+)
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.conversation import (
@@ -68,23 +77,36 @@ class Calls:
         leaves the voicemail message when a machine answered."""
         if outbound is not None and (form.Direction or "").startswith("outbound"):
 
-            async def answered(budget: TurnBudget, history: History) -> Reply:
+            async def answered(budget: TurnBudget, claim: Claim | None) -> Reply:
                 return await self._answered(form, outbound, relay_url)
 
             with metrics.TURN_SECONDS.labels("welcome").time():
                 return await self._deliveries.once(form.CallSid, key, answered)
         log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
 
-        async def welcome(budget: TurnBudget, history: History) -> Reply:
-            return await self._welcome(form, budget, history, relay_url)
+        async def welcome(budget: TurnBudget, claim: Claim | None) -> Reply:
+            return await self._welcome(form, claim, relay_url)
 
         with metrics.TURN_SECONDS.labels("welcome").time():
-            return await self._deliveries.once(form.CallSid, key, welcome)
+            return await self._deliveries.once(
+                form.CallSid, key, welcome, self._calls_from(form.From or "")
+            )
+
+    def _calls_from(self, caller: str) -> Counting | None:
+        """The per-number limit's counter for a caller, when there is a limit. Counted in
+        the memory service, with the welcome's claim, so that every replica sees the same
+        number and a retried welcome is counted once."""
+        caller = caller.strip()
+        if not self.settings.MAX_CALLS_PER_NUMBER_PER_HOUR or not caller:
+            return None
+        digest = hashlib.sha256(caller.encode()).hexdigest()[:32]
+        return Counting(f"calls-per-number:{digest}", 3600)
 
     async def gathered(self, form: GatherResult, reprompts: int, key: str) -> str:
         """What the caller said or pressed at a <Gather>: the next thing they hear."""
 
-        async def answer(budget: TurnBudget, history: History) -> Reply:
+        async def answer(budget: TurnBudget, claim: Claim | None) -> Reply:
+            history = claim.conversation if claim is not None else None
             return await self._respond(form, reprompts, budget, history, key)
 
         with metrics.TURN_SECONDS.labels("speech").time():
@@ -124,7 +146,7 @@ class Calls:
     async def relay_ended(self, form: RelayEnded, key: str, relay_url: str) -> str:
         """A relay session ended: continue the call as its handoff says."""
 
-        async def next_step(budget: TurnBudget, history: History) -> Reply:
+        async def next_step(budget: TurnBudget, claim: Claim | None) -> Reply:
             return Reply(self._after_relay(form, relay_url))
 
         return await self._deliveries.once(form.CallSid, key, next_step)
@@ -156,30 +178,21 @@ class Calls:
             return self.twiml.ask(twiml.RELAY_FAILED)
         return self.twiml.hang_up_silently()
 
-    async def _welcome(
-        self, form: VoiceWebhook, budget: TurnBudget, history: History, relay_url: str
-    ) -> Reply:
+    async def _welcome(self, form: VoiceWebhook, claim: Claim | None, relay_url: str) -> Reply:
         call_sid = form.CallSid
         caller = (form.From or "").strip()
+        # Without the memory service nothing was counted, and the caller is let through.
         limit = self.settings.MAX_CALLS_PER_NUMBER_PER_HOUR
-        if limit and caller and history is not None:
-            # Counted in the memory service so that every replica sees the same number.
-            digest = hashlib.sha256(caller.encode()).hexdigest()[:32]
-            try:
-                calls = await self.backends.count(f"calls-per-number:{digest}", 3600, budget)
-            except DownstreamError as error:
-                log.error("call %s: cannot count calls, allowing: %s", call_sid, describe(error))
-            else:
-                if calls > limit:
-                    log.warning(
-                        "call %s from %s refused: %d calls this hour",
-                        call_sid,
-                        mask_phone(caller),
-                        calls,
-                    )
-                    metrics.CALL_EVENTS.labels("refused").inc()
-                    await self.note(call_sid, [CallEvent("refused")])
-                    return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
+        if claim is not None and limit and claim.count > limit:
+            log.warning(
+                "call %s from %s refused: %d calls this hour",
+                call_sid,
+                mask_phone(caller),
+                claim.count,
+            )
+            metrics.CALL_EVENTS.labels("refused").inc()
+            await self.note(call_sid, [CallEvent("refused")])
+            return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
         welcome = self.settings.welcome_message
         metrics.CALLS_STARTED.inc()
         # The transcript keeps only the masked number; the full one never leaves here.

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from aura_telephony import metrics
-from aura_telephony.backends import Backends, Conversation, Parties, Turn
+from aura_telephony.backends import Backends, Claim, Conversation, Counting, Parties, Turn
 from aura_telephony.budget import BudgetExhaustedError, TurnBudget
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,11 @@ class Reply:
     parties: Parties | None = None
 
 
-# What a delivery sees of the call: its newest turns and purpose, or None when memory is
+# What a turn sees of the call: its newest turns and purpose, or None when memory is
 # unreachable.
 History = Conversation | None
-Produce = Callable[[TurnBudget, History], Awaitable[Reply]]
+# What produces a delivery's reply, given the new claim (None when memory is unreachable).
+Produce = Callable[[TurnBudget, Claim | None], Awaitable[Reply]]
 
 
 class Deliveries:
@@ -75,8 +76,11 @@ class Deliveries:
         self._budget_seconds = budget_seconds
         self._holding = holding  # the TwiML a duplicate gets when the first never finishes
 
-    async def once(self, call_sid: str, key: str, produce: Produce) -> str:
+    async def once(
+        self, call_sid: str, key: str, produce: Produce, counting: Counting | None = None
+    ) -> str:
         """Run `produce` for the first delivery of `key`; replay its TwiML for the others.
+        With `counting`, the first delivery's claim also counts in that counter.
         Claiming also fetches the conversation, and completing also stores the new turns (and
         a welcome's parties), so a turn costs the memory service two round trips. A claim is
         a lease no longer than a turn: if the replica holding it dies, a retry after it
@@ -85,7 +89,7 @@ class Deliveries:
         pause = _POLL_FIRST_SECONDS
         while True:
             try:
-                claim = await self._backends.claim(call_sid, key, budget)
+                claim = await self._backends.claim(call_sid, key, budget, counting)
             except DownstreamError as error:
                 # Nothing can be deduplicated or remembered; the delivery answers as it can.
                 log.error("call %s: memory unreachable: %s", call_sid, describe(error))
@@ -102,7 +106,7 @@ class Deliveries:
                 return self._holding
             await asyncio.sleep(pause)
             pause = min(pause * 2, _POLL_MAX_SECONDS)
-        reply = await produce(budget, claim.conversation)
+        reply = await produce(budget, claim)
         try:
             seconds = max(COMPLETE_SECONDS, budget.remaining())
             await self._backends.complete(

@@ -233,6 +233,8 @@ class ClaimIdempotencyKeyRequest(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
     HISTORY_LIMIT_FIELD_NUMBER: _builtins.int
+    COUNTER_KEY_FIELD_NUMBER: _builtins.int
+    COUNTER_WINDOW_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call."""
     key: _builtins.str
@@ -241,9 +243,17 @@ class ClaimIdempotencyKeyRequest(_message.Message):
     """history_limit, when not 0, also returns the call's newest turns with a new claim,
     saving the caller a GetHistory round trip.
     """
+    counter_key: _builtins.str
+    """counter_key, when set, counts one event in that counter with a new claim (never with
+    a duplicate's), saving the caller an IncrementCounter round trip.
+    """
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
         """ttl is how long the record is kept; a claim never completed expires with it."""
+
+    @_builtins.property
+    def counter_window(self) -> _duration_pb2.Duration:
+        """counter_window is the counter's fixed window; required with counter_key."""
 
     def __init__(
         self,
@@ -252,10 +262,12 @@ class ClaimIdempotencyKeyRequest(_message.Message):
         key: _builtins.str = ...,
         ttl: _duration_pb2.Duration | None = ...,
         history_limit: _builtins.int = ...,
+        counter_key: _builtins.str = ...,
+        counter_window: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["counter_window", b"counter_window", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "history_limit", b"history_limit", "key", b"key", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "counter_key", b"counter_key", "counter_window", b"counter_window", "history_limit", b"history_limit", "key", b"key", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -271,12 +283,15 @@ class ClaimIdempotencyKeyResponse(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
     state: Global___IdempotencyState.ValueType
     """state is what the claim found."""
     result: _builtins.str
     """result is the stored result when state is COMPLETED."""
     purpose: _builtins.str
     """purpose is what the call is about when Aura placed it (sent with a new claim)."""
+    count: _builtins.int
+    """count is the counter_key counter after a new claim counted in it, this one included."""
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
         """history holds the call's newest turns, oldest first, when state is CLAIMED and
@@ -290,10 +305,11 @@ class ClaimIdempotencyKeyResponse(_message.Message):
         result: _builtins.str = ...,
         history: _abc.Iterable[Global___Turn] | None = ...,
         purpose: _builtins.str = ...,
+        count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["history", b"history", "purpose", b"purpose", "result", b"result", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "history", b"history", "purpose", b"purpose", "result", b"result", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
