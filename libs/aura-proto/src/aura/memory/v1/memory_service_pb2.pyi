@@ -291,7 +291,9 @@ class ClaimIdempotencyKeyResponse(_message.Message):
     purpose: _builtins.str
     """purpose is what the call is about when Aura placed it (sent with a new claim)."""
     count: _builtins.int
-    """count is the counter_key counter after a new claim counted in it, this one included."""
+    """count is the counter_key counter after a new claim counted in it, this one included;
+    0 when nothing was counted (no counter_key, or not a new claim).
+    """
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
         """history holds the call's newest turns, oldest first, when state is CLAIMED and
