@@ -197,12 +197,7 @@ class Calls:
         metrics.CALLS_STARTED.inc()
         # The transcript keeps only the masked number; the full one never leaves here.
         parties = Parties(mask_phone(caller), form.To or "")
-        # The model sees its own greeting as the first turn.
-        if self.settings.VOICE_MODE == "relay":
-            document = self.twiml.relay(relay_url, welcome)
-        else:
-            document = self.twiml.ask(welcome)
-        return Reply(document, [Turn("assistant", welcome)], parties)
+        return self._greet(welcome, relay_url, parties)
 
     async def _answered(self, form: VoiceWebhook, outbound: Placed, relay_url: str) -> Reply:
         """Someone or something picked up a call Aura placed."""
@@ -221,6 +216,11 @@ class Calls:
             return Reply(self.twiml.voicemail(outbound.voicemail), parties=parties)
         greeting = self.settings.outbound_greeting(outbound.purpose)
         metrics.CALLS_STARTED.inc()
+        return self._greet(greeting, relay_url, parties)
+
+    def _greet(self, greeting: str, relay_url: str, parties: Parties) -> Reply:
+        """A call's first words, in a <Gather> or as the relay's greeting, stored with the
+        call's parties. The model sees its own greeting as the first turn."""
         if self.settings.VOICE_MODE == "relay":
             document = self.twiml.relay(relay_url, greeting)
         else:
