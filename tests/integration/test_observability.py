@@ -72,7 +72,7 @@ def panel_queries() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def fake_model() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
+    fake = FakeOpenAI(script_summaries=False)
     fake.default = Reply("We are open from seven until six today.")
     with serving_in_thread(fake):
         yield fake

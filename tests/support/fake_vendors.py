@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
+from aura_llm.servicer import SUMMARY_REQUEST
+
 
 async def serve_routes(routes: list[web.RouteDef]) -> tuple[web.AppRunner, str]:
     """An aiohttp app of `routes` on a free loopback port: its runner and base URL."""
@@ -98,9 +100,16 @@ class FakeVendor:
     # when the fake noticed (time.monotonic()).
     abandoned: list[int] = field(default_factory=list)
     abandoned_at: list[float] = field(default_factory=list)
+    # False: post-call summaries, asked for in the background at moments a test does not
+    # choose, get `default` and leave the script to the turns the test plays.
+    script_summaries: bool = True
 
     def script(self, *behaviours: Behaviour) -> None:
         self._script.extend(behaviours)
+
+    def _last_text(self, body: dict[str, Any]) -> str:
+        """The text of the request's last message, in the vendor's JSON."""
+        raise NotImplementedError
 
     def _routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
@@ -128,7 +137,11 @@ class FakeVendor:
                 body,
             )
         )
-        return (self._script.popleft() if self._script else self.default), body
+        if not self._script or (
+            not self.script_summaries and self._last_text(body) == SUMMARY_REQUEST
+        ):
+            return self.default, body
+        return self._script.popleft(), body
 
     async def _hang(self) -> web.StreamResponse:
         await self._release.wait()
@@ -229,6 +242,10 @@ class FakeOpenAI(FakeVendor):
     def _routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/chat/completions", self._chat)]
 
+    def _last_text(self, body: dict[str, Any]) -> str:
+        messages = body.get("messages") or [{}]
+        return str(messages[-1].get("content") or "")
+
     def _error(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"message": message, "type": "fake", "code": str(status)}}
 
@@ -300,6 +317,11 @@ class FakeGemini(FakeVendor):
 
     def _routes(self) -> list[web.RouteDef]:
         return [web.post("/{version}/models/{call}", self._generate)]
+
+    def _last_text(self, body: dict[str, Any]) -> str:
+        # The last part: consecutive user turns arrive as one content of several parts.
+        parts = (body.get("contents") or [{}])[-1].get("parts") or [{}]
+        return str(parts[-1].get("text") or "")
 
     def _error(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"code": status, "message": message, "status": "FAKE"}}

@@ -520,3 +520,17 @@ async def test_a_model_summarises_a_call_from_its_transcript() -> None:
     assert [m["content"] for m in messages[1:4]] == [t.text for t in transcript]
     assert messages[-1] == {"role": "user", "content": "Summarise the call above."}
     assert "tools" not in vendor.fake.requests[0].body
+
+
+async def test_a_fake_can_keep_its_script_from_background_summaries(vendor: Vendor) -> None:
+    # The observability test relies on it: its post-call summaries run when they will.
+    vendor.fake.script_summaries = False
+    vendor.fake.default = Reply("A summary.")
+    vendor.fake.script(Reply("The scripted answer."))
+    summarize = pb.SummarizeRequest(
+        call_id="CA1", transcript=[pb.Message(role=pb.ROLE_USER, text="hi")]
+    )
+    async with llm_service(router(vendor.build(), max_retries=0), Toolbox([])) as stub:
+        summary = await stub.Summarize(summarize, timeout=5)
+        answer = await stub.Generate(ask(), timeout=5)
+    assert (summary.summary, answer.text) == ("A summary.", "The scripted answer.")
