@@ -24,7 +24,6 @@ import re
 import statistics
 import tempfile
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -166,26 +165,9 @@ def rss_mib(pid: int) -> float:
     return round(int(match.group(1)) / 1024, 1) if match else 0.0
 
 
-def _metrics(stack: Stack, service: str) -> str:
-    with urllib.request.urlopen(stack.metrics_urls[service], timeout=5) as response:  # noqa: S310
-        return str(response.read().decode())
-
-
-def grpc_calls(stack: Stack) -> Counter[str]:
-    """The gRPC calls telephony has made so far, by method: a turn's round trips."""
-    calls: Counter[str] = Counter()
-    for method, value in re.findall(
-        r'^aura_grpc_client_handled_total\{.*grpc_method="(\w+)".*\} (\S+)$',
-        _metrics(stack, "telephony"),
-        re.M,
-    ):
-        calls[method] += int(float(value))
-    return calls
-
-
 def provider_seconds(stack: Stack) -> tuple[float, float]:
     """Sum and count of the llm service's provider attempt durations so far."""
-    text = _metrics(stack, "llm")
+    text = stack.metrics("llm")
     total = sum(
         float(v) for v in re.findall(r"^aura_llm_attempt_seconds_sum\{.*\} (\S+)$", text, re.M)
     )
@@ -365,7 +347,7 @@ def main() -> None:
             )
             cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
             provider_before = provider_seconds(stack)
-            calls_before = grpc_calls(stack)
+            calls_before = stack.grpc_calls()
             profiled: dict[str, Path] = {}
             with contextlib.ExitStack() as sampling:
                 if args.profile:
@@ -384,7 +366,7 @@ def main() -> None:
                 for n, p in pids.items()
             }
             sustained["rss_mib"] = {n: rss_mib(p) for n, p in pids.items()}
-            made = grpc_calls(stack) - calls_before
+            made = stack.grpc_calls() - calls_before
             sustained["grpc_calls_per_turn"] = {
                 "total": round(sum(made.values()) / max(run.turns, 1), 2),
                 **{m: round(n / max(run.turns, 1), 2) for m, n in sorted(made.items())},

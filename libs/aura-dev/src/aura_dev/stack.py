@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +94,23 @@ class Stack:
             "llm": f"http://{self.host}:{self.llm_metrics_port}/metrics",
             "memory": f"http://{self.host}:{self.memory_metrics_port}/metrics",
         }
+
+    def metrics(self, service: str) -> str:
+        """The Prometheus exposition `service` serves now."""
+        url = self.metrics_urls[service]
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+            return str(response.read().decode())
+
+    def grpc_calls(self) -> Counter[str]:
+        """The gRPC calls telephony has made so far, by method (its client metrics)."""
+        calls: Counter[str] = Counter()
+        for method, value in re.findall(
+            r'^aura_grpc_client_handled_total\{.*grpc_method="(\w+)".*\} (\S+)$',
+            self.metrics("telephony"),
+            re.M,
+        ):
+            calls[method] += int(float(value))
+        return calls
 
     @property
     def llm_address(self) -> str:
