@@ -5,6 +5,7 @@ while the receiver is down survive restarts of the memory and telephony services
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,7 +73,10 @@ def test_a_call_record_arrives_signed_after_the_receiver_fails_twice(
             "Please call me about a cake.",
         )
         eventually(lambda: bool(receiver.delivered()), what="the record delivered")
+        # The summary made for the first attempt is kept for the retries.
+        assert stack.grpc_calls()["Summarize"] == 1
     assert receiver.answered[:3] == [500, 503, 200]
+    assert len({json.dumps(r.body) for r in receiver.received}) == 1  # the same record each time
     assert {r.headers["idempotency-key"] for r in receiver.received} == {call_sid}
     assert all(r.verified for r in receiver.received)
     [record] = [r.body for r in receiver.delivered()]
@@ -123,6 +127,8 @@ def test_a_refused_caller_is_reported_as_refused(
         a_call(stack)
         refused = a_call(stack)
         eventually(lambda: len(receiver.delivered()) == 2, what="both records")
+        assert stack.grpc_calls()["Summarize"] == 0  # nobody spoke: nothing to summarise
     outcomes = {r.body["call_id"]: r.body["outcome"] for r in receiver.delivered()}
     assert outcomes[refused] == "refused"
     assert sorted(outcomes.values()) == ["abandoned", "refused"]
+    assert [r.body["summary"] for r in receiver.delivered()] == [None, None]

@@ -277,3 +277,28 @@ async def test_invalid_messages_are_rejected_and_store_nothing(
     assert problem in (caught.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError):  # nothing was stored for the call
         await stub.GetTranscript(pb.GetTranscriptRequest(call_id="CA1"), timeout=5)
+
+
+async def test_a_retry_keeps_the_payload_it_settles_with() -> None:
+    now = [1_700_000_000.0]
+    store = InMemoryStore(max_turns=6, ttl_seconds=60, clock=lambda: now[0])
+    async with memory_server(store) as address, grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.MemoryServiceStub(channel)
+        delivery = pb.Delivery(id="CA1", payload='{"status": "completed"}')
+        await stub.EnqueueDelivery(pb.EnqueueDeliveryRequest(delivery=delivery), timeout=5)
+        lease = pb.LeaseDeliveriesRequest(limit=4, lease=seconds(30))
+        [leased] = (await stub.LeaseDeliveries(lease, timeout=5)).deliveries
+        kept = '{"status": "completed", "summary": "Jo asked about parking."}'
+        invalid = [
+            pb.SettleDeliveryRequest(id="CA1", done=True, payload=kept),
+            pb.SettleDeliveryRequest(id="CA1", retry_after=seconds(1), payload="x" * 2**20 + "x"),
+        ]
+        for request in invalid:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.SettleDelivery(request, timeout=5)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        retry = pb.SettleDeliveryRequest(id="CA1", retry_after=seconds(1), payload=kept)
+        await stub.SettleDelivery(retry, timeout=5)
+        now[0] += 2
+        [again] = (await stub.LeaseDeliveries(lease, timeout=5)).deliveries
+    assert (leased.payload, again.payload, again.attempts) == (delivery.payload, kept, 1)

@@ -239,3 +239,17 @@ async def test_the_outbox_leases_retries_and_forgets_what_was_sent(
     empty = await store.lease(limit=10, seconds=30)
     assert (empty.items, empty.depth, empty.oldest_created_at) == ((), 0, None)
     assert not await store.enqueue(OutboxItem("CA2", "{}"))  # sent: not twice
+
+
+async def test_a_retry_can_carry_a_new_payload(store: ConversationStore, clock: Clock) -> None:
+    assert await store.enqueue(OutboxItem("CA1", '{"status": "completed"}'))
+    await store.lease(limit=10, seconds=30)
+    kept = '{"status": "completed", "summary": "Jo asked about caf\u00e9s \u2615."}'
+    await store.settle("CA1", done=False, retry_after=1, payload=kept)
+    clock.now += 2
+    [item] = (await store.lease(limit=10, seconds=30)).items
+    assert (item.payload, item.attempts) == (kept, 1)
+    await store.settle("CA1", done=False, retry_after=1)  # no payload: the last one stays
+    clock.now += 2
+    [item] = (await store.lease(limit=10, seconds=30)).items
+    assert (item.payload, item.attempts) == (kept, 2)

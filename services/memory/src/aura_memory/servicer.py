@@ -424,9 +424,13 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
     ) -> pb.SettleDeliveryResponse:
         await _check_key(request.id, "id", context)
         retry = 0.0 if request.done else await _seconds(request.retry_after, "retry_after", context)
+        if request.payload and request.done:
+            await _reject(context, "payload replaces a retried delivery's, not a done one's")
+        if len(request.payload) > MAX_PAYLOAD_CHARS:
+            await _reject(context, f"payload must be at most {MAX_PAYLOAD_CHARS} characters")
         await self._stored(
             context=context,
             name="settle",
-            operation=self._store.settle(request.id, request.done, retry),
+            operation=self._store.settle(request.id, request.done, retry, request.payload),
         )
         return pb.SettleDeliveryResponse()

@@ -446,11 +446,15 @@ class Backends:
         )
 
     async def settle_delivery(
-        self, delivery_id: str, done: bool, retry_after: float, seconds: float
+        self, delivery_id: str, done: bool, retry_after: float, seconds: float, payload: str = ""
     ) -> None:
+        """Settle a leased delivery; a retry's `payload`, when given, replaces its own."""
         await self.memory.SettleDelivery(
             memory_pb.SettleDeliveryRequest(
-                id=delivery_id, done=done, retry_after=_duration(max(retry_after, 0.001))
+                id=delivery_id,
+                done=done,
+                retry_after=_duration(max(retry_after, 0.001)),
+                payload=payload,
             ),
             timeout=seconds,
         )

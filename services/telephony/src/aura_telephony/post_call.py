@@ -4,11 +4,12 @@
 A final status callback only puts the call in the outbox of the memory service (Redis when
 MEMORY_STORE=redis), so nothing waits on the business's server and nothing is lost when a
 pod restarts. Every telephony replica sends what the outbox leases it: it builds the record
-(transcript, messages, events, a summary from the llm service), signs it like tool calls
-(X-Aura-Timestamp, X-Aura-Signature) with an Idempotency-Key (the CallSid), and settles it,
-or retries with backoff (seconds at first, growing to half an hour) for up to
-POST_CALL_MAX_AGE_SECONDS. A lease that is never settled (the replica died) lapses, and
-another replica sends it: receivers drop duplicates by the key."""
+(transcript, messages, events, and a summary from the llm service, which the outbox keeps
+for the retries), signs it like tool calls (X-Aura-Timestamp, X-Aura-Signature) with an
+Idempotency-Key (the CallSid), and settles it, or retries with backoff (seconds at first,
+growing to half an hour) for up to POST_CALL_MAX_AGE_SECONDS. A lease that is never settled
+(the replica died) lapses, and another replica sends it: receivers drop duplicates by the
+key."""
 
 from __future__ import annotations
 
@@ -164,6 +165,7 @@ class PostCallSender:
         except ValueError:
             job = {}
         age = time.time() - delivery.created_at.timestamp() if delivery.created_at else 0.0
+        unsummarised = "summary" not in job
         try:
             body = await self._body(delivery, job)
             delivered = await self._post(delivery.id, body)
@@ -189,21 +191,25 @@ class PostCallSender:
         wait = min(first * 2**delivery.attempts, _MAX_BACKOFF_SECONDS)
         # Jitter (not a secret): receivers that recover see no stampede.
         wait *= 0.5 + random.random() / 2  # noqa: S311
-        await self._backends.settle_delivery(delivery.id, False, wait, _RPC_SECONDS)
+        # The retry keeps a summary made now: one model call per call, not one per attempt.
+        kept = json.dumps(job) if unsummarised and "summary" in job else ""
+        await self._backends.settle_delivery(delivery.id, False, wait, _RPC_SECONDS, kept)
 
     async def _body(self, delivery: Delivery, job: dict[str, Any]) -> bytes:
+        """The record to send; a summary it makes is kept in `job` for the retries."""
         record = await self._backends.transcript(delivery.id, TurnBudget(_RPC_SECONDS))
-        summary: str | None = None
-        if record is not None and record.turns:
+        # A call in which the caller said nothing has nothing to summarise.
+        spoke = record is not None and any(t.role == "user" for t in record.turns)
+        if record is not None and spoke and "summary" not in job:
             try:
-                summary = await self._backends.summarize(
+                job["summary"] = await self._backends.summarize(
                     delivery.id, record.turns, _SUMMARY_SECONDS
                 )
             except DownstreamError as error:
                 if delivery.attempts + 1 < _SUMMARY_ATTEMPTS:
                     raise
                 log.warning("call %s: sent without a summary: %s", delivery.id, describe(error))
-        record_json = build_record(delivery.id, job, record, summary)
+        record_json = build_record(delivery.id, job, record, job.get("summary"))
         return json.dumps(record_json, separators=(",", ":")).encode()
 
     async def _post(self, call_sid: str, body: bytes) -> bool:

@@ -143,8 +143,9 @@ class ConversationStore(ABC):
         """Up to `limit` due deliveries, each due again in `seconds` unless settled."""
 
     @abstractmethod
-    async def settle(self, item_id: str, done: bool, retry_after: float) -> None:
-        """Remove a delivery that is done, or count a failed attempt and retry later."""
+    async def settle(self, item_id: str, done: bool, retry_after: float, payload: str = "") -> None:
+        """Remove a delivery that is done, or count a failed attempt and retry later, with
+        `payload` in place of the one it had unless that is empty."""
 
     @abstractmethod
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:

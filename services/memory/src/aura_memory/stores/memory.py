@@ -162,7 +162,7 @@ class InMemoryStore(ConversationStore):
         oldest = min((i.created_at for _, i in self._outbox.values()), default=None)
         return Leased(tuple(items), len(self._outbox), oldest)
 
-    async def settle(self, item_id: str, done: bool, retry_after: float) -> None:
+    async def settle(self, item_id: str, done: bool, retry_after: float, payload: str = "") -> None:
         now = self._clock()
         entry = self._outbox.get(item_id)
         if entry is None:
@@ -171,8 +171,10 @@ class InMemoryStore(ConversationStore):
             del self._outbox[item_id]
             self._sent[item_id] = (now + SENT_MEMORY_SECONDS, None)
         else:
-            item = entry[1]
-            self._outbox[item_id] = (now + retry_after, replace(item, attempts=item.attempts + 1))
+            item = replace(entry[1], attempts=entry[1].attempts + 1)
+            if payload:
+                item = replace(item, payload=payload)
+            self._outbox[item_id] = (now + retry_after, item)
 
     def _first_use(self, call: _Call, key: str) -> bool:
         """Remember `key` for the call; False when it had been seen."""

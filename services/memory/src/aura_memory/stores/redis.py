@@ -96,7 +96,8 @@ end
 return result
 """
 
-# KEYS: items, due, created, sent marker. ARGV: id, done, now, retry seconds, sent memory.
+# KEYS: items, due, created, sent marker. ARGV: id, done, now, retry seconds, sent memory,
+# new payload ('' keeps the old one).
 _SETTLE = """
 local item = redis.call('HGET', KEYS[1], ARGV[1])
 if not item then return 0 end
@@ -108,6 +109,7 @@ if ARGV[2] == '1' then
 else
   local decoded = cjson.decode(item)
   decoded['attempts'] = (decoded['attempts'] or 0) + 1
+  if ARGV[6] ~= '' then decoded['payload'] = ARGV[6] end
   redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(decoded))
   redis.call('ZADD', KEYS[2], ARGV[3] + ARGV[4], ARGV[1])
 end
@@ -295,8 +297,9 @@ class RedisStore(ConversationStore):
         oldest_at = float(oldest) if oldest not in (b"", "", None) else None
         return Leased(tuple(items), int(depth), oldest_at)
 
-    async def settle(self, item_id: str, done: bool, retry_after: float) -> None:
-        args = [item_id, "1" if done else "0", self._clock(), retry_after, SENT_MEMORY_SECONDS]
+    async def settle(self, item_id: str, done: bool, retry_after: float, payload: str = "") -> None:
+        args: list[str | float] = [item_id, "1" if done else "0", self._clock(), retry_after]
+        args += [SENT_MEMORY_SECONDS, payload]
         await self._run(self._settle(keys=self._outbox_keys(item_id), args=args))
 
     async def history(self, call_id: str, limit: int = 0) -> list[StoredTurn]:

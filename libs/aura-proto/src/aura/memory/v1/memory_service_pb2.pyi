@@ -875,10 +875,15 @@ class SettleDeliveryRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """id identifies the delivery."""
     done: _builtins.bool
     """done is true when it was delivered or is given up: it leaves the outbox."""
+    payload: _builtins.str
+    """payload, when set on a retry, replaces the delivery's payload: what the sender worked
+    out for it (the call's summary), so that a retry does not ask for it again.
+    """
     @_builtins.property
     def retry_after(self) -> _duration_pb2.Duration:
         """retry_after is when to try again when not done."""
@@ -889,10 +894,11 @@ class SettleDeliveryRequest(_message.Message):
         id: _builtins.str = ...,
         done: _builtins.bool = ...,
         retry_after: _duration_pb2.Duration | None = ...,
+        payload: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["retry_after", b"retry_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "id", b"id", "retry_after", b"retry_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "id", b"id", "payload", b"payload", "retry_after", b"retry_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
