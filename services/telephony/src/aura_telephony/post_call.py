@@ -199,11 +199,11 @@ class PostCallSender:
         """The record to send; a summary it makes is kept in `job` for the retries."""
         record = await self._backends.transcript(delivery.id, TurnBudget(_RPC_SECONDS))
         # A call in which the caller said nothing has nothing to summarise.
-        spoke = record is not None and any(t.role == "user" for t in record.turns)
-        if record is not None and spoke and "summary" not in job:
+        turns = record.turns if record is not None else ()
+        if "summary" not in job and any(t.role == "user" for t in turns):
             try:
                 job["summary"] = await self._backends.summarize(
-                    delivery.id, record.turns, _SUMMARY_SECONDS
+                    delivery.id, turns, _SUMMARY_SECONDS
                 )
             except DownstreamError as error:
                 if delivery.attempts + 1 < _SUMMARY_ATTEMPTS:
