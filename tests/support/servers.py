@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
+from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura_common.grpc_server import GrpcServer
 from aura_llm.assistant import Assistant
 from aura_llm.config import SAMPLE_TOOLS
@@ -16,6 +18,7 @@ from aura_llm.failover import FailoverRouter
 from aura_llm.server import build_server as build_llm
 from aura_llm.tools import Toolbox, ToolsConfig, build_toolbox
 from aura_memory.server import build_server as build_memory
+from aura_memory.servicer import MemoryServicer
 from aura_memory.stores import ConversationStore
 
 
@@ -58,3 +61,23 @@ async def llm_server(
 async def memory_server(store: ConversationStore) -> AsyncIterator[str]:
     async with running(await build_memory(store, "127.0.0.1", 0)) as address:
         yield address
+
+
+class OlderMemoryServicer(MemoryServicer):
+    """The memory service as it was before claims counted and completions opened calls:
+    it ignores those fields, as an older binary ignores fields it does not know, and so
+    answers with a count of 0 and `opened` false. What telephony meets during a rolling
+    upgrade that rolls telephony first."""
+
+    async def ClaimIdempotencyKey(
+        self, request: memory_pb.ClaimIdempotencyKeyRequest, context: Any
+    ) -> memory_pb.ClaimIdempotencyKeyResponse:
+        request.ClearField("counter_key")
+        request.ClearField("counter_window")
+        return await super().ClaimIdempotencyKey(request, context)
+
+    async def CompleteIdempotencyKey(
+        self, request: memory_pb.CompleteIdempotencyKeyRequest, context: Any
+    ) -> memory_pb.CompleteIdempotencyKeyResponse:
+        request.ClearField("open_call")
+        return await super().CompleteIdempotencyKey(request, context)

@@ -191,7 +191,7 @@ async def test_a_claim_brings_the_history_and_a_completion_stores_turns_once(
     complete = pb.CompleteIdempotencyKeyRequest(
         call_id="CA1", key="t1", result="<R/>", ttl=seconds(60), turns=[user("q"), assistant("a")]
     )
-    await stub.CompleteIdempotencyKey(complete, timeout=5)
+    assert not (await stub.CompleteIdempotencyKey(complete, timeout=5)).opened
     await stub.CompleteIdempotencyKey(complete, timeout=5)  # a retried completion
     history = await stub.GetHistory(pb.GetHistoryRequest(call_id="CA1"), timeout=5)
     assert [t.text for t in history.turns] == ["Hi!", "q", "a"]
@@ -206,7 +206,7 @@ async def test_a_completion_can_open_the_call_it_completes(
     claim = pb.ClaimIdempotencyKeyRequest(call_id="CA1", key="w", ttl=seconds(60))
     await stub.ClaimIdempotencyKey(claim, timeout=5)
     parties = pb.OpenCallRequest(caller="*******4567", callee="+15559870002", purpose="")
-    await stub.CompleteIdempotencyKey(
+    completed = await stub.CompleteIdempotencyKey(
         pb.CompleteIdempotencyKeyRequest(
             call_id="CA1",
             key="w",
@@ -217,6 +217,7 @@ async def test_a_completion_can_open_the_call_it_completes(
         ),
         timeout=5,
     )
+    assert completed.opened  # so telephony sends no OpenCall of its own
     found = (await stub.GetTranscript(pb.GetTranscriptRequest(call_id="CA1"), timeout=5)).transcript
     assert (found.caller, found.callee) == ("*******4567", "+15559870002")
     assert found.direction == "inbound"

@@ -18,6 +18,7 @@ from aura_llm.failover import FailoverRouter
 from aura_llm.providers import Provider
 from aura_llm.server import build_server as build_llm
 from aura_memory.server import build_server as build_memory
+from aura_memory.servicer import MemoryServicer
 from aura_memory.stores import InMemoryStore
 from aura_telephony.config import Settings
 from aura_telephony.main import create_app
@@ -44,12 +45,17 @@ RigFactory = Callable[..., Awaitable[Rig]]
 
 @pytest.fixture
 async def make_rig() -> AsyncIterator[RigFactory]:
-    """Builds a rig; keyword arguments are telephony settings, `provider` the llm's."""
+    """Builds a rig; keyword arguments are telephony settings, `provider` the llm's and
+    `memory_servicer` the memory service's."""
     async with AsyncExitStack() as stack:
 
-        async def build(provider: Provider | None = None, **overrides: Any) -> Rig:
+        async def build(
+            provider: Provider | None = None,
+            memory_servicer: type[MemoryServicer] = MemoryServicer,
+            **overrides: Any,
+        ) -> Rig:
             store = InMemoryStore(max_turns=20, ttl_seconds=600)
-            memory = await build_memory(store, "127.0.0.1", 0)
+            memory = await build_memory(store, "127.0.0.1", 0, servicer=memory_servicer)
             chain = FailoverRouter([provider or local()], attempt_timeout=30, max_retries=0)
             llm = await build_llm(assistant(chain), LlmSettings.model_validate({}), "127.0.0.1", 0)
             memory_address = await stack.enter_async_context(running(memory))

@@ -13,6 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from aura_telephony import twiml
 from tests.support.llm import Echo
+from tests.support.servers import OlderMemoryServicer
 from tests.support.twilio import FORM, Twiml, new_call_sid
 from tests.unit.telephony.conftest import AUTH_TOKEN, Rig, RigFactory
 
@@ -388,6 +389,27 @@ async def test_a_retried_welcome_counts_once_against_the_limit(make_rig: RigFact
     assert not Twiml((await rig.twilio.post("/api/voice", second)).text).hangs_up
     third = rig.twilio.call_params(new_call_sid(), From="+15557770001")
     assert Twiml((await rig.twilio.post("/api/voice", third)).text).hangs_up
+
+
+async def test_an_older_memory_service_still_counts_calls_and_keeps_their_parties(
+    make_rig: RigFactory,
+) -> None:
+    # Mid-upgrade: this telephony folds the count into the claim and the parties into the
+    # completion; the older memory ignores both, and telephony makes the calls itself.
+    rig = await make_rig(MAX_CALLS_PER_NUMBER_PER_HOUR=2, memory_servicer=OlderMemoryServicer)
+    calls = [new_call_sid() for _ in range(3)]
+    spoken = []
+    for call_sid in calls:
+        params = rig.twilio.call_params(call_sid, From="+15557770002")
+        spoken.append(Twiml((await rig.twilio.post("/api/voice", params)).text))
+    assert [s.hangs_up for s in spoken] == [False, False, True]
+    record = await rig.store.transcript(calls[0])
+    assert record is not None
+    assert (record.caller, record.callee, record.direction) == (
+        "*******0002",
+        rig.twilio.call_params(calls[0])["To"],
+        "inbound",
+    )
 
 
 async def test_logs_mask_numbers_and_leave_out_what_callers_say(

@@ -66,12 +66,17 @@ async def _watch_store(store: ConversationStore, status: health.aio.HealthServic
 
 
 async def build_server(
-    store: ConversationStore, host: str, port: int, security: GrpcSecurity | None = None
+    store: ConversationStore,
+    host: str,
+    port: int,
+    security: GrpcSecurity | None = None,
+    servicer: type[MemoryServicer] = MemoryServicer,
 ) -> grpc_server.GrpcServer:
-    """The memory gRPC server as it runs in production (tests bind it to port 0)."""
+    """The memory gRPC server as it runs in production (tests bind it to port 0, and may
+    give a servicer that behaves as an older version did)."""
 
     def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(store), server)
+        pb_grpc.add_MemoryServiceServicer_to_server(servicer(store), server)
 
     return await grpc_server.build(
         service_names=[SERVICE_NAME],

@@ -296,7 +296,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             name="complete",
             operation=self._store.complete(request.call_id, request.key, request.result, ttl),
         )
-        return pb.CompleteIdempotencyKeyResponse()
+        return pb.CompleteIdempotencyKeyResponse(opened=opened is not None)
 
     async def IncrementCounter(
         self,

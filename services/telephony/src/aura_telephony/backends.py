@@ -341,7 +341,11 @@ class Backends:
         )
         state = _CLAIM_STATES.get(response.state, "claimed")
         conversation = Conversation(_turns(response.history), response.purpose)
-        return Claim(state, response.result, conversation, response.count)
+        count = response.count
+        if counting is not None and state == "claimed" and not count:
+            # An older memory service (a rolling upgrade) ignores counter_key.
+            count = await self.count(counting.key, counting.window_seconds, budget)
+        return Claim(state, response.result, conversation, count)
 
     async def complete(
         self,
@@ -366,7 +370,12 @@ class Backends:
             request.open_call.callee = parties.callee
             request.open_call.direction = parties.direction
             request.open_call.purpose = parties.purpose
-        await self.memory.CompleteIdempotencyKey(request, timeout=seconds)
+        response = await self.memory.CompleteIdempotencyKey(request, timeout=seconds)
+        if parties is not None and not response.opened:
+            # An older memory service (a rolling upgrade) ignores open_call.
+            opening = memory_pb.OpenCallRequest(call_id=call_sid)
+            opening.MergeFrom(request.open_call)
+            await self.memory.OpenCall(opening, timeout=seconds)
 
     async def count(self, key: str, window_seconds: float, budget: TurnBudget) -> int:
         response = await self.memory.IncrementCounter(

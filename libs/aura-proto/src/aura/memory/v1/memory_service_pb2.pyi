@@ -292,7 +292,9 @@ class ClaimIdempotencyKeyResponse(_message.Message):
     """purpose is what the call is about when Aura placed it (sent with a new claim)."""
     count: _builtins.int
     """count is the counter_key counter after a new claim counted in it, this one included;
-    0 when nothing was counted (no counter_key, or not a new claim).
+    0 when nothing was counted (no counter_key, or not a new claim). A new claim with a
+    counter_key that comes back with 0 was made with an older service, which ignores
+    counter_key: the caller counts with IncrementCounter.
     """
     @_builtins.property
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
@@ -375,12 +377,19 @@ class CompleteIdempotencyKeyResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    OPENED_FIELD_NUMBER: _builtins.int
+    opened: _builtins.bool
+    """opened is true when the request's open_call was recorded. False for an open_call
+    means an older service, which ignores open_call: the caller sends OpenCall.
+    """
     def __init__(
         self,
+        *,
+        opened: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["opened", b"opened"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
