@@ -254,9 +254,9 @@ def test_a_port_in_use_is_one_line_naming_the_setting(
     assert "Event loop is closed" not in log
 
 
-def scrape(url: str, name: str) -> float:
+def scrape(stack: Stack, service: str, name: str) -> float:
     """One sample of a metric without labels, from a service's /metrics."""
-    text = httpx.get(url, timeout=5).text
+    text = stack.metrics(service)
     return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
@@ -279,10 +279,10 @@ def test_a_call_whose_status_callback_is_lost_is_counted_live_then_archived(
         twilio = TwilioPlayer(client=client, auth_token=TOKEN)
         call_sid = new_call_sid()
         assert twilio.post("/api/voice", twilio.call_params(call_sid)).status_code == 200
-        live = stack.metrics_urls["memory"]
-        eventually(lambda: scrape(live, "aura_active_calls ") == 1, what="one live call")
+        active = "aura_active_calls "
+        eventually(lambda: scrape(stack, "memory", active) == 1, what="one live call")
         # No status callback ever comes: the call expires and is archived, not lost.
-        eventually(lambda: scrape(live, "aura_active_calls ") == 0, timeout=30, what="no live call")
+        eventually(lambda: scrape(stack, "memory", active) == 0, timeout=30, what="no live call")
 
         def archived() -> dict[str, Any] | None:
             response = client.get(
@@ -297,7 +297,7 @@ def test_a_call_whose_status_callback_is_lost_is_counted_live_then_archived(
         assert record["status"] == "unknown"
         assert record["ended_at"] is not None
         assert [t["role"] for t in record["turns"]] == ["assistant"]  # the welcome
-        assert scrape(live, "aura_memory_calls_expired_total ") == 1
+        assert scrape(stack, "memory", "aura_memory_calls_expired_total ") == 1
 
 
 def test_calls_work_over_tls_with_the_shared_token(tmp_path: Path) -> None:
