@@ -81,65 +81,71 @@ class GeminiProvider(Provider):
 
     def _request(
         self, prompt: Prompt, budget: float
-    ) -> tuple[list[types.Content], types.GenerateContentConfig]:
-        contents: list[types.Content] = []
+    ) -> tuple[list[types.ContentDict], types.GenerateContentConfigDict]:
+        """The request in the SDK's dict forms, which it validates into its models once: a
+        built config would be deep-copied again on every call (1 ms of the llm's CPU a
+        turn)."""
+        contents: list[types.ContentDict] = []
+        parts: list[types.PartDict] = []  # the last content's
         for role, text in [(t.role, t.text) for t in prompt.history] + [("user", prompt.user_text)]:
             vendor_role = "user" if role == "user" else "model"
             if not contents and vendor_role == "model":
                 continue  # Gemini conversations open with the user; our greeting adds nothing
-            if contents and contents[-1].role == vendor_role and contents[-1].parts:
-                contents[-1].parts.append(types.Part(text=text))
-            else:
-                contents.append(types.Content(role=vendor_role, parts=[types.Part(text=text)]))
+            if not contents or contents[-1]["role"] != vendor_role:
+                parts = []
+                contents.append({"role": vendor_role, "parts": parts})
+            parts.append({"text": text})
         for step in prompt.steps:
-            said = [types.Part(text=step.text)] if step.text else []
-            calls = [
-                types.Part(
-                    function_call=types.FunctionCall(
-                        id=r.call.id, name=r.call.name, args=_arguments(r.call.arguments)
-                    )
-                )
+            said: list[types.PartDict] = [{"text": step.text}] if step.text else []
+            calls: list[types.PartDict] = [
+                {
+                    "function_call": {
+                        "id": r.call.id,
+                        "name": r.call.name,
+                        "args": _arguments(r.call.arguments),
+                    }
+                }
                 for r in step.results
             ]
-            contents.append(types.Content(role="model", parts=said + calls))
-            responses = [
-                types.Part(
-                    function_response=types.FunctionResponse(
-                        id=r.call.id, name=r.call.name, response=_result(r.content)
-                    )
-                )
+            contents.append({"role": "model", "parts": said + calls})
+            responses: list[types.PartDict] = [
+                {
+                    "function_response": {
+                        "id": r.call.id,
+                        "name": r.call.name,
+                        "response": _result(r.content),
+                    }
+                }
                 for r in step.results
             ]
-            contents.append(types.Content(role="user", parts=responses))
-        config = types.GenerateContentConfig(
-            system_instruction=prompt.system_prompt,
-            max_output_tokens=self._max_tokens,
+            contents.append({"role": "user", "parts": responses})
+        config: types.GenerateContentConfigDict = {
+            "system_instruction": prompt.system_prompt,
+            "max_output_tokens": self._max_tokens,
             # The SDK would otherwise run Python callables as tools on its own (and log that
             # at INFO on every request); tools are the tool loop's business.
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-            http_options=types.HttpOptions(timeout=max(1, int(budget * 1000))),
-        )
+            "automatic_function_calling": {"disable": True},
+            "http_options": {"timeout": max(1, int(budget * 1000))},
+        }
         if prompt.tools:
-            config.tools = [
-                types.Tool(
-                    function_declarations=[
-                        types.FunctionDeclaration(
-                            name=t.name,
-                            description=t.description,
-                            parameters_json_schema=dict(t.parameters),
-                        )
+            config["tools"] = [
+                {
+                    "function_declarations": [
+                        {
+                            "name": t.name,
+                            "description": t.description,
+                            "parameters_json_schema": dict(t.parameters),
+                        }
                         for t in prompt.tools
                     ]
-                )
+                }
             ]
             mode = (
                 types.FunctionCallingConfigMode.AUTO
                 if prompt.may_call_tools
                 else types.FunctionCallingConfigMode.NONE
             )
-            config.tool_config = types.ToolConfig(
-                function_calling_config=types.FunctionCallingConfig(mode=mode)
-            )
+            config["tool_config"] = {"function_calling_config": {"mode": mode}}
         return contents, config
 
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
