@@ -370,12 +370,14 @@ class Backends:
             request.open_call.callee = parties.callee
             request.open_call.direction = parties.direction
             request.open_call.purpose = parties.purpose
+        deadline = TurnBudget(seconds)
         response = await self.memory.CompleteIdempotencyKey(request, timeout=seconds)
         if parties is not None and not response.opened:
-            # An older memory service (a rolling upgrade) ignores open_call.
+            # An older memory service (a rolling upgrade) ignores open_call. What is left
+            # of the completion's deadline, so that the welcome is no later for it.
             opening = memory_pb.OpenCallRequest(call_id=call_sid)
             opening.MergeFrom(request.open_call)
-            await self.memory.OpenCall(opening, timeout=seconds)
+            await self.memory.OpenCall(opening, timeout=deadline.remaining())
 
     async def count(self, key: str, window_seconds: float, budget: TurnBudget) -> int:
         response = await self.memory.IncrementCounter(

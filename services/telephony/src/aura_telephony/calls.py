@@ -53,6 +53,9 @@ class Placed:
 
 log = logging.getLogger(__name__)
 
+# MAX_CALLS_PER_NUMBER_PER_HOUR's window: an hour from a number's first counted call.
+CALL_LIMIT_WINDOW_SECONDS = 3600.0
+
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
@@ -100,7 +103,7 @@ class Calls:
         if not self.settings.MAX_CALLS_PER_NUMBER_PER_HOUR or not caller:
             return None
         digest = hashlib.sha256(caller.encode()).hexdigest()[:32]
-        return Counting(f"calls-per-number:{digest}", 3600)
+        return Counting(f"calls-per-number:{digest}", CALL_LIMIT_WINDOW_SECONDS)
 
     async def gathered(self, form: GatherResult, reprompts: int, key: str) -> str:
         """What the caller said or pressed at a <Gather>: the next thing they hear."""
