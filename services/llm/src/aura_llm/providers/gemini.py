@@ -82,9 +82,9 @@ class GeminiProvider(Provider):
     def _request(
         self, prompt: Prompt, budget: float
     ) -> tuple[list[types.ContentDict], types.GenerateContentConfigDict]:
-        """The request in the SDK's dict forms, which it validates into its models once: a
-        built config would be deep-copied again on every call (1 ms of the llm's CPU a
-        turn)."""
+        """The request in the SDK's dict forms, which it validates into its models once.
+        Built models cost about 1 ms more CPU a request: we would build them, and the SDK
+        deep-copies a built config on every call."""
         contents: list[types.ContentDict] = []
         parts: list[types.PartDict] = []  # the last content's
         for role, text in [(t.role, t.text) for t in prompt.history] + [("user", prompt.user_text)]:
