@@ -107,6 +107,16 @@ def _ratios(aura: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float |
         baseline["highest_rate_with_p99_under_bound"]["turns_per_second"],
     )
     ratios["highest_rate"] = round(best[0] / best[1], 2) if best[0] and best[1] else None
+    # Per call, gRPC costs less as the rate rises (one wakeup serves more calls), so the
+    # CPU ratio is given at each rate the two climbs shared.
+    at_rate = {row["offered_turns_per_second"]: row for row in aura["ladder"]}
+    for row in baseline["ladder"]:
+        theirs_at = at_rate.get(row["offered_turns_per_second"], {})
+        if theirs_at.get("cpu_ms_per_turn") and row["cpu_ms_per_turn"]:
+            rate = f"{row['offered_turns_per_second']:.0f}"
+            ratios[f"cpu_per_turn_at_{rate}"] = round(
+                theirs_at["cpu_ms_per_turn"] / row["cpu_ms_per_turn"], 2
+            )
     return ratios
 
 
@@ -145,7 +155,7 @@ def main() -> None:
         figures["cpu_seconds_per_turn"] = round(
             (cpu_seconds(server.pid) - before) / max(run.turns, 1), 5
         )
-        ladder, best = climb(base_url, args, lambda: (0.0, 0.0))
+        ladder, best = climb(base_url, args, lambda: (0.0, 0.0), [server.pid])
     finally:
         server.terminate()
         server.wait(timeout=10)

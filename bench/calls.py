@@ -244,20 +244,26 @@ def pin(service_pids: Iterable[int], mode: str) -> str:
 
 
 def climb(
-    base_url: str, args: argparse.Namespace, provider: Callable[[], tuple[float, float]]
+    base_url: str,
+    args: argparse.Namespace,
+    provider: Callable[[], tuple[float, float]],
+    pids: Iterable[int],
 ) -> tuple[list[dict[str, Any]], float | None]:
     """The figures at each rate of --rates, and the highest rate whose turns kept p99
     under --bound-ms with no errors. `provider` reads the provider's (sum, count) of
-    attempt seconds, to tell what the model took from what Aura added."""
+    attempt seconds, to tell what the model took from what Aura added; the CPU per turn is
+    that of the `pids` together."""
+    pids = list(pids)
     ladder: list[dict[str, Any]] = []
     for rate in [float(r) for r in args.rates.split(",") if r]:
         print(f"rate {rate:.0f} turns/s ...", flush=True)
-        before = provider()
+        before, cpu_before = provider(), sum(map(cpu_seconds, pids))
         step = asyncio.run(load(base_url, rate, args.duration, args.turns, args.think))
-        after = provider()
+        after, cpu_after = provider(), sum(map(cpu_seconds, pids))
         count = after[1] - before[1]
         figures = summarise(step, (after[0] - before[0]) / count if count else 0.0)
         figures["offered_turns_per_second"] = rate
+        figures["cpu_ms_per_turn"] = round((cpu_after - cpu_before) / max(step.turns, 1) * 1e3, 2)
         ladder.append(figures)
     within = [
         step["turns_per_second"]
@@ -372,7 +378,9 @@ def main() -> None:
                 **{m: round(n / max(run.turns, 1), 2) for m, n in sorted(made.items())},
             }
 
-            ladder, best = climb(stack.base_url, args, lambda: provider_seconds(stack))
+            ladder, best = climb(
+                stack.base_url, args, lambda: provider_seconds(stack), pids.values()
+            )
             memory_kib = memory_per_call(stack)
 
     report: dict[str, Any] = {
@@ -412,7 +420,7 @@ def main() -> None:
         p99 = row["routes"].get("/api/voice/process", {}).get("p99_ms")
         print(
             f"  offered {row['offered_turns_per_second']:5.0f} -> {row['turns_per_second']:6.1f} turns/s, "
-            f"p99 {p99} ms, errors {row['errors'] or 'none'}"
+            f"p99 {p99} ms, CPU {row['cpu_ms_per_turn']} ms per turn, errors {row['errors'] or 'none'}"
         )
     if ladder:  # no rates to climb (--rates ""), no highest rate to tell
         print(f"  highest rate with p99 < {args.bound_ms:.0f} ms and no errors: {best} turns/s")
