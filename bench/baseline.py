@@ -107,8 +107,8 @@ def _ratios(aura: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float |
         baseline["highest_rate_with_p99_under_bound"]["turns_per_second"],
     )
     ratios["highest_rate"] = round(best[0] / best[1], 2) if best[0] and best[1] else None
-    # Per call, gRPC costs less as the rate rises (one wakeup serves more calls), so the
-    # CPU ratio is given at each rate the two climbs shared.
+    # Both cost less per turn as the rate rises (one wakeup serves more requests), so the
+    # CPU ratio is also given at each rate the two climbs shared.
     at_rate = {row["offered_turns_per_second"]: row for row in aura["ladder"]}
     for row in baseline["ladder"]:
         theirs_at = at_rate.get(row["offered_turns_per_second"], {})
