@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,13 +247,12 @@ def climb(
     base_url: str,
     args: argparse.Namespace,
     provider: Callable[[], tuple[float, float]],
-    pids: Iterable[int],
+    pids: Collection[int],
 ) -> tuple[list[dict[str, Any]], float | None]:
     """The figures at each rate of --rates, and the highest rate whose turns kept p99
     under --bound-ms with no errors. `provider` reads the provider's (sum, count) of
     attempt seconds, to tell what the model took from what Aura added; the CPU per turn is
     that of the `pids` together."""
-    pids = list(pids)
     ladder: list[dict[str, Any]] = []
     for rate in [float(r) for r in args.rates.split(",") if r]:
         print(f"rate {rate:.0f} turns/s ...", flush=True)
