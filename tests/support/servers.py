@@ -15,6 +15,7 @@ from aura_llm.assistant import Assistant
 from aura_llm.config import SAMPLE_TOOLS
 from aura_llm.config import Settings as LlmSettings
 from aura_llm.failover import FailoverRouter
+from aura_llm.knowledge.library import LiveKnowledge
 from aura_llm.server import build_server as build_llm
 from aura_llm.tools import Toolbox, ToolsConfig, build_toolbox
 from aura_memory.server import build_server as build_memory
@@ -38,17 +39,31 @@ def sample_toolbox() -> Toolbox:
 
 
 def assistant(
-    router: FailoverRouter, toolbox: Toolbox | None = None, max_rounds: int = 3
+    router: FailoverRouter,
+    toolbox: Toolbox | None = None,
+    max_rounds: int = 3,
+    settings: LlmSettings | None = None,
 ) -> Assistant:
-    """The assistant as production assembles it, with the sample's tools by default."""
-    return Assistant(router, sample_toolbox() if toolbox is None else toolbox, max_rounds)
+    """The assistant as production assembles it: the knowledge and grounding of
+    `settings` (the sample's by default), with the sample's tools unless given others."""
+    settings = settings or LlmSettings.model_validate({})
+    library = LiveKnowledge(
+        settings.KNOWLEDGE_BASE_PATH, settings.KNOWLEDGE_TOP_K, settings.KNOWLEDGE_MAX_CHARS
+    )
+    return Assistant(
+        router,
+        sample_toolbox() if toolbox is None else toolbox,
+        max_rounds,
+        library,
+        settings.GROUNDING,
+    )
 
 
 @asynccontextmanager
 async def llm_server(
     router: FailoverRouter, settings: LlmSettings, toolbox: Toolbox | None = None
 ) -> AsyncIterator[str]:
-    helper = assistant(router, toolbox, settings.MAX_TOOL_ROUNDS)
+    helper = assistant(router, toolbox, settings.MAX_TOOL_ROUNDS, settings)
     await helper.toolbox.start()
     try:
         async with running(await build_llm(helper, settings, "127.0.0.1", 0)) as address:

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from aura_llm.config import Settings
+from aura_llm.config import SAMPLE_KNOWLEDGE_BASE, Settings
+from aura_llm.knowledge.library import LiveKnowledge
 from aura_llm.providers import ProviderConfigError, build_provider
+
+SAMPLE = LiveKnowledge(SAMPLE_KNOWLEDGE_BASE)
 
 
 @pytest.mark.parametrize(
@@ -14,16 +17,16 @@ def test_missing_key_names_the_variable(provider: str, variable: str) -> None:
         {"AI_PROVIDER": provider, "OPENAI_API_KEY": "", "GEMINI_API_KEY": ""}
     )
     with pytest.raises(ProviderConfigError, match=variable):
-        build_provider(provider, settings)
+        build_provider(provider, settings, SAMPLE)
 
 
 def test_unknown_provider_lists_the_choices() -> None:
     with pytest.raises(ProviderConfigError, match="choose local, openai or gemini"):
-        build_provider("claude", Settings.model_validate({}))
+        build_provider("claude", Settings.model_validate({}), SAMPLE)
 
 
 def test_local_is_the_default() -> None:
     settings = Settings.model_validate({})
-    provider = build_provider(settings.AI_PROVIDER, settings)
+    provider = build_provider(settings.AI_PROVIDER, settings, SAMPLE)
     assert provider.name == "local"
     assert provider.model == "knowledge-base/sample_bakery"

@@ -1,5 +1,6 @@
-"""One turn of the conversation: the model, the tools it calls, and the model again, up to
-MAX_TOOL_ROUNDS rounds inside the caller's deadline.
+"""One turn of the conversation: the knowledge retrieved for it, the model, the tools it
+calls, and the model again, up to MAX_TOOL_ROUNDS rounds inside the caller's deadline; what
+the model says is checked against what it was given (GROUNDING) before it leaves.
 
 Each round goes through the failover router, and carries the rounds before it (what the
 model said, the calls it made, their results) in a provider-neutral form: a provider that
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from aura_common.actions import CallAction
+from aura_llm.config import GroundingMode
 from aura_llm.failover import (
     FailoverRouter,
     Failure,
@@ -20,6 +23,8 @@ from aura_llm.failover import (
     Piece,
     StreamInterruptedError,
 )
+from aura_llm.guard import TurnGuard, not_sure
+from aura_llm.knowledge.library import LiveKnowledge, TurnKnowledge
 from aura_llm.providers.base import Prompt, Step, ToolCall, ToolResult
 from aura_llm.tools import Toolbox
 
@@ -49,6 +54,15 @@ class TurnAnswer:
     failures: tuple[Failure, ...]
     actions: tuple[CallAction, ...]
     tools_used: tuple[ToolUse, ...] = ()
+    passage_ids: tuple[str, ...] = ()
+    ungrounded: tuple[str, ...] = ()  # the facts nothing given held, as the model said them
+
+
+@dataclass(frozen=True, slots=True)
+class Consulted:
+    """The knowledge passages retrieval chose for the turn; first in a stream."""
+
+    passage_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +74,48 @@ class ToolRunning:
 
 
 class Assistant:
-    def __init__(self, router: FailoverRouter, toolbox: Toolbox, max_rounds: int) -> None:
+    def __init__(
+        self,
+        router: FailoverRouter,
+        toolbox: Toolbox,
+        max_rounds: int,
+        library: LiveKnowledge | None = None,
+        grounding: GroundingMode = "flag",
+    ) -> None:
         self.router = router
         self.toolbox = toolbox
+        self.library = library
+        self.grounding: GroundingMode = grounding
         self._max_rounds = max_rounds
 
-    def _with_tools(self, prompt: Prompt) -> Prompt:
+    def _prepare(self, prompt: Prompt) -> tuple[Prompt, TurnKnowledge | None, TurnGuard]:
+        """The prompt as the model gets it, the turn's knowledge and its guard. The system
+        prompt's parts go from the most to the least stable (the operator's prompt, the
+        tools note, the knowledge, the call's purpose), so that requests share the longest
+        prefix the vendors can cache."""
         tools = self.toolbox.specs()
-        if not tools:
-            return prompt
-        system = f"{prompt.system_prompt}\n\n{TOOL_RESULTS_ARE_DATA}"
-        return replace(prompt, tools=tools, system_prompt=system)
+        parts = [prompt.system_prompt]
+        if tools:
+            parts.append(TOOL_RESULTS_ARE_DATA)
+        knowledge = None
+        if self.library is not None:
+            previous = next((t.text for t in reversed(prompt.history) if t.role == "user"), "")
+            knowledge = self.library.index.for_turn(prompt.user_text, previous)
+            if knowledge.block:
+                parts.append(knowledge.block)
+        if prompt.call_context:
+            parts.append(f"You placed this call yourself. What it is about: {prompt.call_context}")
+        guard = TurnGuard(self.grounding, prompt, knowledge.grounds if knowledge else None)
+        ready = replace(
+            prompt,
+            tools=tools,
+            system_prompt="\n\n".join(parts),
+            retrieval=knowledge.retrieval if knowledge else None,
+        )
+        return ready, knowledge, guard
+
+    def not_sure(self) -> str:
+        return not_sure(spec.name for spec in self.toolbox.specs())
 
     def _round(self, prompt: Prompt, steps: list[Step]) -> Prompt:
         last = len(steps) >= self._max_rounds
@@ -94,7 +139,7 @@ class Assistant:
         return results, actions, uses, ends
 
     async def answer(self, prompt: Prompt, deadline: float) -> TurnAnswer:
-        prompt = self._with_tools(prompt)
+        prompt, knowledge, guard = self._prepare(prompt)
         steps: list[Step] = []
         texts: list[str] = []
         actions: list[CallAction] = []
@@ -126,22 +171,30 @@ class Assistant:
             steps.append(Step(answer.completion.text, tuple(results)))
             if ends:
                 break
+        text = " ".join(texts)
+        if not guard.check(text, steps, provider) and guard.mode == "strict":
+            text = self.not_sure()
         return TurnAnswer(
-            " ".join(texts),
+            text,
             provider,
             model,
             failover,
             tuple(failures),
             tuple(actions),
             tuple(uses),
+            knowledge.passage_ids if knowledge else (),
+            tuple(guard.found),
         )
 
     async def stream(
         self, prompt: Prompt, deadline: float
-    ) -> AsyncIterator[Piece | ToolRunning | CallAction | ToolUse]:
-        """Pieces of the answer as they come, a ToolRunning while tools work, then each
-        tool's use and each action as soon as the tools are done."""
-        prompt = self._with_tools(prompt)
+    ) -> AsyncIterator[Consulted | Piece | ToolRunning | CallAction | ToolUse]:
+        """The passages consulted, pieces of the answer as they come (each checked before
+        it leaves), a ToolRunning while tools work, then each tool's use and each action as
+        soon as the tools are done."""
+        prompt, knowledge, guard = self._prepare(prompt)
+        if knowledge is not None and knowledge.passage_ids:
+            yield Consulted(knowledge.passage_ids)
         steps: list[Step] = []
         produced = False
         while True:
@@ -149,13 +202,23 @@ class Assistant:
             said: list[str] = []
             calls: list[ToolCall] = []
             try:
-                async for item in self.router.stream(current, deadline):
-                    if isinstance(item, ToolCall):
-                        calls.append(item)
-                    else:
-                        said.append(item.text)
+                async with aclosing(self.router.stream(current, deadline)) as pieces:
+                    async for item in pieces:
+                        if isinstance(item, ToolCall):
+                            calls.append(item)
+                            continue
                         produced = True
-                        yield item
+                        if guard.check(item.text, steps, item.provider):
+                            said.append(item.text)
+                            yield item
+                        elif guard.mode == "flag":
+                            said.append(item.text)
+                            yield replace(item, ungrounded=True)
+                        else:
+                            # Strict: the sentence is not said, nor anything after it; the
+                            # provider's stream is closed on the way out.
+                            yield replace(item, text=self.not_sure(), ungrounded=True)
+                            return
             except NoAnswerError as error:
                 if not produced:
                     raise

@@ -20,6 +20,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 ProviderName = Literal["local", "openai", "gemini"]
+GroundingMode = Literal["off", "flag", "strict"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("local", "openai", "gemini")
 
 
@@ -34,7 +35,16 @@ class Settings(AuraSettings):
     AI_FALLBACK_PROVIDERS: str = ""
     AI_ASSISTANT_NAME: str = "Aura"
     AI_SYSTEM_PROMPT: str = DEFAULT_SYSTEM_PROMPT
+    # A YAML file of entries, or a directory of .yaml/.yml, .md, .txt and .pdf files; the
+    # same knowledge for every provider, reloaded when it changes on disk.
     KNOWLEDGE_BASE_PATH: Path = SAMPLE_KNOWLEDGE_BASE
+    # Passages given to the model per turn, and the most characters of them; knowledge
+    # that fits in KNOWLEDGE_MAX_CHARS is given whole, the same on every turn.
+    KNOWLEDGE_TOP_K: int = Field(default=4, ge=1, le=50)
+    KNOWLEDGE_MAX_CHARS: int = Field(default=4000, ge=200, le=100_000)
+    # Facts in answers (times, days, dates, prices, numbers) missing from the passages,
+    # the conversation and tool results: off, flag (count and mark), strict (not said).
+    GROUNDING: GroundingMode = "flag"
     OPENAI_API_KEY: str = ""
     OPENAI_MODEL: str = "gpt-4o-mini"
     OPENAI_BASE_URL: str = ""

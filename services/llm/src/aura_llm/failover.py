@@ -50,6 +50,7 @@ class Piece:
     model: str
     failover: bool
     failures: tuple[Failure, ...]  # filled on the first piece only
+    ungrounded: bool = False  # states a fact none of the turn's sources holds
 
 
 class NoAnswerError(Exception):
@@ -170,7 +171,9 @@ class FailoverRouter:
                 retries += 1
         raise NoAnswerError(failures)
 
-    async def stream(self, prompt: Prompt, deadline: float) -> AsyncIterator[Piece | ToolCall]:
+    async def stream(
+        self, prompt: Prompt, deadline: float
+    ) -> AsyncGenerator[Piece | ToolCall, None]:
         """Speakable pieces of the answer, then the tool calls the model made. Failover is
         possible until the first piece (or, in an answer of tool calls only, the calls) is
         ready; after that a failure raises StreamInterruptedError."""

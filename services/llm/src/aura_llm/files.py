@@ -15,4 +15,8 @@ def read_yaml(path: Path, what: str, error: type[ValueError]) -> Any:
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+        # One line, so that a log or `aura-kb check` gives one line per problem.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise error(f"{what} {path} is not valid YAML{where}: {problem}") from exc

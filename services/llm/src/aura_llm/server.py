@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -20,6 +21,7 @@ from aura_llm.assistant import Assistant
 from aura_llm.config import Settings
 from aura_llm.failover import FailoverRouter
 from aura_llm.knowledge import KnowledgeBaseError
+from aura_llm.knowledge.library import LiveKnowledge
 from aura_llm.providers import Provider, ProviderConfigError, build_providers
 from aura_llm.servicer import LlmServicer
 from aura_llm.tools import ToolsConfig, ToolsError, build_toolbox
@@ -56,19 +58,40 @@ async def build_server(
     )
 
 
-async def serve(settings: Settings, providers: list[Provider], tools: ToolsConfig) -> None:
+async def serve(
+    settings: Settings, providers: list[Provider], tools: ToolsConfig, library: LiveKnowledge
+) -> None:
     # No redirects: a tool's URL is the operator's, not wherever its server points.
     client = httpx.AsyncClient(follow_redirects=False)
     toolbox = build_toolbox(tools, settings.TOOLS_SIGNING_SECRET, client)
-    assistant = Assistant(build_router(settings, providers), toolbox, settings.MAX_TOOL_ROUNDS)
+    assistant = Assistant(
+        build_router(settings, providers),
+        toolbox,
+        settings.MAX_TOOL_ROUNDS,
+        library,
+        settings.GROUNDING,
+    )
+    watching = asyncio.create_task(library.watch())
 
     async def close() -> None:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
         await toolbox.close()
         await client.aclose()
         for provider in providers:
             await provider.close()
 
     log.info("providers %s", ", ".join(f"{p.name} ({p.model})" for p in providers))
+    knowledge = library.knowledge
+    log.info(
+        "knowledge %s: %d passages, %d characters, %s; grounding %s",
+        knowledge.source,
+        len(knowledge.passages),
+        knowledge.chars,
+        "sent whole" if library.index.whole else f"top {settings.KNOWLEDGE_TOP_K} per turn",
+        settings.GROUNDING,
+    )
     await toolbox.start()
     log.info("tools %s", ", ".join(s.name for s in toolbox.specs()) or "none")
     serve_metrics(settings.METRICS_HOST, settings.LLM_METRICS_PORT, "LLM_METRICS_PORT")
@@ -85,14 +108,17 @@ def main() -> None:
     try:
         tools = ToolsConfig.load(settings.TOOLS_PATH)
         tools.check_environment(settings.TOOLS_SIGNING_SECRET)
-        providers = build_providers(settings)
+        library = LiveKnowledge(
+            settings.KNOWLEDGE_BASE_PATH, settings.KNOWLEDGE_TOP_K, settings.KNOWLEDGE_MAX_CHARS
+        )
+        providers = build_providers(settings, library)
     except (ProviderConfigError, KnowledgeBaseError, ToolsError) as exc:
         # A misconfigured provider or tools file must stop the pod at start, not fail
         # every call later.
         log.critical("%s", exc)
         sys.exit(2)
     try:
-        asyncio.run(serve(settings, providers, tools))
+        asyncio.run(serve(settings, providers, tools, library))
     finally:
         shutdown_tracing(tracer_provider)
 

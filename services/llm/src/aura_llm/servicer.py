@@ -13,7 +13,7 @@ import grpc
 from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from aura_common.actions import CallAction
-from aura_llm.assistant import Assistant, ToolRunning, ToolUse
+from aura_llm.assistant import Assistant, Consulted, ToolRunning, ToolUse
 from aura_llm.config import Settings
 from aura_llm.failover import Failure, NoAnswerError, StreamInterruptedError
 from aura_llm.providers import ChatTurn, Prompt
@@ -112,14 +112,13 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             await _reject(
                 context, f"call_context is longer than {MAX_CALL_CONTEXT_CHARS} characters"
             )
-        if about:
-            system += f"\n\nYou placed this call yourself. What it is about: {about}"
         return Prompt(
             call_id=request.call_id,
             assistant_name=name,
             system_prompt=system,
             history=history,
             user_text=user_text,
+            call_context=about,
         )
 
     def _deadline(self, context: Context) -> float:
@@ -143,15 +142,20 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             failures=_failures(answer.failures),
             actions=[_action(a) for a in answer.actions],
             tools_used=[pb.ToolUse(tool=u.tool, outcome=u.outcome) for u in answer.tools_used],
+            passage_ids=answer.passage_ids,
+            ungrounded=bool(answer.ungrounded),
         )
 
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: Context
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         prompt = await self._prompt(request, context)
+        passage_ids: tuple[str, ...] = ()
         try:
             async for item in self._assistant.stream(prompt, self._deadline(context)):
-                if isinstance(item, ToolRunning):
+                if isinstance(item, Consulted):
+                    passage_ids = item.passage_ids
+                elif isinstance(item, ToolRunning):
                     yield pb.GenerateStreamResponse(tool_running=", ".join(item.names))
                 elif isinstance(item, CallAction):
                     yield pb.GenerateStreamResponse(actions=[_action(item)])
@@ -165,7 +169,10 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
                         model=item.model,
                         failover=item.failover,
                         failures=_failures(item.failures),
+                        passage_ids=passage_ids,
+                        ungrounded=item.ungrounded,
                     )
+                    passage_ids = ()  # with the first piece only
         except NoAnswerError as error:
             log.warning("call %s: no answer: %s", request.call_id, error)
             await _no_answer(context, error)

@@ -1,4 +1,5 @@
-"""The knowledge base file format the local provider answers from."""
+"""The knowledge base YAML format: the business, and entries of questions, keywords and an
+answer (each entry one passage of the knowledge every provider answers from)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,15 @@ class _File(BaseModel):
     entries: Annotated[list[_Entry], Field(min_length=1)]
 
 
+class _DirectoryFile(BaseModel):
+    """A YAML file among others in a directory: one of them names the business, and a
+    file may hold only that."""
+
+    model_config = ConfigDict(extra="forbid")
+    business: _Business | None = None
+    entries: list[_Entry] = []
+
+
 @dataclass(frozen=True, slots=True)
 class KnowledgeBase:
     business_name: str
@@ -96,17 +106,20 @@ class KnowledgeBase:
         return cls.parse(raw, source=str(path))
 
     @classmethod
-    def parse(cls, raw: Any, source: str = "knowledge base") -> KnowledgeBase:
+    def parse(
+        cls, raw: Any, source: str = "knowledge base", in_directory: bool = False
+    ) -> KnowledgeBase:
         if not isinstance(raw, dict):
             raise KnowledgeBaseError(f"{source}: expected a mapping with business and entries")
         try:
-            parsed = _File.model_validate(raw)
+            parsed = (_DirectoryFile if in_directory else _File).model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(validation_problems(exc))
             raise KnowledgeBaseError(f"{source}: {problems}") from None
+        business = parsed.business
         return cls(
-            business_name=parsed.business.name,
-            description=parsed.business.description,
+            business_name=business.name if business else "",
+            description=business.description if business else "",
             entries=tuple(
                 Entry(
                     e.topic,

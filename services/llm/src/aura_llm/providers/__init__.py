@@ -6,6 +6,7 @@ provider never needs them installed."""
 from __future__ import annotations
 
 from aura_llm.config import Settings
+from aura_llm.knowledge.library import LiveKnowledge
 from aura_llm.providers.base import (
     ChatTurn,
     Completion,
@@ -29,7 +30,7 @@ __all__ = [
 _REQUIRED_KEY = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
-def build_provider(name: str, settings: Settings) -> Provider:
+def build_provider(name: str, settings: Settings, library: LiveKnowledge) -> Provider:
     """Build the named provider, failing with an actionable message on missing settings."""
     key_name = _REQUIRED_KEY.get(name)
     if key_name and not getattr(settings, key_name):
@@ -40,7 +41,8 @@ def build_provider(name: str, settings: Settings) -> Provider:
     if name == "local":
         from aura_llm.providers.local import LocalProvider
 
-        return LocalProvider.from_file(settings.KNOWLEDGE_BASE_PATH, settings.AI_ASSISTANT_NAME)
+        path = settings.KNOWLEDGE_BASE_PATH
+        return LocalProvider(library, settings.AI_ASSISTANT_NAME, f"knowledge-base/{path.stem}")
     if name == "openai":
         from aura_llm.providers.openai import OpenAIProvider
 
@@ -62,6 +64,6 @@ def build_provider(name: str, settings: Settings) -> Provider:
     raise ProviderConfigError(f"unknown AI_PROVIDER {name!r}: choose local, openai or gemini")
 
 
-def build_providers(settings: Settings) -> list[Provider]:
+def build_providers(settings: Settings, library: LiveKnowledge) -> list[Provider]:
     """AI_PROVIDER and its fallbacks, in order; any one misconfigured stops the start."""
-    return [build_provider(name, settings) for name in settings.provider_chain]
+    return [build_provider(name, settings, library) for name in settings.provider_chain]

@@ -5,7 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from aura_llm.knowledge.retrieval import Retrieval
 
 Role = Literal["user", "assistant"]
 
@@ -67,6 +70,11 @@ class Prompt:
     may_call_tools: bool = True
     # "summary": write a summary of the call in `history` for the business, not an answer.
     task: Literal["answer", "summary"] = "answer"
+    # What this call is about, when Aura placed it: the last part of the system prompt.
+    call_context: str = ""
+    # The knowledge passages chosen for this turn (the local provider answers from them;
+    # the others read them in `system_prompt`).
+    retrieval: Retrieval | None = None
 
 
 @dataclass(frozen=True, slots=True)

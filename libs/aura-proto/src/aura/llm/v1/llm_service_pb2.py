@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ura/llm/v1/llm_service.proto\x12\x0b\x61ura.llm.v1\"8\n\x07Message\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.aura.llm.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\"N\n\x07Persona\x12\x16\n\x0e\x61ssistant_name\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61ll_context\x18\x03 \x01(\t\"\x83\x01\n\x0fGenerateRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12%\n\x07history\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12%\n\x07persona\x18\x04 \x01(\x0b\x32\x14.aura.llm.v1.Persona\"D\n\x0fProviderFailure\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xd7\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61ilover\x18\x04 \x01(\x08\x12.\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1c.aura.llm.v1.ProviderFailure\x12(\n\x07\x61\x63tions\x18\x06 \x03(\x0b\x32\x17.aura.llm.v1.CallAction\x12(\n\ntools_used\x18\x07 \x03(\x0b\x32\x14.aura.llm.v1.ToolUse\"(\n\x07ToolUse\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"M\n\x10SummarizeRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12(\n\ntranscript\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\"6\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"\x89\x01\n\x15GenerateStreamRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12%\n\x07history\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12%\n\x07persona\x18\x04 \x01(\x0b\x32\x14.aura.llm.v1.Persona\"\xf3\x01\n\x16GenerateStreamResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61ilover\x18\x04 \x01(\x08\x12.\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1c.aura.llm.v1.ProviderFailure\x12\x14\n\x0ctool_running\x18\x06 \x01(\t\x12(\n\x07\x61\x63tions\x18\x07 \x03(\x0b\x32\x17.aura.llm.v1.CallAction\x12(\n\ntools_used\x18\x08 \x03(\x0b\x32\x14.aura.llm.v1.ToolUse\"\xa6\x01\n\nCallAction\x12\x32\n\rtransfer_call\x18\x01 \x01(\x0b\x32\x19.aura.llm.v1.TransferCallH\x00\x12(\n\x08\x65nd_call\x18\x02 \x01(\x0b\x32\x14.aura.llm.v1.EndCallH\x00\x12\x30\n\x0ctake_message\x18\x03 \x01(\x0b\x32\x18.aura.llm.v1.TakeMessageH\x00\x42\x08\n\x06\x61\x63tion\"2\n\x0cTransferCall\x12\x12\n\ndepartment\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\"\t\n\x07\x45ndCall\"L\n\x0bTakeMessage\x12\x13\n\x0b\x63\x61ller_name\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61llback_number\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32\xfe\x01\n\nLlmService\x12G\n\x08Generate\x12\x1c.aura.llm.v1.GenerateRequest\x1a\x1d.aura.llm.v1.GenerateResponse\x12[\n\x0eGenerateStream\x12\".aura.llm.v1.GenerateStreamRequest\x1a#.aura.llm.v1.GenerateStreamResponse0\x01\x12J\n\tSummarize\x12\x1d.aura.llm.v1.SummarizeRequest\x1a\x1e.aura.llm.v1.SummarizeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ura/llm/v1/llm_service.proto\x12\x0b\x61ura.llm.v1\"8\n\x07Message\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.aura.llm.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\"N\n\x07Persona\x12\x16\n\x0e\x61ssistant_name\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12\x14\n\x0c\x63\x61ll_context\x18\x03 \x01(\t\"\x83\x01\n\x0fGenerateRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12%\n\x07history\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12%\n\x07persona\x18\x04 \x01(\x0b\x32\x14.aura.llm.v1.Persona\"D\n\x0fProviderFailure\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x80\x02\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61ilover\x18\x04 \x01(\x08\x12.\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1c.aura.llm.v1.ProviderFailure\x12(\n\x07\x61\x63tions\x18\x06 \x03(\x0b\x32\x17.aura.llm.v1.CallAction\x12(\n\ntools_used\x18\x07 \x03(\x0b\x32\x14.aura.llm.v1.ToolUse\x12\x13\n\x0bpassage_ids\x18\x08 \x03(\t\x12\x12\n\nungrounded\x18\t \x01(\x08\"(\n\x07ToolUse\x12\x0c\n\x04tool\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"M\n\x10SummarizeRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12(\n\ntranscript\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\"6\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\"\x89\x01\n\x15GenerateStreamRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12%\n\x07history\x18\x02 \x03(\x0b\x32\x14.aura.llm.v1.Message\x12\x11\n\tuser_text\x18\x03 \x01(\t\x12%\n\x07persona\x18\x04 \x01(\x0b\x32\x14.aura.llm.v1.Persona\"\x9c\x02\n\x16GenerateStreamResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08\x66\x61ilover\x18\x04 \x01(\x08\x12.\n\x08\x66\x61ilures\x18\x05 \x03(\x0b\x32\x1c.aura.llm.v1.ProviderFailure\x12\x14\n\x0ctool_running\x18\x06 \x01(\t\x12(\n\x07\x61\x63tions\x18\x07 \x03(\x0b\x32\x17.aura.llm.v1.CallAction\x12(\n\ntools_used\x18\x08 \x03(\x0b\x32\x14.aura.llm.v1.ToolUse\x12\x13\n\x0bpassage_ids\x18\t \x03(\t\x12\x12\n\nungrounded\x18\n \x01(\x08\"\xa6\x01\n\nCallAction\x12\x32\n\rtransfer_call\x18\x01 \x01(\x0b\x32\x19.aura.llm.v1.TransferCallH\x00\x12(\n\x08\x65nd_call\x18\x02 \x01(\x0b\x32\x14.aura.llm.v1.EndCallH\x00\x12\x30\n\x0ctake_message\x18\x03 \x01(\x0b\x32\x18.aura.llm.v1.TakeMessageH\x00\x42\x08\n\x06\x61\x63tion\"2\n\x0cTransferCall\x12\x12\n\ndepartment\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\"\t\n\x07\x45ndCall\"L\n\x0bTakeMessage\x12\x13\n\x0b\x63\x61ller_name\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61llback_number\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32\xfe\x01\n\nLlmService\x12G\n\x08Generate\x12\x1c.aura.llm.v1.GenerateRequest\x1a\x1d.aura.llm.v1.GenerateResponse\x12[\n\x0eGenerateStream\x12\".aura.llm.v1.GenerateStreamRequest\x1a#.aura.llm.v1.GenerateStreamResponse0\x01\x12J\n\tSummarize\x12\x1d.aura.llm.v1.SummarizeRequest\x1a\x1e.aura.llm.v1.SummarizeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aura.llm.v1.llm_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1479
-  _globals['_ROLE']._serialized_end=1542
+  _globals['_ROLE']._serialized_start=1561
+  _globals['_ROLE']._serialized_end=1624
   _globals['_MESSAGE']._serialized_start=46
   _globals['_MESSAGE']._serialized_end=102
   _globals['_PERSONA']._serialized_start=104
@@ -42,25 +42,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVIDERFAILURE']._serialized_start=318
   _globals['_PROVIDERFAILURE']._serialized_end=386
   _globals['_GENERATERESPONSE']._serialized_start=389
-  _globals['_GENERATERESPONSE']._serialized_end=604
-  _globals['_TOOLUSE']._serialized_start=606
-  _globals['_TOOLUSE']._serialized_end=646
-  _globals['_SUMMARIZEREQUEST']._serialized_start=648
-  _globals['_SUMMARIZEREQUEST']._serialized_end=725
-  _globals['_SUMMARIZERESPONSE']._serialized_start=727
-  _globals['_SUMMARIZERESPONSE']._serialized_end=781
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=784
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=921
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=924
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1167
-  _globals['_CALLACTION']._serialized_start=1170
-  _globals['_CALLACTION']._serialized_end=1336
-  _globals['_TRANSFERCALL']._serialized_start=1338
-  _globals['_TRANSFERCALL']._serialized_end=1388
-  _globals['_ENDCALL']._serialized_start=1390
-  _globals['_ENDCALL']._serialized_end=1399
-  _globals['_TAKEMESSAGE']._serialized_start=1401
-  _globals['_TAKEMESSAGE']._serialized_end=1477
-  _globals['_LLMSERVICE']._serialized_start=1545
-  _globals['_LLMSERVICE']._serialized_end=1799
+  _globals['_GENERATERESPONSE']._serialized_end=645
+  _globals['_TOOLUSE']._serialized_start=647
+  _globals['_TOOLUSE']._serialized_end=687
+  _globals['_SUMMARIZEREQUEST']._serialized_start=689
+  _globals['_SUMMARIZEREQUEST']._serialized_end=766
+  _globals['_SUMMARIZERESPONSE']._serialized_start=768
+  _globals['_SUMMARIZERESPONSE']._serialized_end=822
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=825
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=962
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=965
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1249
+  _globals['_CALLACTION']._serialized_start=1252
+  _globals['_CALLACTION']._serialized_end=1418
+  _globals['_TRANSFERCALL']._serialized_start=1420
+  _globals['_TRANSFERCALL']._serialized_end=1470
+  _globals['_ENDCALL']._serialized_start=1472
+  _globals['_ENDCALL']._serialized_end=1481
+  _globals['_TAKEMESSAGE']._serialized_start=1483
+  _globals['_TAKEMESSAGE']._serialized_end=1559
+  _globals['_LLMSERVICE']._serialized_start=1627
+  _globals['_LLMSERVICE']._serialized_end=1881
 # @@protoc_insertion_point(module_scope)

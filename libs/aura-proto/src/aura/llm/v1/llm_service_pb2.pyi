@@ -184,6 +184,8 @@ class GenerateResponse(_message.Message):
     FAILURES_FIELD_NUMBER: _builtins.int
     ACTIONS_FIELD_NUMBER: _builtins.int
     TOOLS_USED_FIELD_NUMBER: _builtins.int
+    PASSAGE_IDS_FIELD_NUMBER: _builtins.int
+    UNGROUNDED_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """text is the answer, cleaned for speech."""
     provider: _builtins.str
@@ -192,6 +194,11 @@ class GenerateResponse(_message.Message):
     """model names the model that produced the answer."""
     failover: _builtins.bool
     """failover is true when the answer came from a fallback provider."""
+    ungrounded: _builtins.bool
+    """ungrounded is true when the answer stated a fact (a time, day, date, price, amount or
+    number) found in none of the passages, the conversation or the tool results. With
+    GROUNDING=strict, text is then the assistant's "not sure" line, not the model's words.
+    """
     @_builtins.property
     def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderFailure]:
         """failures lists the attempts that failed before the answer, in order."""
@@ -204,6 +211,12 @@ class GenerateResponse(_message.Message):
     def tools_used(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolUse]:
         """tools_used lists the tools the assistant called for this answer, in order."""
 
+    @_builtins.property
+    def passage_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """passage_ids names the knowledge passages retrieval chose for this answer
+        ("<file>#<heading or entry>"), best first.
+        """
+
     def __init__(
         self,
         *,
@@ -214,10 +227,12 @@ class GenerateResponse(_message.Message):
         failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
         actions: _abc.Iterable[Global___CallAction] | None = ...,
         tools_used: _abc.Iterable[Global___ToolUse] | None = ...,
+        passage_ids: _abc.Iterable[_builtins.str] | None = ...,
+        ungrounded: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text", "tools_used", b"tools_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "passage_ids", b"passage_ids", "provider", b"provider", "text", b"text", "tools_used", b"tools_used", "ungrounded", b"ungrounded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -355,6 +370,8 @@ class GenerateStreamResponse(_message.Message):
     TOOL_RUNNING_FIELD_NUMBER: _builtins.int
     ACTIONS_FIELD_NUMBER: _builtins.int
     TOOLS_USED_FIELD_NUMBER: _builtins.int
+    PASSAGE_IDS_FIELD_NUMBER: _builtins.int
+    UNGROUNDED_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """text is one or more whole sentences, cleaned for speech."""
     provider: _builtins.str
@@ -366,6 +383,11 @@ class GenerateStreamResponse(_message.Message):
     tool_running: _builtins.str
     """tool_running names a tool that has started; the caller may hear a filler meanwhile.
     Such a response carries no text.
+    """
+    ungrounded: _builtins.bool
+    """ungrounded is true when this piece stated a fact found in none of the passages, the
+    conversation or the tool results. With GROUNDING=strict such a piece is replaced by
+    the assistant's "not sure" line and is the answer's last.
     """
     @_builtins.property
     def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderFailure]:
@@ -381,6 +403,12 @@ class GenerateStreamResponse(_message.Message):
     def tools_used(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolUse]:
         """tools_used lists tool calls as soon as they are done, for the call's record."""
 
+    @_builtins.property
+    def passage_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """passage_ids names the knowledge passages retrieval chose for this answer, best
+        first; sent with the first piece of text.
+        """
+
     def __init__(
         self,
         *,
@@ -392,10 +420,12 @@ class GenerateStreamResponse(_message.Message):
         tool_running: _builtins.str = ...,
         actions: _abc.Iterable[Global___CallAction] | None = ...,
         tools_used: _abc.Iterable[Global___ToolUse] | None = ...,
+        passage_ids: _abc.Iterable[_builtins.str] | None = ...,
+        ungrounded: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider", "text", b"text", "tool_running", b"tool_running", "tools_used", b"tools_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "failover", b"failover", "failures", b"failures", "model", b"model", "passage_ids", b"passage_ids", "provider", b"provider", "text", b"text", "tool_running", b"tool_running", "tools_used", b"tools_used", "ungrounded", b"ungrounded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
