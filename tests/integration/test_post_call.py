@@ -94,7 +94,13 @@ def test_a_call_record_arrives_signed_after_the_receiver_fails_twice(
         "text": "what time do you open on saturday",
         "at": record["transcript"][1]["at"],
         "interrupted": False,
+        "passage_ids": [],
+        "ungrounded": False,
     }
+    # The answer names the knowledge it was given.
+    answer = record["transcript"][2]
+    assert answer["passage_ids"][0] == "sample_bakery.yaml#opening-hours"
+    assert answer["ungrounded"] is False
     [message] = record["messages"]
     assert (message["caller_name"], message["text"]) == ("Jo Baker", "Please call me about a cake.")
     assert [(t["tool"], t["outcome"]) for t in record["tool_calls"]] == [("take_message", "ok")]

@@ -57,7 +57,14 @@ def test_the_record_holds_the_call_and_computes_its_duration() -> None:
     assert record["messages"][0]["callback_number"] == "555 0100"
     assert record["summary"] == "The caller said hi."
     assert record["transcript"] == [
-        {"role": "user", "text": "hi", "at": AT.isoformat(), "interrupted": False}
+        {
+            "role": "user",
+            "text": "hi",
+            "at": AT.isoformat(),
+            "interrupted": False,
+            "passage_ids": [],
+            "ungrounded": False,
+        }
     ]
 
 

@@ -21,6 +21,7 @@ from aura_memory.stores.base import (
     NewTurn,
     OutboxItem,
     Role,
+    Sources,
     StoredEvent,
     StoredMessage,
     StoredTurn,
@@ -35,6 +36,7 @@ MAX_CALL_ID_CHARS = 128
 MAX_TURN_CHARS = 8000
 MAX_TURNS_PER_APPEND = 16
 MAX_KEY_CHARS = 256
+MAX_PASSAGE_IDS = 50
 MAX_RESULT_CHARS = 64 * 1024
 MAX_TTL_SECONDS = 24 * 3600
 MAX_PURPOSE_CHARS = 1000
@@ -89,7 +91,16 @@ async def _turns(
             await _reject(context, "every turn needs role USER or ASSISTANT")
         if len(turn.text) > MAX_TURN_CHARS:
             await _reject(context, f"turn text is longer than {MAX_TURN_CHARS} characters")
-        turns.append((role, turn.text, turn.interrupted))
+        if len(turn.passage_ids) > MAX_PASSAGE_IDS or any(
+            len(p) > MAX_KEY_CHARS for p in turn.passage_ids
+        ):
+            await _reject(
+                context,
+                f"a turn names at most {MAX_PASSAGE_IDS} passages of at most "
+                f"{MAX_KEY_CHARS} characters",
+            )
+        sources = Sources(tuple(turn.passage_ids), turn.ungrounded)
+        turns.append((role, turn.text, turn.interrupted, sources))
     if len(turns) > MAX_TURNS_PER_APPEND:
         await _reject(context, f"at most {MAX_TURNS_PER_APPEND} turns per append")
     return turns
@@ -118,6 +129,8 @@ def _to_pb(turn: StoredTurn) -> pb.Turn:
         text=turn.text,
         create_time=_stamp(turn.created_at),
         interrupted=turn.interrupted,
+        passage_ids=turn.sources.passage_ids,
+        ungrounded=turn.sources.ungrounded,
     )
 
 

@@ -45,6 +45,8 @@ class Turn:
     text: str
     at: datetime | None = None
     interrupted: bool = False  # an answer the caller cut short: only what they heard
+    passage_ids: tuple[str, ...] = ()  # the knowledge passages an answer was given
+    ungrounded: bool = False  # an answer that stated a fact its sources did not hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ class Sentence:
 
     text: str
     provider: str
+    passage_ids: tuple[str, ...] = ()  # with the first sentence
+    ungrounded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,8 @@ class Answer:
     failures: tuple[str, ...]  # "provider reason", for logs
     actions: tuple[CallAction, ...] = ()
     tools_used: tuple[str, ...] = ()  # "tool outcome", for the call's record
+    passage_ids: tuple[str, ...] = ()
+    ungrounded: bool = False
 
 
 def _uses(uses: Sequence[llm_pb.ToolUse]) -> tuple[str, ...]:
@@ -156,7 +162,13 @@ def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
 
 def _to_memory(turns: Sequence[Turn]) -> list[memory_pb.Turn]:
     return [
-        memory_pb.Turn(role=_TO_MEMORY_ROLE[t.role], text=t.text, interrupted=t.interrupted)
+        memory_pb.Turn(
+            role=_TO_MEMORY_ROLE[t.role],
+            text=t.text,
+            interrupted=t.interrupted,
+            passage_ids=t.passage_ids,
+            ungrounded=t.ungrounded,
+        )
         for t in turns
     ]
 
@@ -169,7 +181,14 @@ def _time(stamp: Timestamp) -> datetime | None:
 
 def _turns(turns: Sequence[memory_pb.Turn]) -> tuple[Turn, ...]:
     return tuple(
-        Turn(_FROM_MEMORY_ROLE[t.role], t.text, _time(t.create_time), t.interrupted)
+        Turn(
+            _FROM_MEMORY_ROLE[t.role],
+            t.text,
+            _time(t.create_time),
+            t.interrupted,
+            tuple(t.passage_ids),
+            t.ungrounded,
+        )
         for t in turns
         if t.role in _FROM_MEMORY_ROLE
     )
@@ -422,6 +441,8 @@ class Backends:
             failures=tuple(f"{f.provider} {f.reason}" for f in response.failures),
             actions=_actions(response.actions),
             tools_used=_uses(response.tools_used),
+            passage_ids=tuple(response.passage_ids),
+            ungrounded=response.ungrounded,
         )
 
     async def record_event(self, call_sid: str, event: CallEvent, budget: TurnBudget) -> None:
@@ -534,7 +555,12 @@ class Backends:
                 for action in _actions(response.actions):
                     yield action
                 if response.text:
-                    yield Sentence(response.text, response.provider)
+                    yield Sentence(
+                        response.text,
+                        response.provider,
+                        tuple(response.passage_ids),
+                        response.ungrounded,
+                    )
         finally:
             call.cancel()
 

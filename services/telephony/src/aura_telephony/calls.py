@@ -290,17 +290,23 @@ class Calls:
                 text = (text or twiml.MESSAGE_TAKEN) if saved else twiml.MESSAGE_NOT_SAVED
         kinds = {a.kind: a for a in answer.actions}
         turns = [Turn("user", speech)]
+
+        def said(text: str) -> Turn:
+            return Turn(
+                "assistant", text, passage_ids=answer.passage_ids, ungrounded=answer.ungrounded
+            )
+
         if "transfer_call" in kinds:
             if text:
-                turns.append(Turn("assistant", text))
+                turns.append(said(text))
             transfer = self._transfer(kinds["transfer_call"].number, text)
             await self.note(call_sid, [CallEvent("transferred", kinds["transfer_call"].department)])
             return Reply(transfer, turns)
         if "end_call" in kinds:
             metrics.CALL_EVENTS.labels("goodbye").inc()
             text = text or twiml.FAREWELL
-            return Reply(self.twiml.hang_up(text), [*turns, Turn("assistant", text)])
-        return Reply(self.twiml.ask(text), [*turns, Turn("assistant", text)])
+            return Reply(self.twiml.hang_up(text), [*turns, said(text)])
+        return Reply(self.twiml.ask(text), [*turns, said(text)])
 
     async def note(self, call_sid: str, events: list[CallEvent]) -> None:
         """Keep what happened on the call for its post-call record; a memory outage costs

@@ -81,7 +81,14 @@ def build_record(
         "purpose": record.purpose if record else "",
         "summary": summary,
         "transcript": [
-            {"role": t.role, "text": t.text, "at": _iso(t.at), "interrupted": t.interrupted}
+            {
+                "role": t.role,
+                "text": t.text,
+                "at": _iso(t.at),
+                "interrupted": t.interrupted,
+                "passage_ids": list(t.passage_ids),
+                "ungrounded": t.ungrounded,
+            }
             for t in (record.turns if record else ())
         ],
         "messages": [

@@ -78,6 +78,8 @@ class _Answer:
     done: bool = False  # every sentence was sent
     filled: bool = False  # the filler line was said
     actions: list[CallAction] = field(default_factory=list)
+    passage_ids: tuple[str, ...] = ()
+    ungrounded: bool = False
 
 
 class RelaySession:
@@ -264,6 +266,8 @@ class RelaySession:
             filler.cancel()
             metrics.RELAY_FIRST_TOKEN.labels(sentence.provider).observe(time.perf_counter() - asked)
         answer.spoken.append(sentence.text)
+        answer.passage_ids = answer.passage_ids or sentence.passage_ids
+        answer.ungrounded = answer.ungrounded or sentence.ungrounded
         token = xml_safe(sentence.text) + " "
         await self._send({"type": "text", "token": token, "last": False})
 
@@ -329,7 +333,15 @@ class RelaySession:
         text = " ".join(heard.split()) if heard is not None else " ".join(answer.spoken)
         turns = [Turn("user", answer.user)]
         if text:
-            turns.append(Turn("assistant", text, interrupted=interrupted))
+            turns.append(
+                Turn(
+                    "assistant",
+                    text,
+                    interrupted=interrupted,
+                    passage_ids=answer.passage_ids,
+                    ungrounded=answer.ungrounded,
+                )
+            )
         await self._store(turns)
 
     async def _store(self, turns: list[Turn]) -> None:

@@ -13,8 +13,17 @@ UNKNOWN_STATUS = "unknown"
 ClaimState = Literal["claimed", "in_progress", "completed"]
 
 
-# A turn to append: who spoke and what, and optionally whether the caller cut it short.
-NewTurn = tuple[Role, str] | tuple[Role, str, bool]
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """What an assistant turn was given from the knowledge, and whether it held to it."""
+
+    passage_ids: tuple[str, ...] = ()
+    ungrounded: bool = False  # it stated a fact none of its sources held
+
+
+# A turn to append: who spoke and what, and optionally whether the caller cut it short
+# and, for an answer, its sources.
+NewTurn = tuple[Role, str] | tuple[Role, str, bool] | tuple[Role, str, bool, Sources]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +32,13 @@ class StoredTurn:
     text: str
     created_at: float  # seconds since the epoch
     interrupted: bool = False  # only what the caller heard before speaking over it
+    sources: Sources = Sources()
 
     @classmethod
     def new(cls, turn: NewTurn, at: float) -> StoredTurn:
-        return cls(turn[0], turn[1], at, len(turn) > 2 and bool(turn[2]))
+        interrupted = len(turn) > 2 and bool(turn[2])
+        sources = turn[3] if len(turn) > 3 else Sources()
+        return cls(turn[0], turn[1], at, interrupted, sources)
 
 
 @dataclass(frozen=True, slots=True)

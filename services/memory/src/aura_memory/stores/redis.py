@@ -33,6 +33,7 @@ from aura_memory.stores.base import (
     NewTurn,
     OutboxItem,
     Role,
+    Sources,
     StoredEvent,
     StoredMessage,
     StoredTurn,
@@ -146,13 +147,18 @@ def _encode(turn: StoredTurn) -> str:
     item: dict[str, Any] = {"r": turn.role, "t": turn.text, "at": turn.created_at}
     if turn.interrupted:
         item["i"] = 1
+    if turn.sources.passage_ids:
+        item["p"] = turn.sources.passage_ids
+    if turn.sources.ungrounded:
+        item["u"] = 1
     return json.dumps(item, separators=(",", ":"))
 
 
 def _decode(raw: bytes | str) -> StoredTurn:
     item = json.loads(raw)
     role: Role = "assistant" if item["r"] == "assistant" else "user"
-    return StoredTurn(role, item["t"], float(item["at"]), bool(item.get("i")))
+    sources = Sources(tuple(str(p) for p in item.get("p", ())), bool(item.get("u")))
+    return StoredTurn(role, item["t"], float(item["at"]), bool(item.get("i")), sources)
 
 
 def _encode_message(message: StoredMessage) -> str:

@@ -27,6 +27,10 @@ class TranscriptTurn(BaseModel):
     role: Literal["user", "assistant"]
     text: str
     at: datetime | None
+    interrupted: bool = False  # an answer the caller cut short: only what they heard
+    # The knowledge passages the answer was given ("<file>#<heading or entry>").
+    passage_ids: list[str] = []
+    ungrounded: bool = False  # the answer stated a fact none of its sources held
 
 
 class CallerMessage(BaseModel):
@@ -92,7 +96,17 @@ async def transcript(
         status=found.status,
         direction=found.direction,
         purpose=found.purpose,
-        turns=[TranscriptTurn(role=t.role, text=t.text, at=t.at) for t in found.turns],
+        turns=[
+            TranscriptTurn(
+                role=t.role,
+                text=t.text,
+                at=t.at,
+                interrupted=t.interrupted,
+                passage_ids=list(t.passage_ids),
+                ungrounded=t.ungrounded,
+            )
+            for t in found.turns
+        ],
         messages=[
             CallerMessage(
                 caller_name=m.caller_name,

@@ -83,6 +83,8 @@ class Turn(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     INTERRUPTED_FIELD_NUMBER: _builtins.int
+    PASSAGE_IDS_FIELD_NUMBER: _builtins.int
+    UNGROUNDED_FIELD_NUMBER: _builtins.int
     role: Global___Role.ValueType
     """role says who spoke."""
     text: _builtins.str
@@ -91,9 +93,15 @@ class Turn(_message.Message):
     """interrupted is true for an assistant turn the caller cut short: text is only what
     the caller heard before speaking over it.
     """
+    ungrounded: _builtins.bool
+    """ungrounded is true for an assistant turn that stated a fact its sources did not hold."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """create_time is when the memory service stored the turn; ignored on append."""
+
+    @_builtins.property
+    def passage_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """passage_ids names the knowledge passages the assistant was given for this turn."""
 
     def __init__(
         self,
@@ -102,10 +110,12 @@ class Turn(_message.Message):
         text: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         interrupted: _builtins.bool = ...,
+        passage_ids: _abc.Iterable[_builtins.str] | None = ...,
+        ungrounded: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "interrupted", b"interrupted", "role", b"role", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "interrupted", b"interrupted", "passage_ids", b"passage_ids", "role", b"role", "text", b"text", "ungrounded", b"ungrounded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
