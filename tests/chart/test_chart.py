@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from aura_llm.knowledge.documents import load_knowledge
 from aura_llm.tools import ToolsConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +106,7 @@ def test_ci_values_cover_the_deployments_we_promise() -> None:
         "monitoring-values.yaml",
         "grpc-tls-values.yaml",
         "relay-values.yaml",
+        "knowledge-values.yaml",
     }
 
 
@@ -481,3 +483,59 @@ def test_checkov_finds_nothing_unexplained() -> None:
             assert skipped["check_result"].get("suppress_comment"), (
                 f"{skipped['check_id']} skipped without a reason"
             )
+
+
+def test_a_knowledge_directory_inline_reaches_the_pod_and_loads(tmp_path: Path) -> None:
+    objects = render(ci("knowledge"))
+    llm = find(objects, "Deployment", "-llm")
+    variables = env(llm)
+    assert variables["KNOWLEDGE_BASE_PATH"]["value"] == "/etc/aura/knowledge"
+    assert (variables["KNOWLEDGE_TOP_K"]["value"], variables["KNOWLEDGE_MAX_CHARS"]["value"]) == (
+        "6",
+        "6000",
+    )
+    assert variables["GROUNDING"]["value"] == "strict"
+    files = find(objects, "ConfigMap", "-knowledge")["data"]
+    assert sorted(files) == ["appointments.md", "clinic.yaml", "parking.txt"]
+    # Mounted whole, not by subPath, so that an update reaches the running pod; and no
+    # checksum annotation, so that it does not restart it either.
+    spec = llm["spec"]["template"]["spec"]
+    [mount] = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "knowledge"]
+    assert mount == {"name": "knowledge", "mountPath": "/etc/aura/knowledge", "readOnly": True}
+    assert "checksum/knowledge" not in llm["spec"]["template"]["metadata"]["annotations"]
+    # What the chart renders is knowledge the service loads.
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    knowledge = load_knowledge(tmp_path)
+    assert knowledge.business_name == "Elm Clinic"
+    assert "appointments.md#vaccinations" in {p.id for p in knowledge.passages}
+
+
+def test_an_existing_knowledge_configmap_is_mounted_as_the_directory() -> None:
+    objects = render(None, "llm.knowledgeConfigMap=clinic-docs")
+    llm = find(objects, "Deployment", "-llm")
+    assert env(llm)["KNOWLEDGE_BASE_PATH"]["value"] == "/etc/aura/knowledge"
+    [volume] = [v for v in llm["spec"]["template"]["spec"]["volumes"] if v["name"] == "knowledge"]
+    assert volume["configMap"]["name"] == "clinic-docs"
+    assert not [o for o in objects if o["metadata"]["name"].endswith("-knowledge")]
+    # Without any: the sample in the image, and the guard flags.
+    default = env(find(render(), "Deployment", "-llm"))
+    assert "KNOWLEDGE_BASE_PATH" not in default
+    assert default["GROUNDING"]["value"] == "flag"
+
+
+@pytest.mark.parametrize(
+    ("sets", "says"),
+    [
+        (("llm.knowledgeConfigMap=docs", "llm.knowledgeBase=x: 1"), "set only one"),
+        (("llm.grounding=sometimes",), "grounding"),
+        (("llm.knowledge.notes\\.exe=hi",), "notes.exe"),
+    ],
+)
+def test_knowledge_values_are_checked(sets: tuple[str, ...], says: str) -> None:
+    args = ["template", "aura", str(CHART)]
+    for item in sets:
+        args += ["--set", item]
+    result = helm(*args, check=False)
+    assert result.returncode != 0
+    assert says in result.stderr

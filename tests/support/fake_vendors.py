@@ -12,12 +12,13 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
+from aura_llm.providers import Provider
 from aura_llm.servicer import SUMMARY_REQUEST
 
 
@@ -383,3 +384,44 @@ def serving_in_thread(fake: Serving) -> Iterator[str]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+KEY = "sk-test-key"
+
+
+class Vendor:
+    """One vendor under test: its fake and how to build the provider that talks to it."""
+
+    def __init__(self, fake: FakeVendor, build: Callable[[str], Provider], name: str) -> None:
+        self.fake, self.build, self.name = fake, build, name
+
+    def system(self, sent: Recorded) -> str:
+        """The system prompt of a request, as the vendor received it."""
+        if self.name == "openai":
+            return str(sent.body["messages"][0]["content"])
+        return str(sent.body["systemInstruction"]["parts"][0]["text"])
+
+
+@contextlib.asynccontextmanager
+async def vendor_fake(name: str) -> AsyncIterator[Vendor]:
+    """The named vendor's fake, started, and how to build its real provider."""
+    from aura_llm.providers.gemini import GeminiProvider
+    from aura_llm.providers.openai import OpenAIProvider
+
+    fake: FakeVendor = FakeOpenAI() if name == "openai" else FakeGemini()
+    url = await fake.start()
+    try:
+        if name == "openai":
+            yield Vendor(
+                fake,
+                lambda _: OpenAIProvider(api_key=KEY, model="gpt-test", base_url=f"{url}/v1"),
+                name,
+            )
+        else:
+            yield Vendor(
+                fake,
+                lambda _: GeminiProvider(api_key=KEY, model="gemini-test", base_url=url),
+                name,
+            )
+    finally:
+        await fake.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
@@ -33,11 +34,14 @@ def router(
 
 @asynccontextmanager
 async def llm_service(
-    providers: Sequence[Provider] | FailoverRouter, toolbox: Toolbox | None = None
+    providers: Sequence[Provider] | FailoverRouter,
+    toolbox: Toolbox | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[pb_grpc.LlmServiceAsyncStub]:
-    """The llm service over `providers`, with the sample's tools unless given others."""
+    """The llm service over `providers`, with the sample's tools unless given others;
+    keyword arguments are llm settings (KNOWLEDGE_BASE_PATH, GROUNDING...)."""
     chain = providers if isinstance(providers, FailoverRouter) else router(*providers)
-    settings = Settings.model_validate({"AI_ASSISTANT_NAME": "Aura"})
+    settings = Settings.model_validate({"AI_ASSISTANT_NAME": "Aura", **overrides})
     try:
         async with (
             llm_server(chain, settings, toolbox) as address,

@@ -5,7 +5,6 @@ what each injected failure leads to."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -13,23 +12,22 @@ import pytest
 
 from aura.llm.v1 import llm_service_pb2 as pb
 from aura_common.logs import SDK_LOGGERS, setup_logging
-from aura_llm.providers import Provider
 from aura_llm.providers.gemini import GeminiProvider
 from aura_llm.providers.openai import OpenAIProvider
 from tests.support.fake_vendors import (
+    KEY,
     Behaviour,
     Cut,
     Fail,
     FakeGemini,
     FakeOpenAI,
-    FakeVendor,
     Hang,
     Malformed,
     Reply,
+    Vendor,
 )
 from tests.support.llm import llm_service, local, router
 
-KEY = "sk-test-key"
 HOURS = "We are open Monday to Friday from 7 in the morning"  # the local provider's answer
 
 
@@ -54,32 +52,6 @@ def stream_request(text: str = "when are you open") -> pb.GenerateStreamRequest:
         history=plain.history,
         persona=plain.persona,
     )
-
-
-class Vendor:
-    """One vendor under test: its fake and how to build the provider that talks to it."""
-
-    def __init__(self, fake: FakeVendor, build: Callable[[str], Provider], name: str) -> None:
-        self.fake, self.build, self.name = fake, build, name
-
-
-@pytest.fixture(params=["openai", "gemini"])
-async def vendor(request: pytest.FixtureRequest) -> AsyncIterator[Vendor]:
-    if request.param == "openai":
-        fake: FakeVendor = FakeOpenAI()
-        url = await fake.start()
-        yield Vendor(
-            fake,
-            lambda _: OpenAIProvider(api_key=KEY, model="gpt-test", base_url=f"{url}/v1"),
-            "openai",
-        )
-    else:
-        fake = FakeGemini()
-        url = await fake.start()
-        yield Vendor(
-            fake, lambda _: GeminiProvider(api_key=KEY, model="gemini-test", base_url=url), "gemini"
-        )
-    await fake.stop()
 
 
 async def ask(

@@ -217,6 +217,10 @@ class Assistant:
                         else:
                             # Strict: the sentence is not said, nor anything after it; the
                             # provider's stream is closed on the way out.
+                            kept = guard.grounded_prefix(item.text, steps)
+                            if kept:
+                                yield replace(item, text=kept)
+                                item = replace(item, failures=())  # with the first only
                             yield replace(item, text=self.not_sure(), ungrounded=True)
                             return
             except NoAnswerError as error:

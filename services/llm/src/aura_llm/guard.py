@@ -6,6 +6,7 @@ line in its place, so the caller never hears the invented fact."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 from opentelemetry import trace
@@ -24,6 +25,7 @@ UNGROUNDED = Counter(
     ["provider"],
 )
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _NOT_SURE = "I'm not sure about that, and I'd rather not guess."
 _OFFERS = (
     ("take_message", "take a message"),
@@ -92,3 +94,14 @@ class TurnGuard:
         span.set_attribute("aura.llm.ungrounded", True)
         span.set_attribute("aura.llm.ungrounded_facts", self.found)
         return False
+
+    def grounded_prefix(self, text: str, steps: tuple[Step, ...] | list[Step]) -> str:
+        """The sentences of `text` before its first ungrounded one (a streamed piece may
+        hold several sentences; those before the invented one may still be said)."""
+        grounds = self._sources(steps)
+        kept: list[str] = []
+        for sentence in _SENTENCE_END.split(text):
+            if any(not grounds.holds(fact) for fact in facts(sentence)):
+                break
+            kept.append(sentence)
+        return " ".join(kept)
