@@ -88,6 +88,7 @@ lint: $(SYNCED) $(BUF) $(HELM) ## ruff, mypy --strict, buf lint and helm lint --
 BENCH_ARGS ?=
 bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .bench/
 	$(VENV)/bin/python -m bench.memory
+	$(VENV)/bin/python -m bench.knowledge
 	$(VENV)/bin/python -m bench.calls $(BENCH_ARGS)
 	$(VENV)/bin/python -m bench.baseline
 	$(VENV)/bin/python -m bench.grpc_floor
