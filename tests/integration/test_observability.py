@@ -163,6 +163,8 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
             "Monday to Friday"
             in post("/api/voice/process", first, SpeechResult="when are you open").spoken
         )
+        # A time the knowledge does not hold: counted as ungrounded (GROUNDING=flag).
+        fake_model.script(Reply("On Sundays we open at nine."))
         post("/api/voice/process", first, SpeechResult="and today?", Confidence="0.9")
         post("/api/voice/process", first, SpeechResult="mumble", Confidence="0.1")
         assert post("/api/voice/process", first, SpeechResult="thanks, bye").hangs_up

@@ -460,6 +460,11 @@ async def test_transcript_needs_the_admin_token(make_rig: RigFactory) -> None:
     assert transcript["ended_at"] is not None
     assert [t["role"] for t in transcript["turns"]] == ["assistant", "user", "assistant"]
     assert transcript["turns"][1]["text"] == "where are you"
+    # The answer names the knowledge it was given, and that it held to it.
+    answer = transcript["turns"][2]
+    assert answer["passage_ids"][0] == "sample_bakery.yaml#where-to-find-us"
+    assert answer["ungrounded"] is False
+    assert transcript["turns"][1]["passage_ids"] == []
     unknown = await rig.client.get(
         "/api/calls/CAnothing/transcript", headers={"Authorization": "Bearer admin-secret"}
     )
