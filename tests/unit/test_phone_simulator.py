@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import json
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from twilio.request_validator import RequestValidator
+from websockets.sync.server import ServerConnection, serve
 
 from aura_phone.cli import main
+from aura_phone.relay import Action, RelayError, RelayPlayer
 from aura_phone.simulator import Call, CallError, Input, Turn
+from aura_phone.twilio import Twilio
 
 TOKEN = "phone-token"
 
@@ -137,3 +145,51 @@ def test_malformed_scripts(
     path.write_text(script)
     assert main(["--url", "http://127.0.0.1:9", "--script", str(path)]) == 1
     assert complaint in capsys.readouterr().err
+
+
+# --- a relay deployment that goes away ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def relay_server(behave: Callable[[ServerConnection], None]) -> Iterator[str]:
+    """A WebSocket server on loopback that reads the session's `setup`, then `behave`s."""
+
+    def handler(connection: ServerConnection) -> None:
+        connection.recv(timeout=5)  # setup
+        behave(connection)
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        host, port = server.socket.getsockname()[:2]
+        try:
+            yield f"ws://{host}:{port}"
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+
+
+def closes(connection: ServerConnection) -> None:
+    connection.close(code=1011, reason="boom")
+
+
+def drops(connection: ServerConnection) -> None:
+    connection.send(json.dumps({"type": "text", "token": "Hello!", "last": True}))
+    connection.socket.shutdown(socket.SHUT_RDWR)  # no close frame
+
+
+@pytest.mark.parametrize(
+    ("behave", "said"),
+    [
+        (closes, "closed the connection without ending the session: closed with code 1011 (boom)"),
+        (drops, "no close frame"),
+    ],
+)
+def test_a_relay_socket_the_deployment_drops_is_reported_plainly(
+    behave: Callable[[ServerConnection], None], said: str
+) -> None:
+    with relay_server(behave) as base:
+        player = RelayPlayer(base.replace("ws", "http", 1), Twilio(auth_token=TOKEN), "CA1")
+        steps = iter([Action("speech", "hello"), Action("speech", "and?"), Action("hangup")])
+        with pytest.raises(RelayError, match=re.escape(said)):
+            player.play(f"{base}/api/voice/relay", "", lambda heard: next(steps))

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
+import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -45,6 +47,25 @@ class Outcome:
 
 class RelayError(Exception):
     """The deployment refused the WebSocket, closed it unexpectedly, or went silent."""
+
+
+def welcome(base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0) -> str:
+    """Ring the deployment as Twilio does (a signed POST /api/voice) and return the relay
+    URL its answer issued for this call (each call gets its own)."""
+    params = twilio.call_params(call_sid)
+    base_url = base_url.rstrip("/")
+    response = httpx.post(
+        f"{base_url}/api/voice",
+        data=params,
+        headers=twilio.headers(base_url, "/api/voice", params),
+        timeout=timeout,
+    )
+    if response.status_code != 200:
+        raise RelayError(f"the welcome answered HTTP {response.status_code}")
+    relay = ElementTree.fromstring(response.text).find("Connect/ConversationRelay")  # noqa: S314
+    if relay is None or not relay.get("url"):
+        raise RelayError("the welcome did not connect to ConversationRelay: is VOICE_MODE=relay?")
+    return relay.get("url", "")
 
 
 Kind = Literal["speech", "digits", "silence", "hangup"]
@@ -109,6 +130,9 @@ class RelayPlayer:
                 return self._session(socket, greeting, decide, typed)
             except _HungUp:
                 return Outcome(hung_up=True)
+            except ConnectionClosed as error:  # a send, after the deployment went away
+                message = f"the connection to the deployment was lost: {_why(error)}"
+                raise RelayError(message) from None
 
     def _session(
         self,
@@ -147,8 +171,12 @@ class RelayPlayer:
                         f"nothing from the deployment for {self._silence:.0f} s"
                     ) from None
                 continue
-            except ConnectionClosed:
-                return Outcome()
+            except ConnectionClosed as error:
+                # Twilio's sessions end with `end` (or the caller's hang-up), never like this.
+                raise RelayError(
+                    f"the deployment closed the connection without ending the session: "
+                    f"{_why(error)}"
+                ) from None
             waited = 0.0
             message = json.loads(raw)
             if message.get("type") == "end":
@@ -238,6 +266,14 @@ class RelayPlayer:
             "callStatus": "in-progress",
             "customParameters": {},
         }
+
+
+def _why(error: ConnectionClosed) -> str:
+    """What the close said, in a line: its code and reason, or that there was no close."""
+    close = error.rcvd
+    if close is None:
+        return "no close frame (the connection dropped)"
+    return f"closed with code {close.code}" + (f" ({close.reason})" if close.reason else "")
 
 
 class _HungUp(Exception):  # noqa: N818 - a control-flow signal, not an error
