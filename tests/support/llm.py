@@ -13,7 +13,7 @@ import grpc
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from aura_llm.config import SAMPLE_KNOWLEDGE_BASE, Settings
 from aura_llm.failover import FailoverRouter
-from aura_llm.providers import Completion, Prompt, Provider
+from aura_llm.providers import Completion, Prompt, Provider, ProviderError
 from aura_llm.providers.local import LocalProvider
 from aura_llm.tools import Toolbox
 from tests.support.servers import llm_server
@@ -72,3 +72,18 @@ class Echo(Provider):
         if self.gate is not None:
             await self.gate.wait()
         return Completion(f"You said: {prompt.user_text}")
+
+
+class Broken(Provider):
+    """Fails every attempt as a vendor's 5xx would (retryable), and counts the attempts."""
+
+    name = "broken"
+    model = "broken-1"
+    min_attempt_seconds = 0.05
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def generate(self, prompt: Prompt, budget: float) -> Completion:
+        self.attempts += 1
+        raise ProviderError("server_error", "500 injected", retryable=True)

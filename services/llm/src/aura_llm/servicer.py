@@ -84,12 +84,21 @@ async def _chat_turns(
     return tuple(turns)
 
 
+# Retries belong to one layer: the providers were already retried and failed over here
+# (LLM_MAX_RETRIES), so the caller's gRPC retry policy, which retries UNAVAILABLE to ride
+# out a restarting pod, must not ask them all again. A negative server pushback tells a
+# gRPC client not to retry this call (gRFC A6).
+_DO_NOT_RETRY = (("grpc-retry-pushback-ms", "-1"),)
+
+
 async def _no_answer(context: Context, error: NoAnswerError) -> NoReturn:
     if error.only_auth:
         # A rejected key is an operator's problem to fix, not a passing outage.
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"credentials rejected: {error}")
+        await context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION, f"credentials rejected: {error}", _DO_NOT_RETRY
+        )
     code = grpc.StatusCode.DEADLINE_EXCEEDED if error.out_of_time else grpc.StatusCode.UNAVAILABLE
-    await context.abort(code, f"no provider answered: {error}")
+    await context.abort(code, f"no provider answered: {error}", _DO_NOT_RETRY)
 
 
 class LlmServicer(pb_grpc.LlmServiceServicer):
@@ -177,7 +186,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             log.warning("call %s: no answer: %s", request.call_id, error)
             await _no_answer(context, error)
         except StreamInterruptedError as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error), _DO_NOT_RETRY)
 
     async def Summarize(
         self, request: pb.SummarizeRequest, context: Context
