@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from aura.llm.v1 import llm_service_pb2 as pb
-from aura_llm.assistant import TOOL_RESULTS_ARE_DATA
+from aura_llm.assistant import MAX_TOOL_CALLS_PER_ROUND, TOO_MANY_CALLS, TOOL_RESULTS_ARE_DATA
 from aura_llm.providers import Provider
 from aura_llm.providers.gemini import GeminiProvider
 from aura_llm.providers.openai import OpenAIProvider
@@ -255,6 +255,26 @@ async def test_take_message_and_end_call_come_back_as_actions(
 
 
 # --- safety -------------------------------------------------------------------------------
+
+
+async def test_one_answer_runs_a_bounded_number_of_tool_calls(
+    shop: FakeToolServer, http_client: httpx.AsyncClient
+) -> None:
+    vendor = await start_vendor("openai")
+    message = {"caller_name": "Jo", "callback_number": "555 0100", "message": "Call me."}
+    vendor.fake.script(CallTools((("take_message", message),) * 200), Reply("Noted."))
+    try:
+        answer = await generate([vendor.build()], toolbox(tools_file(shop.base_url), http_client))
+    finally:
+        await vendor.fake.stop()
+    assert len(answer.actions) == MAX_TOOL_CALLS_PER_ROUND
+    outcomes = [use.outcome for use in answer.tools_used]
+    assert outcomes.count("ok") == MAX_TOOL_CALLS_PER_ROUND
+    assert outcomes.count("skipped") == 200 - MAX_TOOL_CALLS_PER_ROUND
+    # The model hears back about every call it made, the skipped ones included.
+    results = [m for m in vendor.fake.requests[-1].body["messages"] if m["role"] == "tool"]
+    assert len(results) == 200
+    assert results[-1]["content"] == TOO_MANY_CALLS
 
 
 async def test_a_tool_result_cannot_steer_a_transfer_to_a_number_the_operator_did_not_configure(

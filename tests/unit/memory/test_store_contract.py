@@ -11,7 +11,13 @@ from dataclasses import replace
 import pytest
 
 from aura_memory.stores import ConversationStore, InMemoryStore
-from aura_memory.stores.base import OutboxItem, StoredEvent, StoredMessage
+from aura_memory.stores.base import (
+    MAX_MESSAGES_PER_CALL,
+    MessageLimitError,
+    OutboxItem,
+    StoredEvent,
+    StoredMessage,
+)
 from aura_memory.stores.redis import RedisStore
 from tests.support.redis_server import RedisServer
 
@@ -156,6 +162,18 @@ async def test_live_calls_and_ending_once(store: ConversationStore) -> None:
     assert await store.end_call("CA1", "completed", ended_at=2.0)
     assert not await store.end_call("CA1", "completed", ended_at=3.0)  # a retried callback
     assert await store.live_calls() == 1
+
+
+async def test_a_call_keeps_a_bounded_number_of_messages(store: ConversationStore) -> None:
+    message = StoredMessage("Jo Baker", "555 0100", "Please call me back.", 0.0)
+    for n in range(MAX_MESSAGES_PER_CALL):
+        assert await store.save_message("CA1", message, f"key-{n}")
+    with pytest.raises(MessageLimitError):
+        await store.save_message("CA1", message, "one-too-many")
+    record = await store.transcript("CA1")
+    assert record is not None
+    assert len(record.messages) == MAX_MESSAGES_PER_CALL
+    assert await store.save_message("CA2", message, "key-0")  # other calls are not affected
 
 
 async def test_messages_are_kept_once_with_the_transcript_beyond_the_end(

@@ -15,9 +15,11 @@ from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
 from aura_memory import metrics
 from aura_memory.stores.base import (
+    MAX_MESSAGES_PER_CALL,
     CallRecord,
     ClaimState,
     ConversationStore,
+    MessageLimitError,
     NewTurn,
     OutboxItem,
     Role,
@@ -224,11 +226,19 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         if len(request.idempotency_key) > MAX_KEY_CHARS:
             await _reject(context, f"idempotency_key is longer than {MAX_KEY_CHARS} characters")
         stored = StoredMessage(message.caller_name, message.callback_number, message.text, 0.0)
-        applied = await self._stored(
-            context=context,
-            name="save_message",
-            operation=self._store.save_message(request.call_id, stored, request.idempotency_key),
-        )
+        try:
+            applied = await self._stored(
+                context=context,
+                name="save_message",
+                operation=self._store.save_message(
+                    request.call_id, stored, request.idempotency_key
+                ),
+            )
+        except MessageLimitError:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"a call keeps at most {MAX_MESSAGES_PER_CALL} messages",
+            )
         return pb.SaveMessageResponse(applied=applied)
 
     async def GetHistory(

@@ -125,6 +125,15 @@ class StoreUnavailableError(Exception):
     """The store's backend cannot be reached; the request may succeed later."""
 
 
+# Messages one call may leave: a model that calls take_message over and over (200 times in
+# one answer, in an audit) cannot fill a transcript with them.
+MAX_MESSAGES_PER_CALL = 10
+
+
+class MessageLimitError(Exception):
+    """The call has left MAX_MESSAGES_PER_CALL messages already."""
+
+
 class ConversationStore(ABC):
     """Per-call history pruned to the newest `max_turns`, the full transcript of each call,
     idempotency claims and counters."""
@@ -140,7 +149,8 @@ class ConversationStore(ABC):
     async def save_message(
         self, call_id: str, message: StoredMessage, idempotency_key: str = ""
     ) -> bool:
-        """Keep a message with the call's transcript; False when the key had been seen."""
+        """Keep a message with the call's transcript; False when the key had been seen.
+        Raises MessageLimitError when the call has MAX_MESSAGES_PER_CALL already."""
 
     @abstractmethod
     async def record_event(self, call_id: str, event: StoredEvent) -> None:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aura_memory import metrics
 from aura_memory.stores.base import (
+    MAX_MESSAGES_PER_CALL,
     SENT_MEMORY_SECONDS,
     UNKNOWN_STATUS,
     AppendResult,
@@ -20,6 +21,7 @@ from aura_memory.stores.base import (
     Claim,
     ConversationStore,
     Leased,
+    MessageLimitError,
     NewTurn,
     OutboxItem,
     StoredEvent,
@@ -129,6 +131,8 @@ class InMemoryStore(ConversationStore):
     ) -> bool:
         now = self._clock()
         call = self._get_or_open(call_id, now)
+        if len(call.record.messages) >= MAX_MESSAGES_PER_CALL:
+            raise MessageLimitError(call_id)
         if idempotency_key and not self._first_use(call, f"message:{idempotency_key}"):
             return False
         stored = replace(message, created_at=now)

@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 
 from aura_memory import metrics
 from aura_memory.stores.base import (
+    MAX_MESSAGES_PER_CALL,
     SENT_MEMORY_SECONDS,
     UNKNOWN_STATUS,
     AppendResult,
@@ -30,6 +31,7 @@ from aura_memory.stores.base import (
     Conversation,
     ConversationStore,
     Leased,
+    MessageLimitError,
     NewTurn,
     OutboxItem,
     Role,
@@ -62,6 +64,7 @@ return {1, redis.call('LLEN', KEYS[1])}
 
 # KEYS: messages, save marker. ARGV: ttl, use_marker, message json.
 _SAVE_MESSAGE = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end
 if ARGV[2] == '1' and not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
@@ -262,11 +265,14 @@ class RedisStore(ConversationStore):
             self._keys_ttl,
             "1" if idempotency_key else "0",
             _encode_message(replace(message, created_at=now)),
+            MAX_MESSAGES_PER_CALL,
         ]
         async with self._redis.pipeline(transaction=False) as pipe:
             await self._save_message(keys=keys, args=args, client=pipe)
             pipe.zadd(self._live_key, {call_id: now})
             results = await self._run(pipe.execute())
+        if results[0] == -1:
+            raise MessageLimitError(call_id)
         return bool(results[0])
 
     async def record_event(self, call_id: str, event: StoredEvent) -> None:

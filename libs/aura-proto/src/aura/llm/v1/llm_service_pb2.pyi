@@ -249,7 +249,9 @@ class ToolUse(_message.Message):
     tool: _builtins.str
     """tool names the tool."""
     outcome: _builtins.str
-    """outcome is ok, error, timeout or invalid_arguments."""
+    """outcome is ok, error, timeout, invalid_arguments, or skipped (past the calls one
+    answer may make).
+    """
     def __init__(
         self,
         *,
