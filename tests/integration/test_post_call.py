@@ -6,6 +6,7 @@ while the receiver is down survive restarts of the memory and telephony services
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +124,38 @@ def test_queued_records_survive_restarts_of_memory_and_telephony(
     [record] = [r.body for r in receiver.delivered()]
     assert record["call_id"] == call_sid
     assert record["summary"] == "The caller asked about parking."
+
+
+@pytest.mark.parametrize("down", ["memory", "redis"])
+def test_the_record_survives_memory_or_redis_down_at_hang_up(
+    tmp_path: Path, receiver: WebhookReceiver, own_redis: RedisServer, down: str
+) -> None:
+    """Twilio does not retry a status callback it got 200 for: telephony keeps the end of
+    the call until memory takes it, and the record goes out once things recover."""
+    with post_call_stack(tmp_path, receiver, own_redis).running() as stack:
+        call_sid = new_call_sid()
+        with httpx.Client(base_url=stack.base_url, timeout=20) as client:
+            twilio = TwilioPlayer(client=client, auth_token=TOKEN)
+            assert twilio.post("/api/voice", twilio.call_params(call_sid)).status_code == 200
+            said = twilio.call_params(call_sid, SpeechResult="where can I park", Confidence="0.9")
+            assert twilio.post("/api/voice/process", said).status_code == 200
+            assert own_redis.process is not None
+            if down == "memory":
+                stack.stop_service("memory")
+            else:  # Redis stops answering (its data kept, as a real outage keeps it)
+                own_redis.process.send_signal(signal.SIGSTOP)
+            ended = twilio.call_params(call_sid, CallStatus="completed", CallDuration="42")
+            assert twilio.post("/api/voice/status", ended).status_code == 200
+            if down == "memory":
+                stack.start_service("memory")
+            else:
+                own_redis.process.send_signal(signal.SIGCONT)
+        eventually(lambda: bool(receiver.delivered()), timeout=60, what="the record")
+    [record] = [r.body for r in receiver.delivered()]
+    assert record["call_id"] == call_sid
+    assert record["status"] == "completed"
+    assert record["ended_at"] is not None  # the call was ended too, not left open
+    assert record["duration_seconds"] == 42
 
 
 def test_a_refused_caller_is_reported_as_refused(

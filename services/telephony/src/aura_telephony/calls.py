@@ -40,6 +40,7 @@ from aura_telephony.delivery import (
     is_late,
 )
 from aura_telephony.forms import GatherResult, RelayEnded, StatusCallback, VoiceWebhook
+from aura_telephony.hangups import Hangups
 from aura_telephony.post_call import PostCallSender
 
 
@@ -65,7 +66,7 @@ class Calls:
     ) -> None:
         self.settings = settings
         self.backends = backends
-        self._post_call = post_call
+        self._hangups = Hangups(settings, backends, post_call)
         self.twiml = twiml.Twiml(settings)
         self._deliveries = Deliveries(
             backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(twiml.HOLDING)
@@ -120,25 +121,15 @@ class Calls:
         status = (form.CallStatus or "").strip().lower()
         log.info("call %s status %s", form.CallSid, status or "(none)")
         if status in FINAL_CALL_STATUSES:
-            budget = TurnBudget(self.settings.MEMORY_TIMEOUT_SECONDS)
-            try:
-                # Counted once per call: a retried callback finds the call already ended.
-                if await self.backends.end_call(form.CallSid, status, budget):
-                    metrics.CALLS_ENDED.labels(status).inc()
-            except DownstreamError as error:
-                # The memory service archives the call when it expires even if this is lost.
-                log.error(
-                    "call %s: could not clear the conversation: %s", form.CallSid, describe(error)
-                )
-            if self._post_call is not None:
-                try:
-                    # Once per call: the outbox takes a CallSid once.
-                    await self._post_call.enqueue(form.CallSid, status, form.CallDuration or "")
-                except DownstreamError as error:
-                    log.error(
-                        "call %s: post-call record not queued: %s", form.CallSid, describe(error)
-                    )
+            # Ended and queued for its record now, or as soon as memory can take it.
+            await self._hangups.record(form.CallSid, status, form.CallDuration or "")
         return self.twiml.empty()
+
+    def start(self) -> None:
+        self._hangups.start()
+
+    async def close(self) -> None:
+        await self._hangups.close()
 
     async def transcript(self, call_sid: str) -> Transcript | None:
         """The call's whole transcript; raises a DownstreamError when memory is out."""

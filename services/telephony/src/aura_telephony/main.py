@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if post_call is not None:
             post_call.start()
         app.state.calls = Calls(settings, backends, post_call)
+        app.state.calls.start()
         app.state.relay = Relay(app.state.calls)
         app.state.outbound = Outbound(settings)
         process.started()
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.outbound.close()
+            await app.state.calls.close()
             if post_call is not None:
                 await post_call.close()
             await backends.close()
