@@ -26,6 +26,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from aura_dev.stack import Stack
+from aura_phone.relay import welcome
 from aura_phone.twilio import Twilio, new_call_sid
 from bench.calls import cpu_seconds, percentiles, rss_mib
 from bench.memory import machine
@@ -86,9 +87,13 @@ class Session:
 
 
 async def open_session(stack: Stack, twilio: Twilio) -> Session:
-    url = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+    """A call welcomed as Twilio does, then its relay session on the URL issued for it."""
+    call_sid = new_call_sid()
+    # Each its own caller, as the per-number limit would refuse one calling this often.
+    caller = Twilio(auth_token=twilio.auth_token, caller=f"+1555{random.randrange(10**7):07d}")
+    url = await asyncio.to_thread(welcome, stack.base_url, caller, call_sid, 30.0)
     socket = await connect(url, additional_headers=twilio.signature(url, {}), open_timeout=30)
-    await socket.send(json.dumps({"type": "setup", "callSid": new_call_sid()}))
+    await socket.send(json.dumps({"type": "setup", "callSid": call_sid}))
     return Session(socket)
 
 
@@ -172,7 +177,7 @@ def main() -> None:
                 "OPENAI_BASE_URL": f"{url}/v1",
                 "LOG_LEVEL": "WARNING",
                 "RELAY_IDLE_SECONDS": "3600",
-                "HTTP_MAX_CONNECTIONS": str(args.idle + 500),
+                "RELAY_MAX_SESSIONS": str(args.idle + args.sessions + 100),
             },
             log_dir=workdir,
             cwd=workdir,

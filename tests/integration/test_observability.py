@@ -25,9 +25,10 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
+from websockets.exceptions import ConnectionClosed
 
 from aura_dev.stack import Stack, free_port
-from aura_phone.relay import Action, RelayPlayer
+from aura_phone.relay import Action, RelayError, RelayPlayer
 from aura_phone.twilio import Twilio
 from aura_telephony import twiml
 from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
@@ -36,7 +37,7 @@ from tests.support.fake_vendors import CallTools, Fail, FakeOpenAI, Reply, servi
 from tests.support.prometheus import Prometheus, tool
 from tests.support.redis_server import RedisServer
 from tests.support.tool_servers import WebhookReceiver
-from tests.support.twilio import FORM, TwilioPlayer, Twiml, new_call_sid
+from tests.support.twilio import FORM, TwilioPlayer, Twiml, new_call_sid, relay_url_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy" / "helm" / "aura" / "dashboards").glob("*.json"))
@@ -241,6 +242,16 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
 LIVE_SESSIONS = contextlib.ExitStack()  # closed when the module's stack stops
 
 
+def welcomed_in_gather(stack: Stack, call_sid: str) -> str:
+    """Welcome a call (this deployment gathers), then the relay URL it would issue for it:
+    a relay session is played on the same deployment, for the panels that plot them."""
+    with httpx.Client(base_url=stack.base_url, timeout=20) as client:
+        twilio = TwilioPlayer(client=client, auth_token=TOKEN)
+        params = twilio.call_params(call_sid, From=unique_number())
+        assert twilio.post("/api/voice", params).status_code == 200
+    return relay_url_for(stack.base_url, call_sid, TOKEN)
+
+
 def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
     """A ConversationRelay session: a slow answer (a filler), a new prompt while it streams
     (a preemption), the caller talking over the next answer (an interruption), a goodbye."""
@@ -248,8 +259,9 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
         "One. Two. Three.", chunks=("One. ", "Two. ", "Three."), delay=0.5, chunk_delay=0.5
     )
     fake_model.script(slow, slow)
-    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
-    url = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+    call_sid = new_call_sid()
+    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
+    url = welcomed_in_gather(stack, call_sid)
     with player.connect(url) as socket:
 
         def send(message: dict[str, object]) -> None:
@@ -261,7 +273,7 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
                 if message["type"] == "text" and message["token"]:
                     return message
 
-        setup = {"type": "setup", "callSid": new_call_sid(), "accountSid": ACCOUNT}
+        setup = {"type": "setup", "callSid": call_sid, "accountSid": ACCOUNT}
         send({**setup, "from": unique_number()})
         send({"type": "prompt", "voicePrompt": "count for me", "last": True})
         assert next_text()["token"] == twiml.FILLER + " "
@@ -273,9 +285,19 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
         send({"type": "prompt", "voicePrompt": "ok thanks, bye", "last": True})
         while json.loads(socket.recv(timeout=10))["type"] != "end":
             pass
+    # A relay URL nobody issued, and a setup for another call than its URL's: both refused.
+    with pytest.raises(RelayError):
+        player.connect(f"{url.rsplit('/', 1)[0]}/{call_sid}.forged")
+    stray = new_call_sid()
+    with player.connect(welcomed_in_gather(stack, stray)) as socket:
+        socket.send(json.dumps({"type": "setup", "callSid": call_sid, "accountSid": ACCOUNT}))
+        with contextlib.suppress(ConnectionClosed):
+            socket.recv(timeout=10)
     # A session still live when Prometheus looks, as there are on a working day.
-    live = LIVE_SESSIONS.enter_context(player.connect(url))
-    live.send(json.dumps({"type": "setup", "callSid": new_call_sid(), "accountSid": ACCOUNT}))
+    live_sid = new_call_sid()
+    live_url = welcomed_in_gather(stack, live_sid)
+    live = LIVE_SESSIONS.enter_context(player.connect(live_url))
+    live.send(json.dumps({"type": "setup", "callSid": live_sid, "accountSid": ACCOUNT}))
 
 
 def unique_number() -> str:
@@ -504,10 +526,11 @@ def test_one_relay_prompt_is_one_trace_across_all_three_services(
     spans, port = receiver
     stack = traced_stack(tmp_path, port)
     with stack.running():
-        player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
+        call_sid = new_call_sid()
+        player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
         steps = iter([Action("speech", "where are you"), Action("speech", "and parking?")])
         player.play(
-            f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay",
+            welcomed_in_gather(stack, call_sid),
             "",
             lambda heard: next(steps, Action("hangup")),
         )

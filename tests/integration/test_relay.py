@@ -11,18 +11,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import grpc
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack, free_port
 from aura_phone.cli import load_script, main, run_script
-from aura_phone.relay import Action, Heard, RelayPlayer
+from aura_phone.relay import Action, Heard, RelayError, RelayPlayer, welcome
 from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import twiml
@@ -61,6 +62,8 @@ def relay_env(fake: FakeOpenAI, **extra: str) -> dict[str, str]:
         "OPENAI_BASE_URL": f"{fake.base_url}/v1",
         "RELAY_IDLE_SECONDS": "1",
         "RELAY_FILLER_SECONDS": "5",
+        # The malformed-session test sends garbage for a while before its setup.
+        "RELAY_SETUP_SECONDS": "30",
         **extra,
     }
 
@@ -132,17 +135,11 @@ def history(stack: Stack, call_sid: str) -> list[tuple[str, str, bool]]:
     return [(roles[t.role], t.text, t.interrupted) for t in turns]
 
 
-def relay_url(stack: Stack, call_sid: str) -> str:
-    twilio = Twilio(auth_token=TOKEN)
-    response = httpx.post(
-        f"{stack.base_url}/api/voice",
-        data=twilio.call_params(call_sid),
-        headers=twilio.headers(stack.base_url, "/api/voice", twilio.call_params(call_sid)),
-        timeout=10,
-    )
-    assert response.status_code == 200
-    assert "<ConversationRelay" in response.text
-    return f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+def relay_url(stack: Stack, call_sid: str, twilio: Twilio | None = None) -> str:
+    """Welcome the call; the relay URL its TwiML issued for it."""
+    url = welcome(stack.base_url, twilio or Twilio(auth_token=TOKEN), call_sid)
+    assert url.startswith(f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay/{call_sid}.")
+    return url
 
 
 def test_the_sample_script_over_relay(local_stack: Stack) -> None:
@@ -249,17 +246,75 @@ def test_a_transfer_the_model_decides_ends_the_session_with_the_departments_numb
 
 
 def test_an_unsigned_upgrade_is_refused(stack: Stack) -> None:
-    url = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+    url = relay_url(stack, new_call_sid())
     for headers in ({}, {"X-Twilio-Signature": "Zm9yZ2Vk"}):
         with pytest.raises(InvalidStatus) as refused:
             connect(url, additional_headers=headers, open_timeout=5)
         assert refused.value.response.status_code == 403
 
 
+def closed_with(socket: ClientConnection) -> int:
+    """The close code of a socket the server closes within 10 s."""
+
+    def read_until_closed() -> None:
+        while True:
+            socket.recv(timeout=10)
+
+    with pytest.raises(ConnectionClosed) as closed:
+        read_until_closed()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+def test_a_relay_url_serves_its_own_call_once_at_a_time_and_not_after_it_ended(
+    stack: Stack, fake_model: FakeOpenAI
+) -> None:
+    fake_model.default = Reply("We are open Saturday from 8 to 4.")
+    call_sid = new_call_sid()
+    url = relay_url(stack, call_sid)
+    base = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
+    # Signed upgrades to URLs this deployment did not issue are refused before a socket.
+    for made_up in (base, f"{base}/{call_sid}", f"{base}/{call_sid}.AAAAAAAAAAAAAAAAAAAAAAAA"):
+        with pytest.raises(RelayError, match="HTTP 403"):
+            RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid).connect(made_up)
+    # The URL issued for one call opens no session of another live call.
+    other = new_call_sid()
+    relay_url(stack, other)  # welcomed, live
+    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), other)
+    with player.connect(url) as socket:
+        socket.send(json.dumps({"type": "setup", "callSid": other}))
+        assert closed_with(socket) == 1008
+    # One session at a time: while the call's session is live, a replayed upgrade of the
+    # same URL is refused.
+    first = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
+    with first.connect(url) as live:
+        live.send(json.dumps({"type": "setup", "callSid": call_sid}))
+        live.send(json.dumps({"type": "prompt", "voicePrompt": "when are you open", "last": True}))
+        assert json.loads(live.recv(timeout=10))["type"] == "text"
+        with first.connect(url) as replayed:
+            replayed.send(json.dumps({"type": "setup", "callSid": call_sid}))
+            assert closed_with(replayed) == 1008
+    # Once the call has ended, its URL serves nobody.
+    twilio = Twilio(auth_token=TOKEN)
+    params = twilio.call_params(call_sid, CallStatus="completed")
+    ended = httpx.post(
+        f"{stack.base_url}/api/voice/status",
+        data=params,
+        headers=twilio.headers(stack.base_url, "/api/voice/status", params),
+        timeout=10,
+    )
+    assert ended.status_code == 200
+    with first.connect(url) as late:
+        late.send(json.dumps({"type": "setup", "callSid": call_sid}))
+        assert closed_with(late) == 1008
+    assert history(stack, other) == [("assistant", history(stack, other)[0][1], False)]
+
+
 def test_a_malformed_session_leaves_others_untouched(stack: Stack, fake_model: FakeOpenAI) -> None:
     fake_model.default = Reply("We are open Saturday from 8 to 4.")
-    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
-    with player.connect(relay_url(stack, new_call_sid())) as bad:
+    bad_sid = new_call_sid()
+    player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), bad_sid)
+    with player.connect(relay_url(stack, bad_sid)) as bad:
         for garbage in (
             "not json",
             "[1, 2]",
@@ -271,6 +326,7 @@ def test_a_malformed_session_leaves_others_untouched(stack: Stack, fake_model: F
             json.dumps({"type": "interrupt", "utteranceUntilInterrupt": 7}),
             json.dumps({"type": "no-such-type"}),
             "x" * 100_000,
+            "[" * 30_000 + "]" * 30_000,  # nested deeper than the JSON parser goes
             b"\x00\xff binary",
         ):
             bad.send(garbage)
@@ -281,7 +337,7 @@ def test_a_malformed_session_leaves_others_untouched(stack: Stack, fake_model: F
         good.play(relay_url(stack, good_sid), "", lambda heard: next(answers))
         assert "Saturday" in good.heard[-1].text
         # And the malformed one still answers once it sends something valid.
-        bad.send(json.dumps({"type": "setup", "callSid": new_call_sid()}))
+        bad.send(json.dumps({"type": "setup", "callSid": bad_sid}))
         bad.send(json.dumps({"type": "prompt", "voicePrompt": "when are you open", "last": True}))
         reply = json.loads(bad.recv(timeout=10))
         assert reply["type"] == "text"
@@ -341,9 +397,12 @@ def test_a_live_call_survives_the_sigterm_of_its_replica(
             )
             assert "<ConversationRelay" in response.text
             assert "welcomeGreeting" not in response.text  # no second welcome
+            # The reconnect's URL is issued for the same call, by the replica that answered.
+            reconnect = ElementTree.fromstring(response.text).find("Connect/ConversationRelay")
+            assert reconnect is not None
             again = RelayPlayer(second_url, twilio, call_sid)
             more = iter([Action("speech", "and on sunday?"), Action("hangup")])
-            again.play(f"ws://{stack.host}:{second_port}/api/voice/relay", "", lambda h: next(more))
+            again.play(reconnect.get("url", ""), "", lambda h: next(more))
             stored = [text for _, text, _ in history(stack, call_sid)]
             assert stored[1:] == [
                 "what time do you open on saturday",
@@ -402,11 +461,9 @@ def test_a_session_of_another_account_is_refused(tmp_path: Path, fake_model: Fak
         env=relay_env(fake_model, TWILIO_ACCOUNT_SID=ours), log_dir=tmp_path, cwd=tmp_path
     )
     with stack.running():
-        player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), new_call_sid())
-        url = f"ws://{stack.host}:{stack.telephony_port}/api/voice/relay"
-        with player.connect(url) as socket:  # signed, but not for our account
-            socket.send(json.dumps({"type": "setup", "callSid": new_call_sid()}))
-            with pytest.raises(ConnectionClosed) as closed:
-                socket.recv(timeout=10)
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 1008
+        call_sid = new_call_sid()
+        url = relay_url(stack, call_sid, Twilio(auth_token=TOKEN, account_sid=ours))
+        player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
+        with player.connect(url) as socket:  # signed, but its setup names another account
+            socket.send(json.dumps({"type": "setup", "callSid": call_sid}))
+            assert closed_with(socket) == 1008

@@ -70,3 +70,16 @@ class AsyncTwilioPlayer(Twilio):
         """One webhook delivery, with a fresh idempotency token as Twilio sends."""
         headers = self.headers(str(self.client.base_url), path, params)
         return await self.client.post(path, data=dict(params), headers=headers)
+
+
+def relay_url_for(stack_url: str, call_sid: str, auth_token: str) -> str:
+    """The relay URL a deployment in relay mode would issue for `call_sid` (its ticket is
+    keyed with the auth token), for tests whose deployment answers calls in gather mode
+    but plays a relay session too; the call must have been welcomed."""
+    from aura_telephony.config import Settings
+    from aura_telephony.security import relay_ticket
+
+    settings = Settings.model_validate({"TWILIO_AUTH_TOKEN": auth_token})
+    return (
+        f"{stack_url.replace('http', 'ws', 1)}/api/voice/relay/{relay_ticket(call_sid, settings)}"
+    )

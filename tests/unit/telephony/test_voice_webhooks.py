@@ -4,10 +4,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from aura_telephony import twiml
+from aura_telephony.backends import MAX_STORED_TURN_CHARS, Backends, Conversation, Turn
+from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
+from aura_telephony.delivery import DownstreamError
 from aura_telephony.server import shutdown_grace
+from tests.support.llm import Broken
 from tests.support.twilio import Twiml, new_call_sid
-from tests.unit.telephony.conftest import Rig
+from tests.unit.telephony.conftest import Rig, RigFactory
 
 
 async def speak(rig: Rig, call_sid: str, said: str) -> Twiml:
@@ -177,3 +181,37 @@ async def test_made_up_methods_and_paths_add_no_series(rig: Rig) -> None:
 def test_shutdown_waits_for_the_longest_turn(budget: float, grace: int) -> None:
     settings = Settings.model_validate({"TURN_BUDGET_SECONDS": budget})
     assert shutdown_grace(settings) == grace
+
+
+async def test_a_failed_turn_asks_the_provider_once_per_llm_retry_not_per_grpc_retry(
+    make_rig: RigFactory,
+) -> None:
+    """The llm service retries and fails over itself; telephony's gRPC retry policy (for
+    a restarting pod) must not repeat all of that. The rig's llm allows no retries."""
+    broken = Broken()
+    rig = await make_rig(provider=broken)
+    call_sid = new_call_sid()
+    await rig.twilio.post("/api/voice", rig.twilio.call_params(call_sid))
+    assert (await speak(rig, call_sid, "when are you open")).spoken == twiml.APOLOGY
+    assert broken.attempts == 1
+    # A streamed answer likewise.
+    backends = Backends(rig.settings)
+    try:
+        with pytest.raises(DownstreamError):
+            async for _ in backends.generate_stream(call_sid, Conversation(), "and today", 5):
+                pass
+    finally:
+        await backends.close()
+    assert broken.attempts == 2
+
+
+async def test_a_turn_longer_than_memory_takes_is_stored_cut_not_lost(rig: Rig) -> None:
+    backends = Backends(rig.settings)
+    call_sid = new_call_sid()
+    try:
+        long_answer = Turn("assistant", "word " * 4000)  # 20,000 characters
+        await backends.append(call_sid, [long_answer], "k1", TurnBudget(5))
+    finally:
+        await backends.close()
+    [stored] = await rig.store.history(call_sid)
+    assert stored.text == long_answer.text[:MAX_STORED_TURN_CHARS]

@@ -160,11 +160,15 @@ def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
     return tuple(found)
 
 
+# The memory service refuses a longer turn; a long streamed answer is kept cut, not lost.
+MAX_STORED_TURN_CHARS = 8000
+
+
 def _to_memory(turns: Sequence[Turn]) -> list[memory_pb.Turn]:
     return [
         memory_pb.Turn(
             role=_TO_MEMORY_ROLE[t.role],
-            text=t.text,
+            text=t.text[:MAX_STORED_TURN_CHARS],
             interrupted=t.interrupted,
             passage_ids=t.passage_ids,
             ungrounded=t.ungrounded,

@@ -54,6 +54,8 @@ class Settings(AuraSettings):
     HTTP_HEADER_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
     HTTP_BODY_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
     HTTP_MAX_CONNECTIONS: int = Field(default=1000, ge=1)
+    # A request's first line and headers together; larger ones get 431.
+    HTTP_MAX_HEADER_BYTES: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
     HTTP_KEEP_ALIVE_SECONDS: int = Field(default=5, ge=1)
     # What a caller said is cut to this length before it reaches the model.
     MAX_SPEECH_CHARS: int = Field(default=500, ge=10)
@@ -94,6 +96,13 @@ class Settings(AuraSettings):
     RELAY_IDLE_SECONDS: float = Field(default=8.0, gt=0)
     # With no sentence ready this long after the caller spoke, a short filler is spoken.
     RELAY_FILLER_SECONDS: float = Field(default=1.5, gt=0)
+    # Relay sessions one pod holds at once; past it the upgrade is refused (Twilio then
+    # falls back to gather through the action URL). Webhooks keep their own capacity.
+    RELAY_MAX_SESSIONS: int = Field(default=500, ge=1)
+    # A socket must send `setup` this soon after it opens, or it is closed.
+    RELAY_SETUP_SECONDS: float = Field(default=5.0, gt=0)
+    # A message to Twilio not taken this long (a client that does not read) closes the session.
+    RELAY_SEND_SECONDS: float = Field(default=5.0, gt=0)
     # On SIGTERM, live sessions may go on this long before they are handed to another
     # replica (Twilio reconnects the caller; the conversation continues from memory).
     DRAIN_SECONDS: float = Field(default=20.0, ge=0)

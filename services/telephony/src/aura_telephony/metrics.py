@@ -55,7 +55,8 @@ for _outcome in ("delivered", "failed", "abandoned"):
 REPLAYS = Counter("aura_idempotent_replays", "Retried webhooks answered with the stored TwiML.")
 SIGNATURE_REJECTIONS = Counter(
     "aura_signature_rejections",
-    "Webhooks refused with 403, by reason: missing or invalid signature, account mismatch.",
+    "Webhooks refused with 403, by reason: missing or invalid signature, account mismatch, "
+    "a relay URL not issued here (relay_ticket), a setup for another call (call_mismatch).",
     ["reason"],
 )
 
@@ -69,9 +70,16 @@ RELAY_FIRST_TOKEN = Histogram(
     ["provider"],
     buckets=LATENCY_BUCKETS,
 )
+HANGUPS_PENDING = Gauge(
+    "aura_hangups_pending",
+    "Ended calls whose end (and post-call record) memory could not take yet; retried.",
+)
 RELAY_EVENTS = Counter(
     "aura_relay_events",
-    "What happened in relay sessions: interruption, preemption, filler.",
+    "What happened in relay sessions: interruption, preemption, filler; sessions closed "
+    "without a setup in time (no_setup) or for not reading (stalled); sessions refused "
+    "for a call that has one already (duplicate) or has ended (call_ended), or for want "
+    "of room (full).",
     ["event"],
 )
 RELAY_ENDINGS = Counter(
@@ -94,10 +102,19 @@ CALL_EVENT_NAMES = (
     "message",
     "voicemail",
 )
-REJECTION_REASONS = ("missing", "invalid", "account_mismatch")
+REJECTION_REASONS = ("missing", "invalid", "account_mismatch", "relay_ticket", "call_mismatch")
 for _event in CALL_EVENT_NAMES:
     CALL_EVENTS.labels(_event)
-RELAY_EVENT_NAMES = ("interruption", "preemption", "filler")
+RELAY_EVENT_NAMES = (
+    "interruption",
+    "preemption",
+    "filler",
+    "no_setup",
+    "stalled",
+    "duplicate",
+    "call_ended",
+    "full",
+)
 RELAY_ENDING_REASONS = ("goodbye", "transfer", "handover", "hangup")
 for _reason in REJECTION_REASONS:
     SIGNATURE_REJECTIONS.labels(_reason)

@@ -82,13 +82,19 @@ class _Answer:
     ungrounded: bool = False
 
 
+# After our `end`, Twilio closes the socket; one that is still open this much later is
+# closed by us, so that it neither holds the pod nor counts as a live session.
+_END_GRACE_SECONDS = 2.0
+
+
 class RelaySession:
-    def __init__(self, relay: Relay, send: Send) -> None:
+    def __init__(self, relay: Relay, send: Send, issued_for: str) -> None:
         self._relay = relay
         self._settings = relay.settings
         self._backends = relay.backends
         self._send_raw = send
         self._send_lock = asyncio.Lock()
+        self.issued_for = issued_for  # the call whose welcome issued this socket's URL
         self.call_sid = ""
         self._session = secrets.token_hex(8)  # keys this session's appends
         self._appends = 0
@@ -97,7 +103,29 @@ class RelaySession:
         self._idle: asyncio.Task[None] | None = None
         self._reprompts = 0
         self.ended: Reason | None = None
-        self.refused = False  # the socket is to be closed: not a session of ours
+        # Set when the socket is to be closed by us, with `close_code`.
+        self.closing = asyncio.Event()
+        self.close_code = 1000
+        self._timer: asyncio.Task[None] | None = asyncio.create_task(
+            self._close_after(self._settings.RELAY_SETUP_SECONDS, 1008, "no_setup")
+        )
+
+    def _close(self, code: int) -> None:
+        """Close the socket (the route does, as soon as this is set)."""
+        if not self.closing.is_set():
+            self.close_code = code
+            self.closing.set()
+
+    async def _close_after(self, seconds: float, code: int, event: str) -> None:
+        await asyncio.sleep(seconds)
+        if event == "no_setup" and self.call_sid:
+            return
+        if event == "ended":
+            log.info("relay call %s: socket still open after the end; closed", self.call_sid)
+        else:
+            log.warning("relay call %s: socket closed (%s)", self.call_sid or "-", event)
+            metrics.RELAY_EVENTS.labels(event).inc()
+        self._close(code)
 
     # --- the message loop -----------------------------------------------------------
 
@@ -105,7 +133,7 @@ class RelaySession:
         """One message from Twilio. Malformed or unexpected ones are logged and ignored."""
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested arrays exhaust the parser
             log.warning("relay: a message that is not JSON, ignored")
             return
         if not isinstance(data, dict):
@@ -136,11 +164,11 @@ class RelaySession:
 
     async def close(self) -> None:
         """The socket is gone: stop working, and keep what the caller heard."""
-        for task in (self._idle, self._answering):
+        for task in (self._idle, self._answering, self._timer):
             if task is not None:
                 task.cancel()
         await self._settle()
-        if self.ended is None:
+        if self.ended is None and self.call_sid:
             metrics.RELAY_ENDINGS.labels("hangup").inc()
 
     # --- what Twilio tells us -------------------------------------------------------
@@ -154,7 +182,19 @@ class RelaySession:
             # The upgrade was signed, but for a call of another account: not ours to serve.
             metrics.SIGNATURE_REJECTIONS.labels("account_mismatch").inc()
             log.warning("relay: a session of another account refused")
-            self.refused = True
+            self._close(1008)
+            return
+        if setup.call_sid != self.issued_for:
+            # A URL issued for one call serves that call only.
+            metrics.SIGNATURE_REJECTIONS.labels("call_mismatch").inc()
+            log.warning("relay: a setup for another call than the URL's refused")
+            self._close(1008)
+            return
+        refusal = await self._relay.admit(self, setup.call_sid)
+        if refusal is not None:
+            metrics.RELAY_EVENTS.labels(refusal).inc()
+            log.warning("relay call %s: session refused (%s)", setup.call_sid, refusal)
+            self._close(1008)
             return
         self.call_sid = setup.call_sid
         log.info("relay call %s from %s connected", self.call_sid, mask_phone(setup.caller))
@@ -396,11 +436,23 @@ class RelaySession:
         log.info("relay call %s: session ends (%s)", self.call_sid, reason)
         handoff = {"reason": reason, **({"number": number} if number else {})}
         await self._send({"type": "end", "handoffData": json.dumps(handoff)})
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.create_task(self._close_after(_END_GRACE_SECONDS, 1000, "ended"))
 
     async def _send(self, message: dict[str, Any]) -> None:
-        async with self._send_lock:
-            with contextlib.suppress(Exception):  # the socket may already be gone
+        if self.closing.is_set():
+            return
+        try:
+            async with self._send_lock, asyncio.timeout(self._settings.RELAY_SEND_SECONDS):
                 await self._send_raw(message)
+        except TimeoutError:
+            # A client that does not read would hold this session (and a drain) forever.
+            log.warning("relay call %s: Twilio's side takes no messages; closing", self.call_sid)
+            metrics.RELAY_EVENTS.labels("stalled").inc()
+            self._close(1011)
+        except Exception:  # noqa: S110 - the socket may already be gone; the route notices
+            pass
 
 
 class Relay:
@@ -411,20 +463,50 @@ class Relay:
         self.settings = calls.settings
         self.backends = calls.backends
         self.sessions: set[RelaySession] = set()
+        self._serving: dict[str, RelaySession] = {}  # by CallSid, once set up
         self.draining = False
         self._empty = asyncio.Event()
         self._empty.set()
 
-    def open(self, send: Send) -> RelaySession:
-        session = RelaySession(self, send)
+    @property
+    def full(self) -> bool:
+        if len(self.sessions) < self.settings.RELAY_MAX_SESSIONS:
+            return False
+        metrics.RELAY_EVENTS.labels("full").inc()
+        log.warning("relay: %d sessions open, a new one refused", len(self.sessions))
+        return True
+
+    def open(self, send: Send, issued_for: str) -> RelaySession:
+        session = RelaySession(self, send, issued_for)
         self.sessions.add(session)
         self._empty.clear()
         metrics.RELAY_SESSIONS.set(len(self.sessions))
         return session
 
+    async def admit(self, session: RelaySession, call_sid: str) -> str | None:
+        """Why a session may not serve `call_sid` (it has a live one here, or it has
+        ended), or None when it may; it is then the call's session."""
+        serving = self._serving.get(call_sid)
+        if serving is not None and serving.ended is None and not serving.closing.is_set():
+            return "duplicate"
+        try:
+            budget = TurnBudget(self.settings.MEMORY_TIMEOUT_SECONDS)
+            conversation = await self.backends.conversation(call_sid, budget)
+        except DownstreamError as error:
+            # Without memory we cannot tell; the call's own turns will apologise.
+            log.warning("relay call %s: not checked against memory: %s", call_sid, describe(error))
+        else:
+            # A welcomed call has its greeting as a turn until it ends.
+            if not conversation.turns:
+                return "call_ended"
+        self._serving[call_sid] = session
+        return None
+
     async def closed(self, session: RelaySession) -> None:
         await session.close()
         self.sessions.discard(session)
+        if self._serving.get(session.call_sid) is session:
+            del self._serving[session.call_sid]
         metrics.RELAY_SESSIONS.set(len(self.sessions))
         if not self.sessions:
             self._empty.set()
@@ -439,7 +521,10 @@ class Relay:
         remaining = [s for s in self.sessions if s.ended is None]
         if remaining:
             log.info("handing %d live sessions over to other replicas", len(remaining))
-        await asyncio.gather(*(session.end("handover") for session in remaining))
-        # Twilio closes each socket once it has the `end`.
+        # Each `end` is bounded by its send's deadline; the whole hand-over by this.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._empty.wait(), 5.0)
+            async with asyncio.timeout(self.settings.RELAY_SEND_SECONDS + _END_GRACE_SECONDS):
+                await asyncio.gather(*(session.end("handover") for session in remaining))
+        # Twilio closes each socket once it has the `end`, or we do a little after.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._empty.wait(), _END_GRACE_SECONDS + 3.0)

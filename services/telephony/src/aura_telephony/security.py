@@ -3,8 +3,12 @@ name our account, when TWILIO_ACCOUNT_SID is set). Rejections are counted by rea
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import re
+import secrets
 from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request, WebSocket
@@ -51,9 +55,37 @@ def websocket_url(base: str, path: str) -> str:
     return re.sub(r"^http", "ws", base) + path
 
 
-def relay_url(connection: HTTPConnection, settings: Settings) -> str:
-    """The wss:// URL of the ConversationRelay WebSocket, as Twilio reaches it."""
-    return websocket_url(public_base(connection, settings), RELAY_PATH)
+# Unsigned mode (local development) has no shared secret: tickets hold for this process.
+_DEVELOPMENT_KEY = secrets.token_bytes(32)
+_CALL_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+def _ticket_mac(call_sid: str, settings: Settings) -> str:
+    key = settings.TWILIO_AUTH_TOKEN.encode() or _DEVELOPMENT_KEY
+    digest = hmac.new(key, b"aura-relay:" + call_sid.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def relay_ticket(call_sid: str, settings: Settings) -> str:
+    """The last segment of a relay URL issued for one call: its CallSid and a MAC that
+    only this deployment can make (keyed with the auth token, so every replica can check
+    it). A signed upgrade for one call's URL opens no session of another's."""
+    return f"{call_sid}.{_ticket_mac(call_sid, settings)}"
+
+
+def ticket_call(ticket: str, settings: Settings) -> str | None:
+    """The CallSid a relay URL's ticket was issued for, or None when it is not ours."""
+    call_sid, _, mac = ticket.partition(".")
+    if not _CALL_SID.match(call_sid) or not mac:
+        return None
+    return call_sid if hmac.compare_digest(mac, _ticket_mac(call_sid, settings)) else None
+
+
+def relay_url(connection: HTTPConnection, settings: Settings, call_sid: str) -> str:
+    """The wss:// URL of the ConversationRelay WebSocket for one call, as Twilio reaches
+    it (the ticket is a path segment: the URL stays signable and free of a query)."""
+    path = f"{RELAY_PATH}/{relay_ticket(call_sid, settings)}"
+    return websocket_url(public_base(connection, settings), path)
 
 
 def signed_url(connection: HTTPConnection, settings: Settings) -> str:

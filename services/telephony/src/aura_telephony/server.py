@@ -86,12 +86,16 @@ def _serve(settings: Settings) -> None:
         timeout_graceful_shutdown=shutdown_grace(settings),
         # The C parser (about a third of h11's CPU per request), with read deadlines.
         # uvloop is left out, as it made grpc.aio slower here.
+        # Beyond HTTP_MAX_CONNECTIONS HTTP connections at once, new requests get 503; relay
+        # sockets are not counted (they have RELAY_MAX_SESSIONS), so that webhooks and
+        # the liveness probe keep their capacity whatever the WebSockets do.
         http=DeadlineProtocol.with_deadlines(
-            settings.HTTP_HEADER_TIMEOUT_SECONDS, settings.HTTP_BODY_TIMEOUT_SECONDS
+            settings.HTTP_HEADER_TIMEOUT_SECONDS,
+            settings.HTTP_BODY_TIMEOUT_SECONDS,
+            settings.HTTP_MAX_HEADER_BYTES,
+            settings.HTTP_MAX_CONNECTIONS,
         ),
         loop="asyncio",
-        # Beyond this many connections and requests at once, new requests get 503.
-        limit_concurrency=settings.HTTP_MAX_CONNECTIONS,
         timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
         # Twilio's relay messages are a few kilobytes: a frame past 1 MiB closes the socket.
         ws_max_size=1024 * 1024,

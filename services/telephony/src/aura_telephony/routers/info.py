@@ -57,7 +57,7 @@ async def root(version: Annotated[str, Depends(_version)]) -> ServiceInfo:
             "incoming_call": "POST /api/voice",
             "process_speech": "POST /api/voice/process",
             "call_status": "POST /api/voice/status",
-            "relay": "WebSocket /api/voice/relay",
+            "relay": "WebSocket /api/voice/relay/{ticket}",
             "relay_ended": "POST /api/voice/relay/ended",
             "health": "GET /health",
         },

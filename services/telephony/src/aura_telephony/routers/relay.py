@@ -1,9 +1,14 @@
 """ConversationRelay: the WebSocket Twilio opens for a relay call, and the webhook Twilio
-posts when the session ends. The upgrade must carry Twilio's signature over the wss:// URL;
-a missing or wrong one is refused (HTTP 403) before the socket is accepted."""
+posts when the session ends. The upgrade must carry Twilio's signature over the wss:// URL,
+and the URL's last segment must be a ticket this deployment issued for one call (in the
+welcome's TwiML); either missing or wrong is refused (HTTP 403) before the socket is
+accepted. A session is closed by us when it sends no `setup` in time, a while after its
+`end`, and when it stops reading what we send."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import Annotated, Any
@@ -12,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketD
 
 from aura_telephony.config import Settings
 from aura_telephony.forms import RelayEnded
-from aura_telephony.relay import Relay
+from aura_telephony.relay import Relay, RelaySession
 from aura_telephony.routers.voice import (
     RESPONSES,
     AppCalls,
@@ -22,7 +27,7 @@ from aura_telephony.routers.voice import (
     twiml_response,
     webhook_form,
 )
-from aura_telephony.security import relay_url, websocket_signed
+from aura_telephony.security import rejected, relay_url, ticket_call, websocket_signed
 
 log = logging.getLogger(__name__)
 
@@ -30,42 +35,60 @@ router = APIRouter(prefix="/api/voice/relay", tags=["relay"])
 
 # Twilio's largest messages are a few kilobytes; anything far larger is not Twilio.
 MAX_MESSAGE_CHARS = 64 * 1024
+# Closing a socket whose peer does not read may never finish: it is given this long.
+_CLOSE_SECONDS = 2.0
 
 
-@router.websocket("")
-async def relay_socket(websocket: WebSocket) -> None:
+@router.websocket("/{ticket}")
+async def relay_socket(websocket: WebSocket, ticket: str) -> None:
     settings: Settings = websocket.app.state.settings
     relay: Relay = websocket.app.state.relay
     if not websocket_signed(websocket, settings):
         await websocket.close(code=1008)  # before accept: the client gets HTTP 403
         return
-    if relay.draining:
-        await websocket.close(code=1013)  # another replica takes it (readiness is failing)
+    call_sid = ticket_call(ticket, settings)
+    if call_sid is None:
+        rejected(websocket, "relay_ticket", "a relay URL this deployment did not issue")
+        await websocket.close(code=1008)
+        return
+    if relay.draining or relay.full:
+        # Another replica takes it (readiness is failing), or Twilio falls back to gather.
+        await websocket.close(code=1013)
         return
     await websocket.accept()
 
     async def send(message: dict[str, Any]) -> None:
         await websocket.send_text(json.dumps(message))
 
-    session = relay.open(send)
+    session = relay.open(send, call_sid)
+    reader = asyncio.create_task(_read(websocket, session))
+    closing = asyncio.create_task(session.closing.wait())
     try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            # Twilio sends text frames; a binary one is read as text, never trusted as such.
-            raw = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
-            if len(raw) > MAX_MESSAGE_CHARS:
-                log.warning("relay: a message of %d characters, ignored", len(raw))
-                continue
-            await session.handle(raw)
-            if session.refused:
-                await websocket.close(code=1008)
-                break
-    except WebSocketDisconnect:
-        pass
+        await asyncio.wait({reader, closing}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in (reader, closing):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await reader
+        if session.closing.is_set():
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_CLOSE_SECONDS):
+                    await websocket.close(code=session.close_code)
         await relay.closed(session)
+
+
+async def _read(websocket: WebSocket, session: RelaySession) -> None:
+    """Hand each message to the session until the socket goes."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        # Twilio sends text frames; a binary one is read as text, never trusted as such.
+        raw = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
+        if len(raw) > MAX_MESSAGE_CHARS:
+            log.warning("relay: a message of %d characters, ignored", len(raw))
+            continue
+        await session.handle(raw)
 
 
 @router.post(
@@ -81,5 +104,5 @@ async def relay_ended(
     form: Annotated[RelayEnded, Depends(webhook_form(RelayEnded))],
     calls: AppCalls,
 ) -> Response:
-    url = relay_url(request, calls.settings)
+    url = relay_url(request, calls.settings, form.CallSid)
     return twiml_response(await calls.relay_ended(form, delivery_key(request, params), url))

@@ -106,7 +106,7 @@ async def incoming_call(
         str, Query(max_length=500, description="An outbound call's voicemail message")
     ] = "",
 ) -> Response:
-    url = relay_url(request, calls.settings)
+    url = relay_url(request, calls.settings, form.CallSid)
     # Set only in the answer URL of a call Aura placed, which Twilio signs with its query.
     outbound = Placed(purpose, voicemail) if purpose else None
     key = delivery_key(request, params)
