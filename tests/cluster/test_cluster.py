@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aura_telephony import twiml
+from aura_telephony import phrases
 from tests.support import eventually
 from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
 
@@ -98,7 +98,7 @@ def test_a_deleted_llm_pod_costs_the_caller_at_most_one_apology(twilio: TwilioPl
     victim = next(p for p in pods("llm") if ready(p))["metadata"]["name"]
     kubectl("delete", "pod", victim, "--wait=false")
     heard = [say(twilio, call_sid, "is there parking") for _ in range(4)]
-    apologies = [t for t in heard if t.spoken in (twiml.APOLOGY, twiml.HOLDING)]
+    apologies = [t for t in heard if t.spoken in (phrases.APOLOGY, phrases.HOLDING)]
     assert len(apologies) <= 1, [t.spoken for t in heard]
     assert all(t.gather is not None for t in heard)  # the call goes on
     assert "car park" in heard[-1].spoken

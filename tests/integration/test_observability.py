@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from aura_dev.stack import Stack, free_port
 from aura_phone.relay import Action, RelayError, RelayPlayer
 from aura_phone.twilio import Twilio
-from aura_telephony import twiml
+from aura_telephony import phrases
 from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
 from tests.support import eventually
 from tests.support.fake_vendors import CallTools, Fail, FakeOpenAI, Reply, serving_in_thread
@@ -205,7 +205,7 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
         # One number calling more often than MAX_CALLS_PER_NUMBER_PER_HOUR is refused.
         pest = unique_number()
         spoken = [post("/api/voice", new_call_sid(), From=pest).spoken for _ in range(3)]
-        assert spoken[-1] == twiml.TOO_MANY_CALLS
+        assert spoken[-1] == phrases.TOO_MANY_CALLS
 
         # Still live at the end: a hung llm service, then a memory outage.
         open_call = new_call_sid()
@@ -215,13 +215,13 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
             late = post("/api/voice/process", open_call, SpeechResult="do you sell cakes")
         finally:
             stack.processes["llm"].send_signal(signal.SIGCONT)
-        assert late.spoken == twiml.HOLDING
+        assert late.spoken == phrases.HOLDING
         redis.stop()
         try:
             down = post("/api/voice/process", open_call, SpeechResult="do you sell cakes")
         finally:
             redis.start()
-        assert down.spoken == twiml.APOLOGY
+        assert down.spoken == phrases.APOLOGY
         # A call that ends after the outage: its record waits in the outbox (Redis here
         # keeps nothing across a restart), the business's endpoint being down.
         after = new_call_sid()
@@ -276,10 +276,10 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
         setup = {"type": "setup", "callSid": call_sid, "accountSid": ACCOUNT}
         send({**setup, "from": unique_number()})
         send({"type": "prompt", "voicePrompt": "count for me", "last": True})
-        assert next_text()["token"] == twiml.FILLER + " "
+        assert next_text()["token"] == phrases.FILLER + " "
         send({"type": "prompt", "voicePrompt": "count again", "last": True})  # preempts
         heard = next_text()
-        while heard["token"] == twiml.FILLER + " ":
+        while heard["token"] == phrases.FILLER + " ":
             heard = next_text()
         send({"type": "interrupt", "utteranceUntilInterrupt": heard["token"]})
         send({"type": "prompt", "voicePrompt": "ok thanks, bye", "last": True})

@@ -26,7 +26,7 @@ from aura_phone.cli import load_script, main, run_script
 from aura_phone.relay import Action, Heard, RelayError, RelayPlayer, welcome
 from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
-from aura_telephony import twiml
+from aura_telephony import phrases
 from tests.support import eventually
 from tests.support.fake_vendors import CallTools, FakeOpenAI, Reply, serving_in_thread
 from tests.support.tool_servers import SECRET, FakeToolServer
@@ -218,7 +218,7 @@ def test_while_a_tool_runs_the_caller_hears_the_filler_then_the_answer(
     heard, _, call_sid = talk(tools_stack, "where is my order A17")
     assert heard[1].tokens == [
         "Let me look that up. ",
-        twiml.FILLER + " ",
+        phrases.FILLER + " ",
         "Your order A17 is baked and ready to collect. ",
     ]
     [call] = shop.calls[calls_before:]
@@ -452,7 +452,7 @@ def test_with_the_llm_down_the_caller_hears_an_apology_and_the_session_goes_on(
         player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
         steps = iter([Action("speech", "when are you open"), Action("digits", "5")])
         player.play(relay_url(stack, call_sid), "", lambda heard: next(steps, Action("hangup")))
-        assert [h.text for h in player.heard] == [twiml.APOLOGY, twiml.KEYPAD_HELP]
+        assert [h.text for h in player.heard] == [phrases.APOLOGY, phrases.KEYPAD_HELP]
 
 
 def test_a_session_of_another_account_is_refused(tmp_path: Path, fake_model: FakeOpenAI) -> None:

@@ -9,7 +9,7 @@ import json
 from aura_llm.providers import Completion, Prompt, Provider
 from aura_llm.providers.base import ToolCall
 from aura_memory.stores.base import StoredMessage, StoreUnavailableError
-from aura_telephony import twiml
+from aura_telephony import phrases
 from tests.support.twilio import Twiml, new_call_sid
 from tests.unit.telephony.conftest import Rig, RigFactory
 from tests.unit.telephony.test_voice_webhooks import speak
@@ -59,7 +59,7 @@ async def test_a_departments_number_comes_before_the_transfer_number(
     rig = await make_rig(provider=model, TRANSFER_NUMBER="+15550009999")
     answer = await speak(rig, await started(rig), "where is my order")
     assert answer.root.findtext("Dial") == "+15555550112"
-    assert answer.spoken == twiml.TRANSFERRING  # the model said nothing: the standard line
+    assert answer.spoken == phrases.TRANSFERRING  # the model said nothing: the standard line
 
 
 async def test_end_call_hangs_up_after_the_models_goodbye(make_rig: RigFactory) -> None:
@@ -129,5 +129,5 @@ async def test_a_message_memory_cannot_keep_is_owned_up_to(make_rig: RigFactory)
 
     rig.store.save_message = refuse  # type: ignore[method-assign]
     answer = await speak(rig, call_sid, "can I leave a message")
-    assert answer.spoken == twiml.MESSAGE_NOT_SAVED
+    assert answer.spoken == phrases.MESSAGE_NOT_SAVED
     assert answer.gather is not None  # the call goes on

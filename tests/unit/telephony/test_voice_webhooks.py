@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from aura_telephony import twiml
+from aura_telephony import phrases
 from aura_telephony.backends import MAX_STORED_TURN_CHARS, Backends, Conversation, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
@@ -52,7 +52,7 @@ async def test_question_is_answered_and_both_turns_stored(rig: Rig) -> None:
 async def test_goodbye_hangs_up(rig: Rig) -> None:
     answer = await speak(rig, new_call_sid(), "ok thanks, bye")
     assert answer.hangs_up
-    assert answer.spoken == twiml.FAREWELL
+    assert answer.spoken == phrases.FAREWELL
 
 
 async def test_not_a_goodbye_keeps_the_call_going(rig: Rig) -> None:
@@ -62,7 +62,7 @@ async def test_not_a_goodbye_keeps_the_call_going(rig: Rig) -> None:
 
 async def test_empty_speech_reprompts(rig: Rig) -> None:
     answer = await speak(rig, new_call_sid(), "   ")
-    assert answer.spoken == twiml.DIDNT_CATCH
+    assert answer.spoken == phrases.DIDNT_CATCH
     assert answer.gather is not None
 
 
@@ -100,7 +100,7 @@ async def test_llm_down_gives_an_apology_inside_a_gather(rig: Rig) -> None:
     await rig.llm_server.stop(None)
     call_sid = new_call_sid()
     answer = await speak(rig, call_sid, "when are you open")
-    assert answer.spoken == twiml.APOLOGY
+    assert answer.spoken == phrases.APOLOGY
     assert answer.gather is not None
     assert await rig.store.history(call_sid) == []
 
@@ -192,7 +192,7 @@ async def test_a_failed_turn_asks_the_provider_once_per_llm_retry_not_per_grpc_r
     rig = await make_rig(provider=broken)
     call_sid = new_call_sid()
     await rig.twilio.post("/api/voice", rig.twilio.call_params(call_sid))
-    assert (await speak(rig, call_sid, "when are you open")).spoken == twiml.APOLOGY
+    assert (await speak(rig, call_sid, "when are you open")).spoken == phrases.APOLOGY
     assert broken.attempts == 1
     # A streamed answer likewise.
     backends = Backends(rig.settings)

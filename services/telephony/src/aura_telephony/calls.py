@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
-from aura_telephony import metrics, twiml
+from aura_telephony import metrics, phrases, twiml
 from aura_telephony.backends import (
     Answer,
     Backends,
@@ -25,10 +25,7 @@ from aura_telephony.backends import (
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.conversation import (
-    is_goodbye,
     parse_confidence,
-    presses_for_a_person,
-    wants_a_person,
 )
 from aura_telephony.delivery import (
     COMPLETE_SECONDS,
@@ -41,6 +38,7 @@ from aura_telephony.delivery import (
 )
 from aura_telephony.forms import GatherResult, RelayEnded, StatusCallback, VoiceWebhook
 from aura_telephony.hangups import Hangups
+from aura_telephony.policy import CallPolicy, Decision
 from aura_telephony.post_call import PostCallSender
 
 
@@ -67,9 +65,10 @@ class Calls:
         self.settings = settings
         self.backends = backends
         self._hangups = Hangups(settings, backends, post_call)
+        self.policy = CallPolicy(settings)
         self.twiml = twiml.Twiml(settings)
         self._deliveries = Deliveries(
-            backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(twiml.HOLDING)
+            backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(phrases.HOLDING)
         )
 
     async def incoming(
@@ -148,13 +147,12 @@ class Calls:
     def _after_relay(self, form: RelayEnded, relay_url: str) -> str:
         reason = form.handoff("reason")
         if reason == "transfer":
-            metrics.CALL_EVENTS.labels("transfer").inc()
-            # (noted by the relay session as it ended)
-            # A department's number, from the operator's tools file by way of our own
-            # `end` message (Twilio signs this callback), or the deployment's number.
-            number = form.handoff("number") or self.settings.TRANSFER_NUMBER
-            if number:
-                return self.twiml.transfer(number)
+            # (counted and noted by the relay session as it ended) A department's number,
+            # from the operator's tools file by way of our own `end` message (Twilio
+            # signs this callback), or the deployment's number.
+            decision = self.policy.transfer(form.handoff("number"))
+            if decision.dials:
+                return self.twiml.transfer(decision.number)
             return self.twiml.nobody_available(relay_url)
         if reason == "handover":
             # Another replica picks the caller up; the conversation is in memory.
@@ -169,7 +167,7 @@ class Calls:
                 form.ErrorCode or "",
                 form.ErrorMessage or "",
             )
-            return self.twiml.ask(twiml.RELAY_FAILED)
+            return self.twiml.ask(phrases.RELAY_FAILED)
         return self.twiml.hang_up_silently()
 
     async def _welcome(self, form: VoiceWebhook, claim: Claim | None, relay_url: str) -> Reply:
@@ -186,7 +184,7 @@ class Calls:
             )
             metrics.CALL_EVENTS.labels("refused").inc()
             await self.note(call_sid, [CallEvent("refused")])
-            return Reply(self.twiml.hang_up(twiml.TOO_MANY_CALLS))
+            return Reply(self.twiml.hang_up(phrases.TOO_MANY_CALLS))
         welcome = self.settings.welcome_message
         metrics.CALLS_STARTED.inc()
         # The transcript keeps only the masked number; the full one never leaves here.
@@ -226,29 +224,20 @@ class Calls:
     ) -> Reply:
         call_sid = form.CallSid
         digits = (form.Digits or "").strip()
-        if digits:
-            metrics.CALL_EVENTS.labels("keypad").inc()
-            return Reply(await self._keypress(call_sid, digits))
         speech = " ".join((form.SpeechResult or "").split())[: self.settings.MAX_SPEECH_CHARS]
-        if not speech:
-            return Reply(self._reprompt(twiml.DIDNT_CATCH, reprompts))
-        confidence = parse_confidence(form.Confidence or "")
-        if confidence is not None and confidence < self.settings.SPEECH_MIN_CONFIDENCE:
-            log.info("call %s: confidence %.2f too low, asking again", call_sid, confidence)
-            metrics.CALL_EVENTS.labels("low_confidence").inc()
-            return Reply(self._reprompt(twiml.NOT_SURE, reprompts))
-        if wants_a_person(speech):
-            return Reply(await self._transfer_noted(call_sid))
-        if is_goodbye(speech):
-            metrics.CALL_EVENTS.labels("goodbye").inc()
-            return Reply(
-                self.twiml.hang_up(twiml.FAREWELL),
-                [Turn("user", speech), Turn("assistant", twiml.FAREWELL)],
-            )
+        if digits:
+            decision = self.policy.pressed(digits)
+        else:
+            confidence = parse_confidence(form.Confidence or "")
+            decision = self.policy.heard(speech, confidence, reprompts)
+            if "low_confidence" in decision.events:
+                log.info("call %s: confidence %.2f too low, asking again", call_sid, confidence)
+        if decision.next != "model":
+            return await self._render(call_sid, decision, speech, reprompts)
         if history is None:
             # Without the memory service the answer would ignore the conversation so far.
             metrics.CALL_EVENTS.labels("apology").inc()
-            return Reply(self.twiml.ask(twiml.APOLOGY))
+            return Reply(self.twiml.ask(phrases.APOLOGY))
         try:
             # The budget bounds the whole turn, whatever a downstream call does with its own.
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
@@ -257,7 +246,7 @@ class Calls:
             log.error("call %s: no answer this turn: %s", call_sid, describe(error))
             late = is_late(error)
             metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
-            return Reply(self.twiml.ask(twiml.HOLDING if late else twiml.APOLOGY))
+            return Reply(self.twiml.ask(phrases.HOLDING if late else phrases.APOLOGY))
         if answer.failover:
             log.warning(
                 "call %s answered by fallback %s after %s",
@@ -269,6 +258,20 @@ class Calls:
         await self.note(call_sid, [CallEvent("tool", use) for use in answer.tools_used])
         return await self._carry_out(call_sid, speech, answer, key, budget)
 
+    async def _render(
+        self, call_sid: str, decision: Decision, speech: str, reprompts: int
+    ) -> Reply:
+        """What the caller's words or keys decided (the model not asked), as TwiML."""
+        count(decision)
+        turns = [Turn("user", speech)] if decision.keep_caller and speech else []
+        if decision.dials:
+            await self.note(call_sid, [CallEvent("transferred", decision.department)])
+            return Reply(self.twiml.transfer(decision.number, decision.say), turns)
+        if decision.next == "end":
+            spoken = [Turn("assistant", decision.say)] if turns else []
+            return Reply(self.twiml.hang_up(decision.say), turns + spoken)
+        return Reply(self.twiml.ask(decision.say, reprompts + 1 if decision.reprompt else 0), turns)
+
     async def _carry_out(
         self, call_sid: str, speech: str, answer: Answer, key: str, budget: TurnBudget
     ) -> Reply:
@@ -278,26 +281,27 @@ class Calls:
         for index, action in enumerate(answer.actions):
             if action.kind == "take_message":
                 saved = await self.save_message(call_sid, action, f"{key}:{index}", budget)
-                text = (text or twiml.MESSAGE_TAKEN) if saved else twiml.MESSAGE_NOT_SAVED
-        kinds = {a.kind: a for a in answer.actions}
+                line = self.policy.message_line(saved, text)
+                # Unsaved, the model's own words ("I've passed it on") would be untrue.
+                text = (text or line) if saved else line
+        decision = self.policy.answered(text, answer.actions)
+        count(decision)
+        if decision.next == "ask" and decision.say != text:  # a transfer to nobody
+            text = f"{text} {decision.say}".strip()
         turns = [Turn("user", speech)]
-
-        def said(text: str) -> Turn:
-            return Turn(
-                "assistant", text, passage_ids=answer.passage_ids, ungrounded=answer.ungrounded
+        if text or decision.next == "end":
+            said = text or decision.say
+            turns.append(
+                Turn(
+                    "assistant", said, passage_ids=answer.passage_ids, ungrounded=answer.ungrounded
+                )
             )
-
-        if "transfer_call" in kinds:
-            if text:
-                turns.append(said(text))
-            transfer = self._transfer(kinds["transfer_call"].number, text)
-            await self.note(call_sid, [CallEvent("transferred", kinds["transfer_call"].department)])
-            return Reply(transfer, turns)
-        if "end_call" in kinds:
-            metrics.CALL_EVENTS.labels("goodbye").inc()
-            text = text or twiml.FAREWELL
-            return Reply(self.twiml.hang_up(text), [*turns, said(text)])
-        return Reply(self.twiml.ask(text), [*turns, said(text)])
+        if decision.dials:
+            await self.note(call_sid, [CallEvent("transferred", decision.department)])
+            return Reply(self.twiml.transfer(decision.number, text), turns)
+        if decision.next == "end":
+            return Reply(self.twiml.hang_up(decision.say), turns)
+        return Reply(self.twiml.ask(text), turns)
 
     async def note(self, call_sid: str, events: list[CallEvent]) -> None:
         """Keep what happened on the call for its post-call record; a memory outage costs
@@ -321,28 +325,8 @@ class Calls:
         metrics.CALL_EVENTS.labels("message").inc()
         return True
 
-    def _reprompt(self, text: str, reprompts: int) -> str:
-        metrics.CALL_EVENTS.labels("reprompt").inc()
-        if reprompts >= self.settings.MAX_REPROMPTS:
-            return self.twiml.hang_up(twiml.NO_INPUT_GOODBYE)
-        return self.twiml.ask(text, reprompts + 1)
 
-    async def _keypress(self, call_sid: str, digits: str) -> str:
-        if presses_for_a_person(digits):
-            return await self._transfer_noted(call_sid)
-        return self.twiml.ask(twiml.KEYPAD_HELP)
-
-    async def _transfer_noted(self, call_sid: str) -> str:
-        document = self._transfer()
-        if self.settings.TRANSFER_NUMBER:
-            await self.note(call_sid, [CallEvent("transferred")])
-        return document
-
-    def _transfer(self, number: str = "", said: str = "") -> str:
-        """Put the caller through to `number` (a department's, from the operator's tools
-        file) or TRANSFER_NUMBER, after `said`."""
-        metrics.CALL_EVENTS.labels("transfer").inc()
-        number = number or self.settings.TRANSFER_NUMBER
-        if number:
-            return self.twiml.transfer(number, said)
-        return self.twiml.ask(twiml.NOBODY_AVAILABLE)
+def count(decision: Decision) -> None:
+    """Count the call events a decision stands for."""
+    for event in decision.events:
+        metrics.CALL_EVENTS.labels(event).inc()

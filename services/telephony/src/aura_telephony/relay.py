@@ -29,12 +29,12 @@ from pydantic.alias_generators import to_camel
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_common.text import xml_safe
-from aura_telephony import metrics, twiml
+from aura_telephony import metrics, phrases
 from aura_telephony.backends import CallEvent, Sentence, ToolRunning, Turn
 from aura_telephony.budget import TurnBudget
-from aura_telephony.calls import Calls
-from aura_telephony.conversation import is_goodbye, presses_for_a_person, wants_a_person
+from aura_telephony.calls import Calls, count
 from aura_telephony.delivery import COMPLETE_SECONDS, DownstreamError, describe, is_late
+from aura_telephony.policy import Decision
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aura.telephony.relay")
@@ -211,26 +211,32 @@ class RelaySession:
         if self._answering is not None and not self._answering.done():
             metrics.RELAY_EVENTS.labels("preemption").inc()
         await self._settle()
-        if wants_a_person(said):
-            await self._store([Turn("user", said)])
-            await self.end("transfer")
-        elif is_goodbye(said):
-            metrics.CALL_EVENTS.labels("goodbye").inc()
-            # The farewell and the end leave together; the turns are stored after.
-            await self._say(twiml.FAREWELL)
-            await self.end("goodbye")
-            await self._store([Turn("user", said), Turn("assistant", twiml.FAREWELL)])
-        else:
+        decision = self._relay.calls.policy.heard(said)
+        if decision.next == "model":
             self._answering = asyncio.create_task(self._respond(said))
+        else:
+            await self._enact(decision, said)
 
     async def _dtmf(self, dtmf: Dtmf) -> None:
         self._stop_waiting()
         await self._settle()
-        metrics.CALL_EVENTS.labels("keypad").inc()
-        if presses_for_a_person(dtmf.digit):
-            await self.end("transfer")
+        await self._enact(self._relay.calls.policy.pressed(dtmf.digit))
+
+    async def _enact(self, decision: Decision, said: str = "") -> None:
+        """What the caller's words or keys decided (the model not asked), as messages."""
+        count(decision)
+        caller = [Turn("user", said)] if decision.keep_caller and said else []
+        if decision.dials:
+            await self._store(caller)
+            await self.end("transfer", number=decision.number, department=decision.department)
+        elif decision.next == "end":
+            # The line and the end leave together; the turns are stored after.
+            await self._say(decision.say)
+            await self.end("goodbye")
+            await self._store([*caller, Turn("assistant", decision.say)] if caller else [])
         else:
-            await self._say(twiml.KEYPAD_HELP)
+            await self._store(caller)
+            await self._say(decision.say)
             self._wait_for_caller()
 
     async def _interrupted(self, interrupt: Interrupt) -> None:
@@ -292,7 +298,7 @@ class RelaySession:
             late = is_late(error)
             metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
             self._answer = None  # nothing of it was heard; like gather mode, nothing stored
-            await self._say(twiml.HOLDING if late else twiml.APOLOGY)
+            await self._say(phrases.HOLDING if late else phrases.APOLOGY)
             self._wait_for_caller()
             return
         filler.cancel()
@@ -313,29 +319,29 @@ class RelaySession:
 
     async def _finish(self, answer: _Answer) -> None:
         """The answer is all out: carry out what the tools decided, or wait for the caller."""
+        policy = self._relay.calls.policy
         for index, action in enumerate(answer.actions):
             if action.kind == "take_message":
                 key = f"relay:{self._session}:message:{self._appends}:{index}"
                 budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
-                if await self._relay.calls.save_message(self.call_sid, action, key, budget):
-                    if not answer.spoken:
-                        await self._say_in(answer, twiml.MESSAGE_TAKEN)
-                else:
-                    await self._say_in(answer, twiml.MESSAGE_NOT_SAVED)
+                saved = await self._relay.calls.save_message(self.call_sid, action, key, budget)
+                line = policy.message_line(saved, " ".join(answer.spoken))
+                if line:
+                    await self._say_in(answer, line)
+        decision = policy.answered(" ".join(answer.spoken), tuple(answer.actions))
+        count(decision)
+        if decision.next == "end" and not answer.spoken:
+            await self._say_in(answer, decision.say)
+        elif decision.next == "ask" and decision.say != " ".join(answer.spoken):
+            await self._say_in(answer, decision.say)  # a transfer with nobody to take it
         await self._send({"type": "text", "token": "", "last": True})
         answer.done = True
-        kinds = {a.kind: a for a in answer.actions}
-        if (
-            kinds.keys() & {"transfer_call", "end_call"}
-            and self._answering is asyncio.current_task()
-        ):
+        if decision.next in ("transfer", "end") and self._answering is asyncio.current_task():
             # Ending from inside the answer: it is complete, so nothing is left to cancel.
             self._answering = None
-        if "transfer_call" in kinds:
-            transfer = kinds["transfer_call"]
-            await self.end("transfer", number=transfer.number, department=transfer.department)
-        elif "end_call" in kinds:
-            metrics.CALL_EVENTS.labels("goodbye").inc()
+        if decision.dials:
+            await self.end("transfer", number=decision.number, department=decision.department)
+        elif decision.next == "end":
             await self.end("goodbye")
         else:
             self._wait_for_caller()
@@ -356,7 +362,7 @@ class RelaySession:
             return
         answer.filled = True
         metrics.RELAY_EVENTS.labels("filler").inc()
-        await self._send({"type": "text", "token": twiml.FILLER + " ", "last": False})
+        await self._send({"type": "text", "token": phrases.FILLER + " ", "last": False})
 
     async def _settle(self, heard: str | None = None) -> None:
         """Stop the answer in progress, and store the turn as the caller heard it: all of
@@ -385,6 +391,8 @@ class RelaySession:
         await self._store(turns)
 
     async def _store(self, turns: list[Turn]) -> None:
+        if not turns:
+            return
         self._appends += 1
         key = f"relay:{self._session}:{self._appends}"
         try:
@@ -407,15 +415,11 @@ class RelaySession:
     async def _after_silence(self) -> None:
         await asyncio.sleep(self._settings.RELAY_IDLE_SECONDS)
         self._idle = None
-        metrics.CALL_EVENTS.labels("reprompt").inc()
         await self._settle()
-        if self._reprompts >= self._settings.MAX_REPROMPTS:
-            await self._say(twiml.NO_INPUT_GOODBYE)
-            await self.end("goodbye")
-            return
-        self._reprompts += 1
-        await self._say(twiml.STILL_THERE)
-        self._wait_for_caller()
+        decision = self._relay.calls.policy.silent(self._reprompts)
+        if decision.reprompt:
+            self._reprompts += 1
+        await self._enact(decision)
 
     # --- speaking and ending --------------------------------------------------------
 
@@ -431,7 +435,7 @@ class RelaySession:
         await self._settle()
         self.ended = reason
         metrics.RELAY_ENDINGS.labels(reason).inc()
-        if reason == "transfer" and (number or self._settings.TRANSFER_NUMBER):
+        if reason == "transfer":
             await self._relay.calls.note(self.call_sid, [CallEvent("transferred", department)])
         log.info("relay call %s: session ends (%s)", self.call_sid, reason)
         handoff = {"reason": reason, **({"number": number} if number else {})}
