@@ -1,10 +1,39 @@
 #!/usr/bin/env bash
 # Stops the cluster deploy/cluster/up.sh started and removes all it made: its processes,
 # the pods' containers, mounts, network namespaces and bridge, kube-proxy's iptables
-# rules, and .tools/cluster. Safe to run when nothing is up.
+# rules, and .tools/cluster. Safe to run when nothing is up, and on a shared host: it
+# stops processes by the ids it recorded or found under its own containerd, never by name.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source deploy/cluster/env.sh
+# Only what this cluster started is stopped, by process id: the processes up.sh recorded,
+# and the pods' processes under the containerd shims of this cluster's containerd (a shim
+# names its containerd's socket, which is this checkout's own). Nothing is matched by name,
+# so another cluster or program on the same host is left alone.
+shims=()
+for proc in /proc/[0-9]*; do
+  if tr '\0' '\n' < "$proc/cmdline" 2>/dev/null | grep -qxF -- "$CONTAINERD_SOCKET"; then
+    [[ $(tr '\0' ' ' < "$proc/cmdline") == *containerd-shim* ]] && shims+=("${proc#/proc/}")
+  fi
+done
+descendants() {  # the process ids below the given ones
+  local queue=("$@") pid child
+  while ((${#queue[@]})); do
+    pid=${queue[0]}
+    queue=("${queue[@]:1}")
+    for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+      echo "$child"
+      queue+=("$child")
+    done
+  done
+}
+pods=()
+((${#shims[@]})) && mapfile -t pods < <(descendants "${shims[@]}")
+# The pods' network namespaces, before their processes are gone.
+netns=()
+for pid in "${pods[@]}"; do
+  name=$(ip netns identify "$pid" 2>/dev/null) && [[ -n $name ]] && netns+=("$name")
+done
 if [[ -f $CLUSTER/pids ]]; then
   # The node first (so that nothing restarts pods), the store last.
   for name in kubelet kube-proxy coredns kube-scheduler kube-controller-manager containerd \
@@ -19,16 +48,11 @@ if [[ -f $CLUSTER/pids ]]; then
   done
   awk '{print $2}' "$CLUSTER/pids" | xargs -r kill -9 2>/dev/null
 fi
-# The pods' processes (kubelet is gone, so nothing restarts them): with their
-# shims gone they would run on, orphaned.
-find /sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs 2>/dev/null \
-  | xargs -r cat | sort -u | xargs -r kill -9 2>/dev/null
-# Anything of the cluster's still running (started by hand, or from a lost pid file), and
-# what containerd's shims leave behind.
-pkill -f "cluster/containerd/config.toml" 2>/dev/null
-pkill -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null
+# The pods' processes and their shims (kubelet is gone, so nothing restarts them): they
+# would run on, orphaned.
+((${#pods[@]} + ${#shims[@]})) && kill -9 "${pods[@]}" "${shims[@]}" 2>/dev/null
 [[ -x $K8S_BIN/kube-proxy ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1
-for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete "$netns"; done
+for name in $(printf '%s\n' "${netns[@]}" | sort -u); do ip netns delete "$name" 2>/dev/null; done
 ip link delete aura0 2>/dev/null
 if [[ -d $CLUSTER ]]; then
   grep -o " $CLUSTER[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
