@@ -153,14 +153,14 @@ def test_a_bad_tools_file_stops_the_llm_service_at_start(tmp_path: Path) -> None
     assert "Traceback" not in done.stderr
 
 
-def test_the_readmes_receiver_accepts_our_signature_and_refuses_tampering() -> None:
+def test_the_documented_receiver_accepts_our_signature_and_refuses_tampering() -> None:
     import re
     import time
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "tools.md").read_text()
     [code] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def from_aura" in b]
     namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 (the README's own example)
+    exec(code, namespace)  # noqa: S102 (the documentation's own example)
     from_aura = namespace["from_aura"]
     body = b'{"call_id":"CA1","tool":"order_status","arguments":{"order_number":"A17"}}'
     now = str(int(time.time()))

@@ -1,4 +1,4 @@
-"""The post-call record, and the README's receiver run against Aura's signing."""
+"""The post-call record, and the documented receiver run against Aura's signing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aura_common.signing import signed_headers
 from aura_telephony.backends import CallEvent, Message, Transcript, Turn
 from aura_telephony.post_call import build_record, outcome
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+RECEIVER_DOC = Path(__file__).resolve().parents[3] / "docs" / "outbound-and-webhooks.md"
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -68,13 +68,12 @@ def test_the_record_holds_the_call_and_computes_its_duration() -> None:
     ]
 
 
-def test_the_readmes_receiver_accepts_aura_and_drops_duplicates() -> None:
-    [code] = [
-        b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "call_ended" in b
-    ]
+def test_the_documented_receiver_accepts_aura_and_drops_duplicates() -> None:
+    text = RECEIVER_DOC.read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "call_ended" in b]
     assert len(code.strip().splitlines()) <= 25
     namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 (the README's own example)
+    exec(code, namespace)  # noqa: S102 (the documentation's own example)
     namespace["SECRET"] = b"s3cret"
     client = TestClient(namespace["app"])
     body = json.dumps({"call_id": "CA1"}).encode()
