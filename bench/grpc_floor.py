@@ -20,7 +20,7 @@ import grpc
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
-from aura_telephony.backends import _CHANNEL_OPTIONS
+from aura_telephony.channels import _CHANNEL_OPTIONS
 from bench.calls import cpu_seconds
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from aura_common.signing import signed_headers
-from aura_telephony.backends import CallEvent, Message, Transcript, Turn
+from aura_telephony.model import CallEvent, Message, Transcript, Turn
 from aura_telephony.post_call import build_record, outcome
 
 RECEIVER_DOC = Path(__file__).resolve().parents[3] / "docs" / "outbound-and-webhooks.md"

@@ -4,10 +4,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from aura_telephony import phrases
-from aura_telephony.backends import MAX_STORED_TURN_CHARS, Backends, Conversation, Turn
+from aura_telephony.backends import MAX_STORED_TURN_CHARS, Backends
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
-from aura_telephony.delivery import DownstreamError
+from aura_telephony.errors import DownstreamError
+from aura_telephony.model import Conversation, Turn
 from aura_telephony.server import shutdown_grace
 from tests.support.llm import Broken
 from tests.support.twilio import Twiml, new_call_sid
@@ -198,7 +199,7 @@ async def test_a_failed_turn_asks_the_provider_once_per_llm_retry_not_per_grpc_r
     backends = Backends(rig.settings)
     try:
         with pytest.raises(DownstreamError):
-            async for _ in backends.generate_stream(call_sid, Conversation(), "and today", 5):
+            async for _ in backends.llm.generate_stream(call_sid, Conversation(), "and today", 5):
                 pass
     finally:
         await backends.close()
@@ -210,7 +211,7 @@ async def test_a_turn_longer_than_memory_takes_is_stored_cut_not_lost(rig: Rig) 
     call_sid = new_call_sid()
     try:
         long_answer = Turn("assistant", "word " * 4000)  # 20,000 characters
-        await backends.append(call_sid, [long_answer], "k1", TurnBudget(5))
+        await backends.memory.append(call_sid, [long_answer], "k1", TurnBudget(5))
     finally:
         await backends.close()
     [stored] = await rig.store.history(call_sid)

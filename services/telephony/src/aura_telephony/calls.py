@@ -12,32 +12,17 @@ from dataclasses import dataclass
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_telephony import metrics, phrases, twiml
-from aura_telephony.backends import (
-    Answer,
-    Backends,
-    CallEvent,
-    Claim,
-    Counting,
-    Parties,
-    Transcript,
-    Turn,
-)
+from aura_telephony.backends import Backends
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.conversation import (
     parse_confidence,
 )
-from aura_telephony.delivery import (
-    COMPLETE_SECONDS,
-    Deliveries,
-    DownstreamError,
-    History,
-    Reply,
-    describe,
-    is_late,
-)
+from aura_telephony.delivery import COMPLETE_SECONDS, Deliveries, History, Reply
+from aura_telephony.errors import DownstreamError, describe, is_late
 from aura_telephony.forms import GatherResult, RelayEnded, StatusCallback, VoiceWebhook
 from aura_telephony.hangups import Hangups
+from aura_telephony.model import Answer, CallEvent, Claim, Counting, Parties, Transcript, Turn
 from aura_telephony.policy import CallPolicy, Decision
 from aura_telephony.post_call import PostCallSender
 
@@ -132,7 +117,7 @@ class Calls:
 
     async def transcript(self, call_sid: str) -> Transcript | None:
         """The call's whole transcript; raises a DownstreamError when memory is out."""
-        return await self.backends.transcript(
+        return await self.backends.memory.transcript(
             call_sid, TurnBudget(self.settings.TURN_BUDGET_SECONDS)
         )
 
@@ -241,7 +226,7 @@ class Calls:
         try:
             # The budget bounds the whole turn, whatever a downstream call does with its own.
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
-                answer = await self.backends.generate(call_sid, history, speech, budget)
+                answer = await self.backends.llm.generate(call_sid, history, speech, budget)
         except DownstreamError as error:
             log.error("call %s: no answer this turn: %s", call_sid, describe(error))
             late = is_late(error)
@@ -309,7 +294,7 @@ class Calls:
         budget = TurnBudget(self.settings.MEMORY_TIMEOUT_SECONDS)
         try:
             for event in events:
-                await self.backends.record_event(call_sid, event, budget)
+                await self.backends.memory.record_event(call_sid, event, budget)
         except DownstreamError as error:
             log.error("call %s: could not note an event: %s", call_sid, describe(error))
 
@@ -318,7 +303,7 @@ class Calls:
     ) -> bool:
         """Keep a message the caller left; False when memory could not take it."""
         try:
-            await self.backends.save_message(call_sid, action, key, budget)
+            await self.backends.memory.save_message(call_sid, action, key, budget)
         except DownstreamError as error:
             log.error("call %s: could not save a message: %s", call_sid, describe(error))
             return False

@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-import grpc
-
 from aura_telephony import metrics
-from aura_telephony.backends import Backends, Claim, Conversation, Counting, Parties, Turn
-from aura_telephony.budget import BudgetExhaustedError, TurnBudget
+from aura_telephony.backends import Backends
+from aura_telephony.budget import TurnBudget
+from aura_telephony.errors import DownstreamError, ServiceError, describe
+from aura_telephony.model import Claim, Conversation, Counting, Parties, Turn
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +26,6 @@ log = logging.getLogger(__name__)
 COMPLETE_SECONDS = 0.3
 _POLL_FIRST_SECONDS = 0.05
 _POLL_MAX_SECONDS = 0.25
-
-DownstreamError = (grpc.aio.AioRpcError, BudgetExhaustedError, TimeoutError)
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, grpc.aio.AioRpcError):
-        return f"{error.code().name}: {error.details()}"
-    return "turn budget exhausted"
-
-
-def is_late(error: BaseException) -> bool:
-    """Whether a failure was the turn running out of time (the caller hears the holding
-    line) rather than a service failing (an apology)."""
-    return not isinstance(error, grpc.aio.AioRpcError) or (
-        error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    )
 
 
 def idempotency_key(target: str, header: str, params: Mapping[str, str]) -> str:
@@ -89,7 +73,7 @@ class Deliveries:
         pause = _POLL_FIRST_SECONDS
         while True:
             try:
-                claim = await self._backends.claim(call_sid, key, budget, counting)
+                claim = await self._backends.memory.claim(call_sid, key, budget, counting)
             except DownstreamError as error:
                 # Nothing can be deduplicated or remembered; the delivery answers as it can.
                 log.error("call %s: memory unreachable: %s", call_sid, describe(error))
@@ -109,10 +93,10 @@ class Deliveries:
         reply = await produce(budget, claim)
         try:
             seconds = max(COMPLETE_SECONDS, budget.remaining())
-            await self._backends.complete(
+            await self._backends.memory.complete(
                 call_sid, key, reply.document, seconds, reply.turns, reply.parties
             )
-        except grpc.aio.AioRpcError as error:
+        except ServiceError as error:
             # The answer is ready: speaking it beats an apology, even if it is not stored.
             log.error("call %s: cannot store the turn: %s", call_sid, describe(error))
         return reply.document

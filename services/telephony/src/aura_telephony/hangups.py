@@ -17,7 +17,7 @@ from aura_telephony import metrics
 from aura_telephony.backends import Backends
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
-from aura_telephony.delivery import DownstreamError, describe
+from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.post_call import PostCallSender
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Hangups:
         try:
             if not hangup.ended:
                 # Counted once per call: a retried callback finds the call already ended.
-                if await self._backends.end_call(hangup.call_sid, hangup.status, budget):
+                if await self._backends.memory.end_call(hangup.call_sid, hangup.status, budget):
                     metrics.CALLS_ENDED.labels(hangup.status).inc()
                 hangup.ended = True
             if not hangup.queued and self._post_call is not None:

@@ -27,10 +27,11 @@ import httpx
 from aura_common.settings import package_version
 from aura_common.signing import signed_headers
 from aura_telephony import metrics
-from aura_telephony.backends import Backends, Delivery, Transcript
+from aura_telephony.backends import Backends
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
-from aura_telephony.delivery import DownstreamError, describe
+from aura_telephony.errors import DownstreamError, describe
+from aura_telephony.model import Delivery, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class PostCallSender:
     async def enqueue(self, call_sid: str, status: str, duration: str) -> None:
         """Queue the call's record; raises DownstreamError when memory cannot take it."""
         job = {"status": status, "duration": int(duration) if duration.isdigit() else None}
-        if await self._backends.enqueue_delivery(call_sid, json.dumps(job), _RPC_SECONDS):
+        if await self._backends.memory.enqueue_delivery(call_sid, json.dumps(job), _RPC_SECONDS):
             self._wake.set()  # send it now rather than at the next poll
 
     async def _run(self) -> None:
@@ -158,7 +159,7 @@ class PostCallSender:
         """Send what the outbox leases this replica now; how many it leased."""
         # Long enough for the whole batch to time out, so no other replica sends it meanwhile.
         lease = _BATCH * (self._settings.POST_CALL_WEBHOOK_TIMEOUT_SECONDS + _SUMMARY_SECONDS) + 30
-        outbox = await self._backends.lease_deliveries(_BATCH, lease, _RPC_SECONDS)
+        outbox = await self._backends.memory.lease_deliveries(_BATCH, lease, _RPC_SECONDS)
         metrics.POST_CALL_QUEUE.set(outbox.depth)
         oldest = (time.time() - outbox.oldest.timestamp()) if outbox.oldest else 0.0
         metrics.POST_CALL_OLDEST.set(max(0.0, oldest))
@@ -181,7 +182,7 @@ class PostCallSender:
             delivered = False
         if delivered:
             metrics.POST_CALL_DELIVERIES.labels("delivered").inc()
-            await self._backends.settle_delivery(delivery.id, True, 0, _RPC_SECONDS)
+            await self._backends.memory.settle_delivery(delivery.id, True, 0, _RPC_SECONDS)
             return
         if age >= self._settings.POST_CALL_MAX_AGE_SECONDS:
             log.error(
@@ -191,7 +192,7 @@ class PostCallSender:
                 age,
             )
             metrics.POST_CALL_DELIVERIES.labels("abandoned").inc()
-            await self._backends.settle_delivery(delivery.id, True, 0, _RPC_SECONDS)
+            await self._backends.memory.settle_delivery(delivery.id, True, 0, _RPC_SECONDS)
             return
         metrics.POST_CALL_DELIVERIES.labels("failed").inc()
         first = self._settings.POST_CALL_RETRY_SECONDS
@@ -200,16 +201,16 @@ class PostCallSender:
         wait *= 0.5 + random.random() / 2  # noqa: S311
         # The retry keeps a summary made now: one model call per call, not one per attempt.
         kept = json.dumps(job) if unsummarised and "summary" in job else ""
-        await self._backends.settle_delivery(delivery.id, False, wait, _RPC_SECONDS, kept)
+        await self._backends.memory.settle_delivery(delivery.id, False, wait, _RPC_SECONDS, kept)
 
     async def _body(self, delivery: Delivery, job: dict[str, Any]) -> bytes:
         """The record to send; a summary it makes is kept in `job` for the retries."""
-        record = await self._backends.transcript(delivery.id, TurnBudget(_RPC_SECONDS))
+        record = await self._backends.memory.transcript(delivery.id, TurnBudget(_RPC_SECONDS))
         # A call in which the caller said nothing has nothing to summarise.
         turns = record.turns if record is not None else ()
         if "summary" not in job and any(t.role == "user" for t in turns):
             try:
-                job["summary"] = await self._backends.summarize(
+                job["summary"] = await self._backends.llm.summarize(
                     delivery.id, turns, _SUMMARY_SECONDS
                 )
             except DownstreamError as error:

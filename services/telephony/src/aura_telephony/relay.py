@@ -30,10 +30,11 @@ from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_common.text import xml_safe
 from aura_telephony import metrics, phrases
-from aura_telephony.backends import CallEvent, Sentence, ToolRunning, Turn
 from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls, count
-from aura_telephony.delivery import COMPLETE_SECONDS, DownstreamError, describe, is_late
+from aura_telephony.delivery import COMPLETE_SECONDS
+from aura_telephony.errors import DownstreamError, describe, is_late
+from aura_telephony.model import CallEvent, Sentence, ToolRunning, Turn
 from aura_telephony.policy import Decision
 
 log = logging.getLogger(__name__)
@@ -274,9 +275,9 @@ class RelaySession:
         filler: asyncio.Task[None],
     ) -> None:
         try:
-            conversation = await self._backends.conversation(self.call_sid, budget)
+            conversation = await self._backends.memory.conversation(self.call_sid, budget)
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
-                async for event in self._backends.generate_stream(
+                async for event in self._backends.llm.generate_stream(
                     self.call_sid, conversation, said, budget.remaining() - COMPLETE_SECONDS
                 ):
                     if isinstance(event, CallAction):
@@ -397,7 +398,7 @@ class RelaySession:
         key = f"relay:{self._session}:{self._appends}"
         try:
             budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
-            await self._backends.append(self.call_sid, turns, key, budget)
+            await self._backends.memory.append(self.call_sid, turns, key, budget)
         except DownstreamError as error:
             log.error("relay call %s: cannot store the turn: %s", self.call_sid, describe(error))
 
@@ -495,7 +496,7 @@ class Relay:
             return "duplicate"
         try:
             budget = TurnBudget(self.settings.MEMORY_TIMEOUT_SECONDS)
-            conversation = await self.backends.conversation(call_sid, budget)
+            conversation = await self.backends.memory.conversation(call_sid, budget)
         except DownstreamError as error:
             # Without memory we cannot tell; the call's own turns will apologise.
             log.warning("relay call %s: not checked against memory: %s", call_sid, describe(error))

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from aura_common.logs import mask_phone
 from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls
-from aura_telephony.delivery import DownstreamError, describe
+from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall, allowed
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ async def place_call(request: Request, call: OutboundCall) -> PlacedCall:
     if not settings.PUBLIC_BASE_URL:
         raise HTTPException(503, "outbound calls need PUBLIC_BASE_URL, for Twilio to call back")
     try:
-        placed = await calls.backends.count(
+        placed = await calls.backends.memory.count(
             "outbound-calls", 60, TurnBudget(settings.MEMORY_TIMEOUT_SECONDS)
         )
     except DownstreamError as error:

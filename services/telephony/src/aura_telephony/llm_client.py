@@ -1,0 +1,144 @@
+"""The llm service's client: protobuf in, telephony's model out. Every call carries a
+deadline; failures are ServiceError."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+
+from aura.llm.v1 import llm_service_pb2 as llm_pb
+from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
+from aura_common.actions import CallAction
+from aura_telephony.budget import TurnBudget
+from aura_telephony.channels import failing_as, streams_failing_as
+from aura_telephony.config import Settings
+from aura_telephony.model import (
+    Answer,
+    CallEvent,
+    Conversation,
+    Role,
+    Sentence,
+    ToolRunning,
+    Turn,
+)
+
+_TO_LLM_ROLE: dict[Role, llm_pb.Role.ValueType] = {
+    "user": llm_pb.ROLE_USER,
+    "assistant": llm_pb.ROLE_ASSISTANT,
+}
+
+
+def _uses(uses: Sequence[llm_pb.ToolUse]) -> tuple[str, ...]:
+    return tuple(f"{u.tool} {u.outcome}" for u in uses)
+
+
+def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
+    found: list[CallAction] = []
+    for action in actions:
+        kind = action.WhichOneof("action")
+        if kind == "transfer_call":
+            transfer = action.transfer_call
+            found.append(CallAction(kind, transfer.department, transfer.number))
+        elif kind == "end_call":
+            found.append(CallAction(kind))
+        elif kind == "take_message":
+            message = action.take_message
+            found.append(
+                CallAction(
+                    kind,
+                    caller_name=message.caller_name,
+                    callback_number=message.callback_number,
+                    message=message.message,
+                )
+            )
+    return tuple(found)
+
+
+class LlmClient:
+    def __init__(self, channel: grpc.aio.Channel, settings: Settings) -> None:
+        self._settings = settings
+        self._stub = llm_grpc.LlmServiceStub(channel)
+
+    def _prompt(self, call_sid: str, conversation: Conversation, user_text: str) -> dict[str, Any]:
+        """The fields Generate and GenerateStream requests share."""
+        return {
+            "call_id": call_sid,
+            "history": [
+                llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in conversation.turns
+            ],
+            "user_text": user_text,
+            "persona": llm_pb.Persona(
+                assistant_name=self._settings.AI_ASSISTANT_NAME,
+                call_context=conversation.purpose,
+            ),
+        }
+
+    @failing_as("llm")
+    async def generate(
+        self,
+        call_sid: str,
+        conversation: Conversation,
+        user_text: str,
+        budget: TurnBudget,
+    ) -> Answer:
+        # Keep back enough of the budget to store the turn once the answer is in.
+        timeout = budget.timeout(
+            self._settings.TURN_BUDGET_SECONDS, reserve=self._settings.MEMORY_TIMEOUT_SECONDS / 2
+        )
+        response = await self._stub.Generate(
+            llm_pb.GenerateRequest(**self._prompt(call_sid, conversation, user_text)),
+            timeout=timeout,
+        )
+        return Answer(
+            text=response.text,
+            provider=response.provider,
+            failover=response.failover,
+            failures=tuple(f"{f.provider} {f.reason}" for f in response.failures),
+            actions=_actions(response.actions),
+            tools_used=_uses(response.tools_used),
+            passage_ids=tuple(response.passage_ids),
+            ungrounded=response.ungrounded,
+        )
+
+    @streams_failing_as("llm")
+    async def generate_stream(
+        self, call_sid: str, conversation: Conversation, user_text: str, seconds: float
+    ) -> AsyncIterator[Sentence | ToolRunning | CallAction | CallEvent]:
+        """The answer sentence by sentence as the model writes it, a ToolRunning when it
+        calls tools, and each call action as soon as a tool decides it. Leaving the loop
+        early (or being cancelled) cancels the gRPC stream, and the llm service then closes
+        the vendor's stream: nobody pays for tokens nobody hears."""
+        call = self._stub.GenerateStream(
+            llm_pb.GenerateStreamRequest(**self._prompt(call_sid, conversation, user_text)),
+            timeout=seconds,
+        )
+        try:
+            async for response in call:
+                if response.tool_running:
+                    yield ToolRunning(response.tool_running)
+                for use in _uses(response.tools_used):
+                    yield CallEvent("tool", use)
+                for action in _actions(response.actions):
+                    yield action
+                if response.text:
+                    yield Sentence(
+                        response.text,
+                        response.provider,
+                        tuple(response.passage_ids),
+                        response.ungrounded,
+                    )
+        finally:
+            call.cancel()
+
+    @failing_as("llm")
+    async def summarize(self, call_sid: str, turns: Sequence[Turn], seconds: float) -> str:
+        response = await self._stub.Summarize(
+            llm_pb.SummarizeRequest(
+                call_id=call_sid,
+                transcript=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in turns],
+            ),
+            timeout=seconds,
+        )
+        return response.summary
