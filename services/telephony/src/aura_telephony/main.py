@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.calls = Calls(settings, backends, post_call)
         app.state.calls.start()
         app.state.relay = Relay(app.state.calls)
-        app.state.outbound = Outbound(settings)
+        app.state.outbound = Outbound(settings, backends.memory)
         process.started()
         try:
             yield

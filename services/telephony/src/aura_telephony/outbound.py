@@ -21,7 +21,10 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from aura_common.logs import mask_phone
+from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
+from aura_telephony.errors import DownstreamError, describe
+from aura_telephony.memory_client import MemoryClient
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +67,23 @@ class PlacedCall(BaseModel):
 
 
 class OutboundError(Exception):
-    """Twilio refused the call, or could not be reached; `status` is our HTTP answer."""
+    """The call is not placed: a rule refused it, or Twilio did, or Twilio could not be
+    reached; `status` is our HTTP answer, `retry_after` seconds when trying later helps."""
 
-    def __init__(self, status: int, detail: str, twilio_code: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        twilio_code: int | None = None,
+        retry_after: int | None = None,
+        rule: bool = False,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.twilio_code = twilio_code
+        self.retry_after = retry_after
+        self.rule = rule  # refused by the operator's rules, before Twilio was asked
 
 
 # The SDK's client is untyped for mypy (it builds on aiohttp-retry, which has no types).
@@ -93,9 +106,38 @@ def allowed(settings: Settings, number: str) -> bool:
 
 
 class Outbound:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, memory: MemoryClient) -> None:
         self._settings = settings
+        self._memory = memory
         self._client: Client | None = None
+
+    async def request(self, call: OutboundCall) -> PlacedCall:
+        """Place `call` if the operator's rules allow it: outbound calls on, the number in
+        OUTBOUND_ALLOWED_PREFIXES, a public URL for Twilio to call back, and fewer than
+        MAX_OUTBOUND_CALLS_PER_MINUTE placed by all replicas in the last minute."""
+        settings = self._settings
+        if not settings.outbound_prefixes:
+            raise OutboundError(
+                403, "outbound calls are off: set OUTBOUND_ALLOWED_PREFIXES", rule=True
+            )
+        if not allowed(settings, call.to):
+            log.warning("outbound call to %s refused: not an allowed prefix", mask_phone(call.to))
+            raise OutboundError(403, "this number is not in OUTBOUND_ALLOWED_PREFIXES", rule=True)
+        if not settings.PUBLIC_BASE_URL:
+            raise OutboundError(
+                503, "outbound calls need PUBLIC_BASE_URL, for Twilio to call back", rule=True
+            )
+        try:
+            budget = TurnBudget(settings.MEMORY_TIMEOUT_SECONDS)
+            placed = await self._memory.count("outbound-calls", 60, budget)
+        except DownstreamError as error:
+            log.error("outbound call not placed: cannot count calls: %s", describe(error))
+            raise OutboundError(503, "memory service unavailable", rule=True) from error
+        if placed > settings.MAX_OUTBOUND_CALLS_PER_MINUTE:
+            raise OutboundError(
+                429, "MAX_OUTBOUND_CALLS_PER_MINUTE reached", retry_after=60, rule=True
+            )
+        return await self.place(call, settings.PUBLIC_BASE_URL.rstrip("/"))
 
     def _twilio(self) -> Client:
         if self._client is None:  # made on first use, inside the event loop it needs

@@ -12,11 +12,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel
 
-from aura_common.logs import mask_phone
-from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls
 from aura_telephony.errors import DownstreamError, describe
-from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall, allowed
+from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall
 
 log = logging.getLogger(__name__)
 
@@ -136,31 +134,14 @@ async def transcript(
     summary="Place an outbound call (requires ADMIN_API_TOKEN)",
 )
 async def place_call(request: Request, call: OutboundCall) -> PlacedCall:
-    calls: Calls = request.app.state.calls
     outbound: Outbound = request.app.state.outbound
-    settings = calls.settings
-    if not settings.outbound_prefixes:
-        raise HTTPException(403, "outbound calls are off: set OUTBOUND_ALLOWED_PREFIXES")
-    if not allowed(settings, call.to):
-        log.warning("outbound call to %s refused: not an allowed prefix", mask_phone(call.to))
-        raise HTTPException(403, "this number is not in OUTBOUND_ALLOWED_PREFIXES")
-    if not settings.PUBLIC_BASE_URL:
-        raise HTTPException(503, "outbound calls need PUBLIC_BASE_URL, for Twilio to call back")
     try:
-        placed = await calls.backends.memory.count(
-            "outbound-calls", 60, TurnBudget(settings.MEMORY_TIMEOUT_SECONDS)
-        )
-    except DownstreamError as error:
-        log.error("outbound call not placed: cannot count calls: %s", describe(error))
-        raise HTTPException(503, "memory service unavailable") from error
-    if placed > settings.MAX_OUTBOUND_CALLS_PER_MINUTE:
-        raise HTTPException(
-            429, "MAX_OUTBOUND_CALLS_PER_MINUTE reached", headers={"Retry-After": "60"}
-        )
-    try:
-        return await outbound.place(call, settings.PUBLIC_BASE_URL.rstrip("/"))
+        return await outbound.request(call)
     except OutboundError as error:
-        detail: dict[str, object] = {"message": error.detail}
-        if error.twilio_code is not None:
-            detail["twilio_code"] = error.twilio_code
-        raise HTTPException(error.status, detail) from error
+        detail: dict[str, object] | str = error.detail
+        if not error.rule:  # Twilio's answer, with its code when it gave one
+            detail = {"message": error.detail}
+            if error.twilio_code is not None:
+                detail["twilio_code"] = error.twilio_code
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+        raise HTTPException(error.status, detail, headers=headers) from error
