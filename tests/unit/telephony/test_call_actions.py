@@ -94,6 +94,13 @@ async def test_a_message_is_taken_over_four_turns_and_served_with_the_transcript
         "Please ring me back.",
     )
     assert message["at"] is not None
+    # The tool call, as a structured record: its name and outcome apart.
+    [tool_call] = response.json()["tool_calls"]
+    assert (tool_call["tool"], tool_call["outcome"]) == ("take_message", "ok")
+    stored = await rig.store.transcript(call_sid)
+    assert stored is not None
+    [event] = [e for e in stored.events if e.kind == "tool"]
+    assert (event.detail, event.outcome) == ("take_message", "ok")
 
 
 async def test_a_retried_turn_keeps_the_message_once(make_rig: RigFactory) -> None:

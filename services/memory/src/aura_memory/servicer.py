@@ -155,7 +155,9 @@ def _transcript_to_pb(record: CallRecord) -> pb.Transcript:
             for m in record.messages
         ],
         events=[
-            pb.CallEvent(kind=e.kind, detail=e.detail, create_time=_stamp(e.created_at))
+            pb.CallEvent(
+                kind=e.kind, detail=e.detail, create_time=_stamp(e.created_at), outcome=e.outcome
+            )
             for e in record.events
         ],
     )
@@ -395,7 +397,9 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             await _reject(context, f"event.kind is required, at most {MAX_EVENT_CHARS} characters")
         if len(event.detail) > MAX_EVENT_CHARS:
             await _reject(context, f"event.detail is longer than {MAX_EVENT_CHARS} characters")
-        stored = StoredEvent(event.kind, event.detail, 0.0)
+        if len(event.outcome) > MAX_EVENT_CHARS:
+            await _reject(context, f"event.outcome is longer than {MAX_EVENT_CHARS} characters")
+        stored = StoredEvent(event.kind, event.detail, 0.0, event.outcome)
         await self._stored(
             context=context,
             name="record_event",

@@ -240,7 +240,7 @@ class Calls:
                 ", ".join(answer.failures),
             )
         metrics.CALL_EVENTS.labels("answered").inc()
-        await self.note(call_sid, [CallEvent("tool", use) for use in answer.tools_used])
+        await self.note(call_sid, [use.event() for use in answer.tools_used])
         return await self._carry_out(call_sid, speech, answer, key, budget)
 
     async def _render(

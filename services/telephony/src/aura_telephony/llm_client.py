@@ -21,6 +21,7 @@ from aura_telephony.model import (
     Role,
     Sentence,
     ToolRunning,
+    ToolUse,
     Turn,
 )
 
@@ -30,8 +31,8 @@ _TO_LLM_ROLE: dict[Role, llm_pb.Role.ValueType] = {
 }
 
 
-def _uses(uses: Sequence[llm_pb.ToolUse]) -> tuple[str, ...]:
-    return tuple(f"{u.tool} {u.outcome}" for u in uses)
+def _uses(uses: Sequence[llm_pb.ToolUse]) -> tuple[ToolUse, ...]:
+    return tuple(ToolUse(u.tool, u.outcome) for u in uses)
 
 
 def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
@@ -119,7 +120,7 @@ class LlmClient:
                 if response.tool_running:
                     yield ToolRunning(response.tool_running)
                 for use in _uses(response.tools_used):
-                    yield CallEvent("tool", use)
+                    yield use.event()
                 for action in _actions(response.actions):
                     yield action
                 if response.text:

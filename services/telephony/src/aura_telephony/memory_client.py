@@ -131,7 +131,9 @@ class MemoryClient:
             ),
             direction=found.direction,
             purpose=found.purpose,
-            events=tuple(CallEvent(e.kind, e.detail, _time(e.create_time)) for e in found.events),
+            events=tuple(
+                CallEvent(e.kind, e.detail, _time(e.create_time), e.outcome) for e in found.events
+            ),
         )
 
     @failing_as("memory")
@@ -207,7 +209,10 @@ class MemoryClient:
     async def record_event(self, call_sid: str, event: CallEvent, budget: TurnBudget) -> None:
         await self._stub.RecordEvent(
             memory_pb.RecordEventRequest(
-                call_id=call_sid, event=memory_pb.CallEvent(kind=event.kind, detail=event.detail)
+                call_id=call_sid,
+                event=memory_pb.CallEvent(
+                    kind=event.kind, detail=event.detail, outcome=event.outcome
+                ),
             ),
             timeout=self._memory_timeout(budget),
         )

@@ -40,8 +40,20 @@ class CallEvent:
     """Something that happened on a call: transferred, voicemail, refused, or a tool."""
 
     kind: str
-    detail: str = ""
+    detail: str = ""  # a department transferred to, or a tool's name
     at: datetime | None = None
+    outcome: str = ""  # a tool's: ok, error, timeout, invalid_arguments, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """One tool the model called for an answer, and how it went."""
+
+    tool: str
+    outcome: str
+
+    def event(self) -> CallEvent:
+        return CallEvent("tool", self.tool, outcome=self.outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +117,7 @@ class Answer:
     failover: bool
     failures: tuple[str, ...]  # "provider reason", for logs
     actions: tuple[CallAction, ...] = ()
-    tools_used: tuple[str, ...] = ()  # "tool outcome", for the call's record
+    tools_used: tuple[ToolUse, ...] = ()
     passage_ids: tuple[str, ...] = ()
     ungrounded: bool = False
 

@@ -19,7 +19,6 @@ import json
 import logging
 import random
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -32,6 +31,7 @@ from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.model import Delivery, Transcript
+from aura_telephony.records import iso, messages_json, tool_calls_json, turns_json
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ _SUMMARY_SECONDS = 20.0
 _MAX_BACKOFF_SECONDS = 1800.0
 # Attempts that wait for a summary before the record goes without one.
 _SUMMARY_ATTEMPTS = 3
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
 
 
 def outcome(record: Transcript | None) -> str:
@@ -74,39 +70,16 @@ def build_record(
         "direction": (record.direction if record else "") or job.get("direction") or "inbound",
         "caller": record.caller if record else "",
         "callee": record.callee if record else "",
-        "started_at": _iso(started),
-        "ended_at": _iso(ended),
+        "started_at": iso(started),
+        "ended_at": iso(ended),
         "duration_seconds": duration,
         "status": job.get("status") or (record.status if record else ""),
         "outcome": outcome(record),
         "purpose": record.purpose if record else "",
         "summary": summary,
-        "transcript": [
-            {
-                "role": t.role,
-                "text": t.text,
-                "at": _iso(t.at),
-                "interrupted": t.interrupted,
-                "passage_ids": list(t.passage_ids),
-                "ungrounded": t.ungrounded,
-            }
-            for t in (record.turns if record else ())
-        ],
-        "messages": [
-            {
-                "caller_name": m.caller_name,
-                "callback_number": m.callback_number,
-                "text": m.text,
-                "at": _iso(m.at),
-            }
-            for m in (record.messages if record else ())
-        ],
-        "tool_calls": [
-            {"tool": tool, "outcome": result, "at": _iso(e.at)}
-            for e in (record.events if record else ())
-            if e.kind == "tool"
-            for tool, _, result in [e.detail.partition(" ")]
-        ],
+        "transcript": turns_json(record),
+        "messages": messages_json(record),
+        "tool_calls": tool_calls_json(record),
     }
 
 

@@ -58,6 +58,7 @@ class StoredEvent:
     kind: str
     detail: str
     created_at: float
+    outcome: str = ""  # a tool's: ok, error, timeout, invalid_arguments, skipped
 
 
 @dataclass(frozen=True, slots=True)

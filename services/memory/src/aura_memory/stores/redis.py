@@ -278,7 +278,10 @@ class RedisStore(ConversationStore):
     async def record_event(self, call_id: str, event: StoredEvent) -> None:
         now = self._clock()
         key = self._key(call_id, "events")
-        encoded = json.dumps({"k": event.kind, "d": event.detail, "at": now}, separators=(",", ":"))
+        item = {"k": event.kind, "d": event.detail, "at": now}
+        if event.outcome:
+            item["o"] = event.outcome
+        encoded = json.dumps(item, separators=(",", ":"))
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.rpush(key, encoded)
             pipe.expire(key, self._keys_ttl)
@@ -411,7 +414,8 @@ class RedisStore(ConversationStore):
             turns=tuple(_decode(item) for item in raw),
             messages=tuple(_decode_message(item) for item in messages),
             events=tuple(
-                StoredEvent(e["k"], e["d"], float(e["at"])) for e in map(json.loads, events)
+                StoredEvent(e["k"], e["d"], float(e["at"]), e.get("o", ""))
+                for e in map(json.loads, events)
             ),
         )
 

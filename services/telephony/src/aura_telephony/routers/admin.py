@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from aura_telephony.calls import Calls
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall
+from aura_telephony.records import messages_json, tool_calls_json, turns_json
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,12 @@ class CallerMessage(BaseModel):
     at: datetime | None
 
 
+class ToolCall(BaseModel):
+    tool: str
+    outcome: str  # ok, error, timeout, invalid_arguments or skipped
+    at: datetime | None
+
+
 class CallTranscript(BaseModel):
     call_sid: str
     caller: str
@@ -49,6 +56,7 @@ class CallTranscript(BaseModel):
     purpose: str  # what an outbound call was about
     turns: list[TranscriptTurn]
     messages: list[CallerMessage]  # left with take_message
+    tool_calls: list[ToolCall] = []
 
 
 async def require_admin(request: Request) -> None:
@@ -94,26 +102,10 @@ async def transcript(
         status=found.status,
         direction=found.direction,
         purpose=found.purpose,
-        turns=[
-            TranscriptTurn(
-                role=t.role,
-                text=t.text,
-                at=t.at,
-                interrupted=t.interrupted,
-                passage_ids=list(t.passage_ids),
-                ungrounded=t.ungrounded,
-            )
-            for t in found.turns
-        ],
-        messages=[
-            CallerMessage(
-                caller_name=m.caller_name,
-                callback_number=m.callback_number,
-                text=m.text,
-                at=m.at,
-            )
-            for m in found.messages
-        ],
+        # The same JSON as the post-call webhook's, read into the API's documented models.
+        turns=[TranscriptTurn.model_validate(t) for t in turns_json(found)],
+        messages=[CallerMessage.model_validate(m) for m in messages_json(found)],
+        tool_calls=[ToolCall.model_validate(c) for c in tool_calls_json(found)],
     )
 
 
