@@ -275,8 +275,18 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
 
         setup = {"type": "setup", "callSid": call_sid, "accountSid": ACCOUNT}
         send({**setup, "from": unique_number()})
+        asked_before = len(fake_model.requests)
         send({"type": "prompt", "voicePrompt": "count for me", "last": True})
         assert next_text()["token"] == phrases.FILLER + " "
+        # The model has the first prompt (and takes its scripted answer) before the second
+        # preempts it: otherwise that answer would be left for the next calls to hear.
+        eventually(
+            lambda: any(
+                r.body.get("messages", [{}])[-1].get("content") == "count for me"
+                for r in fake_model.requests[asked_before:]
+            ),
+            what="the first prompt at the model",
+        )
         send({"type": "prompt", "voicePrompt": "count again", "last": True})  # preempts
         heard = next_text()
         while heard["token"] == phrases.FILLER + " ":
