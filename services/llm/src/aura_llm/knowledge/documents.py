@@ -176,7 +176,7 @@ def _title(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip().capitalize() or path.name
 
 
-def _files(root: Path) -> list[Path]:
+def knowledge_files(root: Path) -> list[Path]:
     """The knowledge files under `root`, sorted; hidden files and folders (such as a
     ConfigMap's `..data`) are skipped, symlinks to files followed."""
     found = []
@@ -227,7 +227,7 @@ def read_knowledge(path: Path) -> tuple[Knowledge | None, list[str]]:
     business: tuple[str, str] | None = None
     passages: list[Passage] = []
     problems: list[str] = []
-    for file in _files(path):
+    for file in knowledge_files(path):
         try:
             named, found = _file_passages(file, file.relative_to(path).as_posix())
         except KnowledgeBaseError as error:

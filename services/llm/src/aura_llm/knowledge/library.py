@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from prometheus_client import Counter, Gauge
 
 from aura_llm.grounding import Grounds
 from aura_llm.knowledge import KnowledgeBaseError
-from aura_llm.knowledge.documents import Knowledge, Passage, load_knowledge
+from aura_llm.knowledge.documents import Knowledge, Passage, knowledge_files, load_knowledge
 from aura_llm.knowledge.retrieval import Retrieval, Retriever
 
 log = logging.getLogger(__name__)
@@ -101,17 +100,7 @@ class KnowledgeIndex:
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
     """What changes when any knowledge file does: names, sizes and times of the files the
     links point at."""
-    files = (
-        [path]
-        if path.is_file()
-        else [
-            Path(folder, name)
-            for folder, dirs, names in os.walk(path, followlinks=True)
-            for name in names
-            if not name.startswith(".")
-            and not any(part.startswith(".") for part in Path(folder).relative_to(path).parts)
-        ]
-    )
+    files = [path] if path.is_file() else knowledge_files(path)
     marks = []
     for file in sorted(files):
         try:
