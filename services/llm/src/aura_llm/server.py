@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 
@@ -16,6 +15,7 @@ from aura_common import grpc_server
 from aura_common.logs import setup_logging
 from aura_common.metrics import serve_metrics
 from aura_common.settings import load_settings, package_version
+from aura_common.tasks import stop
 from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_llm.assistant import Assistant
 from aura_llm.config import Settings
@@ -74,9 +74,7 @@ async def serve(
     watching = asyncio.create_task(library.watch())
 
     async def close() -> None:
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
+        await stop(watching)
         await toolbox.close()
         await client.aclose()
         for provider in providers:

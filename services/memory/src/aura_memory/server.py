@@ -16,6 +16,7 @@ from aura_common.grpc_security import GrpcSecurity
 from aura_common.logs import setup_logging
 from aura_common.metrics import serve_metrics
 from aura_common.settings import load_settings, package_version
+from aura_common.tasks import stop
 from aura_common.tracing import setup_tracing, shutdown_tracing
 from aura_memory import metrics
 from aura_memory.config import Settings
@@ -96,9 +97,7 @@ async def serve(settings: Settings) -> None:
 
     async def on_stop() -> None:
         for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
         await store.close()
 
     log.info("store=%s max_turns=%d", store.name, settings.MAX_CONVERSATION_LENGTH)

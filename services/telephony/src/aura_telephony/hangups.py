@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aura_common.tasks import stop
 from aura_telephony import metrics
 from aura_telephony.backends import Backends
 from aura_telephony.budget import TurnBudget
@@ -60,10 +61,7 @@ class Hangups:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         if self._pending:
             log.error("%d ended calls not yet recorded at shutdown", len(self._pending))
 

@@ -25,6 +25,7 @@ import httpx
 
 from aura_common.settings import package_version
 from aura_common.signing import signed_headers
+from aura_common.tasks import stop
 from aura_telephony import metrics
 from aura_telephony.backends import Backends
 from aura_telephony.budget import TurnBudget
@@ -99,10 +100,7 @@ class PostCallSender:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         await self._client.aclose()
 
     async def enqueue(self, call_sid: str, status: str, duration: str) -> None:

@@ -28,6 +28,7 @@ from pydantic.alias_generators import to_camel
 
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
+from aura_common.tasks import stop
 from aura_common.text import xml_safe
 from aura_telephony import metrics, phrases
 from aura_telephony.budget import TurnBudget
@@ -370,9 +371,7 @@ class RelaySession:
         what was sent, or `heard` (marked interrupted) when they cut it short."""
         task, self._answering = self._answering, None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
         answer, self._answer = self._answer, None
         if answer is None:
             return

@@ -19,6 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent
 
+from aura_common.tasks import stop
 from aura_llm.providers.base import ToolSpec
 from aura_llm.tools.config import TOOL_NAME_PATTERN, McpTarget, environment_headers
 from aura_llm.tools.toolbox import Output, Tool, ToolError, ToolSource
@@ -98,10 +99,7 @@ class McpServer(ToolSource):
             await self._refresh_logged()
 
     async def close(self) -> None:
-        if self._refreshing is not None:
-            self._refreshing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refreshing
+        await stop(self._refreshing)
 
 
 class McpTool(Tool):
