@@ -71,6 +71,10 @@ def duration(seconds: float) -> Duration:
     return value
 
 
+def _failed(service: str, error: grpc.aio.AioRpcError) -> ServiceError:
+    return ServiceError(service, error.code().name, error.details() or "")
+
+
 def failing_as(
     service: str,
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
@@ -82,7 +86,7 @@ def failing_as(
             try:
                 return await method(*args, **kwargs)
             except grpc.aio.AioRpcError as error:
-                raise ServiceError(service, error.code().name, error.details() or "") from error
+                raise _failed(service, error) from error
 
         return call
 
@@ -101,7 +105,7 @@ def streams_failing_as(
                 async for item in method(*args, **kwargs):
                     yield item
             except grpc.aio.AioRpcError as error:
-                raise ServiceError(service, error.code().name, error.details() or "") from error
+                raise _failed(service, error) from error
 
         return call
 
