@@ -114,7 +114,7 @@ class Assistant:
                 parts.append(knowledge.block)
         if prompt.call_context:
             parts.append(f"You placed this call yourself. What it is about: {prompt.call_context}")
-        guard = TurnGuard(self.grounding, prompt, knowledge.grounds if knowledge else None)
+        guard = TurnGuard(self.grounding, prompt, knowledge)
         ready = replace(
             prompt,
             tools=tools,

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 
 from aura_llm.config import GroundingMode
 from aura_llm.grounding import Grounds, facts
+from aura_llm.knowledge.library import TurnKnowledge
 from aura_llm.providers.base import Prompt, Step
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,12 @@ class TurnGuard:
     operator's system prompt, call context and the conversation) and the turn's knowledge
     grounds; tool results are added as the turn's steps bring them."""
 
-    def __init__(self, mode: GroundingMode, prompt: Prompt, knowledge: Grounds | None) -> None:
+    def __init__(
+        self, mode: GroundingMode, prompt: Prompt, knowledge: TurnKnowledge | None
+    ) -> None:
         self.mode = mode
         self._prompt = prompt
-        self._knowledge = knowledge or Grounds()
+        self._knowledge = knowledge
         self._grounds: Grounds | None = None  # built on the first answer that states a fact
         self._steps_seen = 0
         self.found: list[str] = []  # the ungrounded facts of the answer so far
@@ -61,7 +64,11 @@ class TurnGuard:
             prompt = self._prompt
             said = [prompt.system_prompt, prompt.call_context, prompt.user_text]
             said.extend(turn.text for turn in prompt.history)
-            self._grounds = self._knowledge.merged(Grounds.of(said))
+            known = Grounds()
+            if self._knowledge is not None:
+                said.extend(self._knowledge.passages)
+                known = self._knowledge.known
+            self._grounds = known.merged(Grounds.of(said))
         for step in steps[self._steps_seen :]:
             for result in step.results:
                 self._grounds.add(result.content)

@@ -57,12 +57,15 @@ def render(knowledge: Knowledge, passages: tuple[Passage, ...]) -> str:
 @dataclass(frozen=True, slots=True)
 class TurnKnowledge:
     """What one turn is given: the block for the system prompt, the ids of the passages
-    retrieval chose (for the record), and what the guard may take as said."""
+    retrieval chose (for the record), and what the guard may take as said: `known`, read
+    once per load, and the `passages` of this turn, which the guard reads only for an
+    answer that states a fact (most do not)."""
 
     block: str
     passage_ids: tuple[str, ...]
     retrieval: Retrieval
-    grounds: Grounds
+    known: Grounds
+    passages: tuple[str, ...] = ()
 
 
 class KnowledgeIndex:
@@ -76,7 +79,7 @@ class KnowledgeIndex:
         whole = sum(len(p.id) + len(p.text) + 4 for p in knowledge.passages)
         self.whole = render(knowledge, knowledge.passages) if whole <= max_chars else ""
         about = f"{knowledge.business_name} {knowledge.description}"
-        self._whole_grounds = Grounds.of(
+        self._known = Grounds.of(
             [about, *(p.text for p in knowledge.passages)] if self.whole else [about]
         )
 
@@ -84,7 +87,7 @@ class KnowledgeIndex:
         retrieval = self.retriever.search(text, previous, self._top_k)
         ids = tuple(h.passage.id for h in retrieval.hits)
         if self.whole:
-            return TurnKnowledge(self.whole, ids, retrieval, self._whole_grounds)
+            return TurnKnowledge(self.whole, ids, retrieval, self._known)
         chosen: list[Passage] = []
         room = self._max_chars
         for hit in retrieval.hits:
@@ -92,9 +95,9 @@ class KnowledgeIndex:
             if size <= room:
                 chosen.append(hit.passage)
                 room -= size
-        grounds = self._whole_grounds.merged(Grounds.of(p.text for p in chosen))
         block = render(self.knowledge, tuple(chosen)) if chosen else ""
-        return TurnKnowledge(block, tuple(p.id for p in chosen), retrieval, grounds)
+        ids = tuple(p.id for p in chosen)
+        return TurnKnowledge(block, ids, retrieval, self._known, tuple(p.text for p in chosen))
 
 
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
