@@ -271,3 +271,19 @@ async def test_a_retry_can_carry_a_new_payload(store: ConversationStore, clock: 
     clock.now += 2
     [item] = (await store.lease(limit=10, seconds=30)).items
     assert (item.payload, item.attempts) == (kept, 2)
+
+
+async def test_turns_stored_just_after_the_end_join_the_transcript(
+    store: ConversationStore, clock: Clock
+) -> None:
+    """A relay session settles (stores what the caller heard) as its socket closes, which
+    may be just after the status callback ended the call: those turns are the call's."""
+    await store.open_call("CA1", "*******0000", "+15550100", started_at=clock.now)
+    await store.append("CA1", [("assistant", "Hello!")])
+    assert await store.end_call("CA1", "completed", ended_at=clock.now)
+    await store.append("CA1", [("user", "when are you open"), ("assistant", "From 8.")], "k1")
+    record = await store.transcript("CA1")
+    assert record is not None
+    assert [t.text for t in record.turns] == ["Hello!", "when are you open", "From 8."]
+    assert (record.status, record.caller) == ("completed", "*******0000")
+    assert record.ended_at is not None

@@ -117,10 +117,21 @@ class InMemoryStore(ConversationStore):
         self, call_id: str, turns: Sequence[NewTurn], idempotency_key: str = ""
     ) -> AppendResult:
         now = self._clock()
+        stored = [StoredTurn.new(turn, now) for turn in turns]
+        ended = self._ended.get(call_id) if call_id not in self._calls else None
+        if ended is not None and ended[0] > now and ended[1].status != UNKNOWN_STATUS:
+            # A relay session stores what the caller heard as its socket closes, which may
+            # be just after the status callback ended the call: those turns are the call's,
+            # as in the Redis store (its transcript outlives the end). (A call that expired
+            # without a status is not reopened this way.) A retry is not told apart here,
+            # the call's keys having gone with it.
+            expires, record = ended
+            kept = (*record.turns, *stored)[-self._max_transcript :]
+            self._ended[call_id] = (expires, replace(record, turns=kept))
+            return AppendResult(applied=True, turn_count=0)
         call = self._get_or_open(call_id, now)
         if idempotency_key and not self._first_use(call, idempotency_key):
             return AppendResult(applied=False, turn_count=len(call.turns))
-        stored = [StoredTurn.new(turn, now) for turn in turns]
         call.turns.extend(stored)
         call.transcript.extend(stored)
         call.last_write = now
