@@ -183,7 +183,7 @@ def test_a_fact_buried_in_thousands_of_passages_is_found_and_the_request_stays_b
 def test_the_local_provider_answers_the_buried_fact_from_the_same_directory(
     policies: LiveKnowledge,
 ) -> None:
-    local = LocalProvider(policies, "Aura", "kb")
+    local = LocalProvider(policies, "Aura")
     assert local.answer(Prompt("CA1", "Aura", "", (), BURIED_QUESTION)) == BURIED_FACT
     # The entries still answer as they always have, beside the documents.
     hours = local.answer(Prompt("CA1", "Aura", "", (), "are you open on saturday"))
@@ -240,7 +240,7 @@ async def test_a_change_on_disk_is_swapped_in_and_a_bad_one_keeps_the_last_good(
 ) -> None:
     root = clinic(tmp_path / "kb")
     live = LiveKnowledge(root)
-    local = LocalProvider(live, "Aura", "kb")
+    local = LocalProvider(live, "Aura")
     outcomes: asyncio.Queue[bool] = asyncio.Queue()
     live.on_reload = outcomes.put_nowait
     watching = asyncio.create_task(live.watch())

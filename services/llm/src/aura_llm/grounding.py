@@ -149,7 +149,10 @@ def _number(raw: str) -> float:
 
 def facts(text: str) -> list[Fact]:
     """The facts a caller would act on in an answer."""
-    prepared = _prepare(text)
+    return _facts(_prepare(text))
+
+
+def _facts(prepared: str) -> list[Fact]:
     found: list[Fact] = []
     for match in _PHONE.finditer(prepared):
         digits = re.sub(r"\D", "", match.group(0))
@@ -209,7 +212,7 @@ class Grounds:
 
     def add(self, text: str) -> None:
         prepared = _prepare(text)
-        for fact in facts(text):
+        for fact in _facts(prepared):
             if fact.kind == "number":
                 assert isinstance(fact.value, float)
                 self._add_number(fact.value)

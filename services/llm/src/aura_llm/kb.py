@@ -11,23 +11,32 @@ import sys
 from pathlib import Path
 
 from aura_llm.config import Settings
-from aura_llm.knowledge.documents import read_knowledge
-from aura_llm.knowledge.library import KnowledgeIndex
+from aura_llm.knowledge.documents import Knowledge, read_knowledge
+from aura_llm.knowledge.library import KnowledgeIndex, fits
+
+
+def _read(path: Path) -> Knowledge | None:
+    """The knowledge at `path`, or None after one line per problem on stderr."""
+    knowledge, problems = read_knowledge(path)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return knowledge
 
 
 def _check(path: Path, max_chars: int) -> int:
-    knowledge, problems = read_knowledge(path)
+    knowledge = _read(path)
     if knowledge is None:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
         return 1
     width = max(len(p.id) for p in knowledge.passages)
     for passage in knowledge.passages:
         kind = "entry" if passage.entry else "text"
         print(f"{passage.id:<{width}}  {len(passage.text):>5} chars  {kind:<5}  {passage.title}")
     files = len({p.id.split("#", 1)[0] for p in knowledge.passages})
-    whole = KnowledgeIndex(knowledge, 1, max_chars).whole
-    sent = "sent whole on every turn" if whole else "the best passages are chosen per turn"
+    sent = (
+        "sent whole on every turn"
+        if fits(knowledge, max_chars)
+        else "the best passages are chosen per turn"
+    )
     print(
         f"{len(knowledge.passages)} passages, {knowledge.chars:,} characters in {files} "
         f"file(s) for {knowledge.business_name}; KNOWLEDGE_MAX_CHARS={max_chars:,}: {sent}"
@@ -36,10 +45,8 @@ def _check(path: Path, max_chars: int) -> int:
 
 
 def _ask(path: Path, question: str, previous: str, top_k: int, max_chars: int) -> int:
-    knowledge, problems = read_knowledge(path)
+    knowledge = _read(path)
     if knowledge is None:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
         return 1
     index = KnowledgeIndex(knowledge, top_k, max_chars)
     turn = index.for_turn(question, previous)

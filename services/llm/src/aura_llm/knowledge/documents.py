@@ -104,10 +104,13 @@ def _paragraphs(text: str) -> list[str]:
     return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
-def _sections(name: str, title: str, text: str, ids: dict[str, int]) -> Iterator[Passage]:
-    """One titled section of a document as passages, each beginning with its title."""
+def _sections(
+    name: str, title: str, text: str, ids: dict[str, int], place: str = ""
+) -> Iterator[Passage]:
+    """One titled section of a document as passages, each beginning with its title; their
+    ids name `place`, by default the section's own heading."""
     room = PASSAGE_MAX_CHARS - len(title) - 1
-    place = slug(title.rsplit(" > ", 1)[-1])
+    place = place or slug(title.rsplit(" > ", 1)[-1])
     for chunk in _chunks(_paragraphs(text), max(room, 200)):
         yield Passage(f"{name}#{_unique(ids, place)}", title, f"{title}\n{chunk}")
 
@@ -150,9 +153,7 @@ def pdf_passages(name: str, path: Path, title: str) -> list[Passage]:
     passages: list[Passage] = []
     ids: dict[str, int] = {}
     for number, page in enumerate(pages, start=1):
-        for chunk in _chunks(_paragraphs(page), PASSAGE_MAX_CHARS - len(title) - 1):
-            passage_id = f"{name}#{_unique(ids, f'page-{number}')}"
-            passages.append(Passage(passage_id, title, f"{title}\n{chunk}"))
+        passages.extend(_sections(name, title, page, ids, place=f"page-{number}"))
     return passages
 
 

@@ -54,6 +54,16 @@ def render(knowledge: Knowledge, passages: tuple[Passage, ...]) -> str:
     return f"{header}\n<reference>\n{body}\n</reference>"
 
 
+def _size(passage: Passage) -> int:
+    """What a passage takes of KNOWLEDGE_MAX_CHARS: its text and its id's line."""
+    return len(passage.id) + len(passage.text) + 4
+
+
+def fits(knowledge: Knowledge, max_chars: int) -> bool:
+    """Whether the whole knowledge is sent on every turn."""
+    return sum(_size(p) for p in knowledge.passages) <= max_chars
+
+
 @dataclass(frozen=True, slots=True)
 class TurnKnowledge:
     """What one turn is given: the block for the system prompt, the ids of the passages
@@ -76,8 +86,7 @@ class KnowledgeIndex:
         self.retriever = Retriever(knowledge.passages)
         self._top_k = top_k
         self._max_chars = max_chars
-        whole = sum(len(p.id) + len(p.text) + 4 for p in knowledge.passages)
-        self.whole = render(knowledge, knowledge.passages) if whole <= max_chars else ""
+        self.whole = render(knowledge, knowledge.passages) if fits(knowledge, max_chars) else ""
         about = f"{knowledge.business_name} {knowledge.description}"
         self._known = Grounds.of(
             [about, *(p.text for p in knowledge.passages)] if self.whole else [about]
@@ -91,7 +100,7 @@ class KnowledgeIndex:
         chosen: list[Passage] = []
         room = self._max_chars
         for hit in retrieval.hits:
-            size = len(hit.passage.id) + len(hit.passage.text) + 4
+            size = _size(hit.passage)
             if size <= room:
                 chosen.append(hit.passage)
                 room -= size

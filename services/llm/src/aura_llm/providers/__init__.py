@@ -41,8 +41,7 @@ def build_provider(name: str, settings: Settings, library: LiveKnowledge) -> Pro
     if name == "local":
         from aura_llm.providers.local import LocalProvider
 
-        path = settings.KNOWLEDGE_BASE_PATH
-        return LocalProvider(library, settings.AI_ASSISTANT_NAME, f"knowledge-base/{path.stem}")
+        return LocalProvider(library, settings.AI_ASSISTANT_NAME)
     if name == "openai":
         from aura_llm.providers.openai import OpenAIProvider
 

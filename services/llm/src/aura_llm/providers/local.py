@@ -49,14 +49,14 @@ class LocalProvider(Provider):
     name = "local"
     min_attempt_seconds = 0.05
 
-    def __init__(self, library: LiveKnowledge, assistant_name: str, model: str) -> None:
+    def __init__(self, library: LiveKnowledge, assistant_name: str) -> None:
         self.library = library
         self.assistant_name = assistant_name
-        self.model = model
+        self.model = f"knowledge-base/{library.path.stem}"
 
     @classmethod
     def from_file(cls, path: Path, assistant_name: str) -> LocalProvider:
-        return cls(LiveKnowledge(path), assistant_name, f"knowledge-base/{path.stem}")
+        return cls(LiveKnowledge(path), assistant_name)
 
     @property
     def knowledge(self) -> Knowledge:
