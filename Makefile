@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 PYTEST_ARGS ?=
 , := ,
 
-.PHONY: help setup tools run call test lint fmt proto bench clean images base-image e2e-containers container-engine \
+.PHONY: help setup tools run call test lint fmt proto settings bench clean images base-image e2e-containers container-engine \
 	kind-up kind-load deploy e2e-kind kind-down
 
 # Containers: docker or podman, whichever is here; images tagged with the git revision.
@@ -194,6 +194,9 @@ fmt: $(SYNCED) ## Format the Python code
 
 proto: $(SYNCED) ## Regenerate the committed gRPC stubs from proto/
 	$(VENV)/bin/python libs/aura-proto/generate.py
+
+settings: $(SYNCED) ## Rewrite .env.example and docs/settings.md from the settings classes
+	$(VENV)/bin/python -m aura_dev.settings_reference
 
 clean: ## Remove the environments and caches
 	rm -rf $(VENV) .tools node_modules .mypy_cache .ruff_cache .pytest_cache

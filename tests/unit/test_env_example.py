@@ -9,6 +9,7 @@ import grpc
 import pytest
 from pydantic_settings import BaseSettings
 
+from aura_dev import settings_reference
 from aura_llm.config import Settings as LlmSettings
 from aura_memory.config import Settings as MemorySettings
 from aura_telephony.config import Settings as TelephonySettings
@@ -95,3 +96,72 @@ def test_the_readme_and_docs_name_only_real_settings() -> None:
     others |= {code.name for code in grpc.StatusCode} | {"NOT_SERVING", "SERVICE_UNKNOWN"}
     drifted = named - everybody - others
     assert not drifted, f"the docs name {sorted(drifted)}: no service has such a setting"
+
+
+# --- .env.example and docs/settings.md are written from the settings classes -------------
+
+
+def drifted(committed: str) -> list[str]:
+    """The settings whose lines in `committed` are not what their declaration writes."""
+    blocks = settings_reference.env_blocks()
+    stale = (
+        {m[1] for m in re.finditer(r"^(?:# )?([A-Z][A-Z0-9_]+)=", committed, re.M)}
+        - set(blocks)
+        - {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
+    )
+    return sorted({n for n, block in blocks.items() if block not in committed} | stale)
+
+
+def test_env_example_is_written_from_the_settings_classes() -> None:
+    committed = EXAMPLE.read_text()
+    if committed != settings_reference.render_env_example():
+        pytest.fail(
+            f".env.example drifted at {drifted(committed) or 'its layout'}: run make settings"
+        )
+
+
+def test_a_changed_description_names_its_setting() -> None:
+    committed = settings_reference.render_env_example()
+    edited = committed.replace("# Where telephony listens.\n", "# Where it listens.\n")
+    assert drifted(edited) == ["HOST"]
+    assert drifted(committed + "NO_SUCH_SETTING=1\n") == ["NO_SUCH_SETTING"]
+
+
+def test_the_settings_page_is_written_from_the_settings_classes() -> None:
+    page = ROOT / "docs" / "settings.md"
+    expected = settings_reference.render_settings_page()
+    if page.read_text() != expected:
+        lines = set(page.read_text().splitlines())
+        names = [
+            re.match(r"\| `(\w+)`", line)[1]  # type: ignore[index]
+            for line in expected.splitlines()
+            if line.startswith("| `") and line not in lines
+        ]
+        pytest.fail(f"docs/settings.md drifted at {names or 'its layout'}: run make settings")
+
+
+def readme_defaults() -> list[tuple[str, str]]:
+    """(setting, default) pairs the README's settings table states as values."""
+    pairs = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        values = [v.strip() for v in cells[1].split(",")]
+        if len(names) == len(values):
+            pairs += [(n, v) for n, v in zip(names, values, strict=True)]
+    return pairs
+
+
+def test_the_readme_states_the_real_defaults() -> None:
+    pairs = readme_defaults()
+    assert len(pairs) >= 10, "the README's settings table was not found"
+    wrong = []
+    for name, stated in pairs:
+        settings = next(s for s in SERVICES if name in s.model_fields)
+        actual = settings_reference.env_value(settings.model_fields[name].default)
+        value = re.fullmatch(r"`([^`]*)`", stated)
+        if (value and value[1] != actual) or (stated == "empty" and actual):
+            wrong.append(f"{name}: README says {stated}, the default is {actual!r}")
+    assert not wrong, wrong

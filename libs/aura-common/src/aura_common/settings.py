@@ -7,7 +7,7 @@ import sys
 from importlib import metadata
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aura_common.grpc_security import GrpcSecurity
@@ -26,17 +26,45 @@ class AuraSettings(BaseSettings):
         case_sensitive=False,
     )
 
-    LOG_LEVEL: str = "INFO"
-    # json for log collectors, text for people; auto picks text in a terminal.
-    LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
-    MAX_CONVERSATION_LENGTH: int = 20
-    # The gRPC hops: a shared token every call must carry (empty: none), TLS (the servers'
-    # certificate and key; the CA the clients trust), and server reflection.
-    GRPC_AUTH_TOKEN: str = ""
-    GRPC_TLS_CERT_FILE: str = ""
-    GRPC_TLS_KEY_FILE: str = ""
-    GRPC_TLS_CA_FILE: str = ""
-    GRPC_REFLECTION: bool = True
+    LOG_LEVEL: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    LOG_FORMAT: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="json (one object per line, with trace_id and span_id) for log "
+        "collectors, text for people, or auto: text in a terminal.",
+    )
+    AI_ASSISTANT_NAME: str = Field(
+        default="Aura",
+        description="Who the assistant says it is ({assistant_name} in the greetings and "
+        "the system prompt).",
+    )
+    METRICS_HOST: str = Field(
+        default="0.0.0.0",
+        description="Where each service serves Prometheus metrics (/metrics), each on a "
+        "port of its own so that a policy can open it to scrapers without opening the "
+        "service.",
+    )
+    MAX_CONVERSATION_LENGTH: int = Field(
+        default=20,
+        ge=1,
+        description="Turns kept per call (older ones are pruned); telephony sends at most "
+        "this many to the model.",
+    )
+    GRPC_AUTH_TOKEN: str = Field(
+        default="",
+        description="The gRPC hops between telephony and llm/memory: with a token set (the "
+        "same in all three), every call must carry it; llm and memory refuse others "
+        "(health checks excepted). Empty: none.",
+    )
+    GRPC_TLS_CERT_FILE: str = Field(
+        default="", description="llm and memory serve TLS with this certificate (PEM)."
+    )
+    GRPC_TLS_KEY_FILE: str = Field(default="", description="The key of GRPC_TLS_CERT_FILE.")
+    GRPC_TLS_CA_FILE: str = Field(
+        default="", description="The CA telephony trusts for llm's and memory's certificates."
+    )
+    GRPC_REFLECTION: bool = Field(
+        default=True, description="gRPC server reflection, for grpcurl; off in production."
+    )
 
     @property
     def grpc_security(self) -> GrpcSecurity:
@@ -47,6 +75,14 @@ class AuraSettings(BaseSettings):
             ca_file=self.GRPC_TLS_CA_FILE,
             reflection=self.GRPC_REFLECTION,
         )
+
+
+class GrpcServiceSettings(AuraSettings):
+    """What the two gRPC services (llm, memory) share."""
+
+    GRACEFUL_SHUTDOWN_SECONDS: float = Field(
+        default=5.0, ge=0, description="Seconds in-flight gRPC calls get to finish on SIGTERM."
+    )
 
 
 def load_settings(cls: type[SettingsT]) -> SettingsT:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from aura_common.settings import AuraSettings
+from aura_common.settings import GrpcServiceSettings
 
 SAMPLE_KNOWLEDGE_BASE = Path(__file__).parent / "knowledge" / "sample_bakery.yaml"
 SAMPLE_TOOLS = Path(__file__).parent / "knowledge" / "sample_tools.yaml"
@@ -24,47 +24,100 @@ GroundingMode = Literal["off", "flag", "strict"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("local", "openai", "gemini")
 
 
-class Settings(AuraSettings):
-    LLM_HOST: str = "0.0.0.0"
-    LLM_PORT: int = Field(default=50051, ge=1, le=65535)
-    # Prometheus metrics at http://METRICS_HOST:LLM_METRICS_PORT/metrics
-    METRICS_HOST: str = "0.0.0.0"
-    LLM_METRICS_PORT: int = Field(default=9464, ge=1, le=65535)
-    AI_PROVIDER: ProviderName = "local"
-    # Tried in order when the provider before fails, e.g. "openai,local".
-    AI_FALLBACK_PROVIDERS: str = ""
-    AI_ASSISTANT_NAME: str = "Aura"
-    AI_SYSTEM_PROMPT: str = DEFAULT_SYSTEM_PROMPT
-    # A YAML file of entries, or a directory of .yaml/.yml, .md, .txt and .pdf files; the
-    # same knowledge for every provider, reloaded when it changes on disk.
-    KNOWLEDGE_BASE_PATH: Path = SAMPLE_KNOWLEDGE_BASE
-    # Passages given to the model per turn, and the most characters of them; knowledge
-    # that fits in KNOWLEDGE_MAX_CHARS is given whole, the same on every turn.
-    KNOWLEDGE_TOP_K: int = Field(default=4, ge=1, le=50)
-    KNOWLEDGE_MAX_CHARS: int = Field(default=4000, ge=200, le=100_000)
-    # Facts in answers (times, days, dates, prices, numbers) missing from the passages,
-    # the conversation and tool results: off, flag (count and mark), strict (not said).
-    GROUNDING: GroundingMode = "flag"
-    OPENAI_API_KEY: str = ""
-    OPENAI_MODEL: str = "gpt-4o-mini"
-    OPENAI_BASE_URL: str = ""
-    GEMINI_API_KEY: str = ""
-    GEMINI_MODEL: str = "gemini-2.5-flash"
-    GEMINI_BASE_URL: str = ""
-    # Used when a caller sets no gRPC deadline; telephony always sets one.
-    LLM_DEFAULT_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
-    # The most one provider attempt may take, however much of the deadline remains.
-    LLM_ATTEMPT_TIMEOUT_SECONDS: float = Field(default=6.0, gt=0)
-    # Retries on the same provider after a retryable failure, when time allows.
-    LLM_MAX_RETRIES: int = Field(default=1, ge=0, le=5)
-    LLM_RETRY_BACKOFF_SECONDS: float = Field(default=0.2, ge=0)
-    LLM_MAX_OUTPUT_TOKENS: int = Field(default=300, ge=16)
-    # The tools the assistant may call (YAML; see the README). Empty: no tools at all.
-    TOOLS_PATH: Path | None = SAMPLE_TOOLS
-    # Signs every HTTP tool request (X-Aura-Signature); required when the file has one.
-    TOOLS_SIGNING_SECRET: str = ""
-    # Model <-> tool rounds in one turn; the round after the last may only speak.
-    MAX_TOOL_ROUNDS: int = Field(default=3, ge=1, le=8)
+class Settings(GrpcServiceSettings):
+    LLM_HOST: str = Field(default="0.0.0.0", description="Where the llm service listens.")
+    LLM_PORT: int = Field(default=50051, ge=1, le=65535, description="Its gRPC port.")
+    LLM_METRICS_PORT: int = Field(
+        default=9464, ge=1, le=65535, description="Its Prometheus metrics port."
+    )
+    AI_PROVIDER: ProviderName = Field(
+        default="local",
+        description="local (offline, answers from the knowledge), openai or gemini.",
+    )
+    AI_FALLBACK_PROVIDERS: str = Field(
+        default="",
+        description="Providers tried in order when the one before fails (timeout, 429, "
+        "5xx, connection error, empty or malformed answer, rejected key), e.g. "
+        "gemini,local. Empty: no failover.",
+    )
+    AI_SYSTEM_PROMPT: str = Field(
+        default=DEFAULT_SYSTEM_PROMPT,
+        description="The system prompt of model providers; {assistant_name} is filled in.",
+    )
+    KNOWLEDGE_BASE_PATH: Path = Field(
+        default=SAMPLE_KNOWLEDGE_BASE,
+        examples=["/path/to/your_business.yaml"],
+        description="The business's knowledge, for every provider: a YAML file of entries, "
+        "or a directory of .yaml/.yml, .md, .txt and .pdf files, reloaded when it changes "
+        "on disk. Unset: the sample bakery that ships with Aura.",
+    )
+    KNOWLEDGE_TOP_K: int = Field(
+        default=4, ge=1, le=50, description="Passages given to the model per turn."
+    )
+    KNOWLEDGE_MAX_CHARS: int = Field(
+        default=4000,
+        ge=200,
+        le=100_000,
+        description="The most characters of passages per turn; knowledge that fits is sent "
+        "whole, the same on every turn (prompt caches hit).",
+    )
+    GROUNDING: GroundingMode = Field(
+        default="flag",
+        description="Times, days, dates, prices and numbers in an answer that none of its "
+        "sources holds: off, flag (counted in aura_llm_ungrounded_answers_total and marked "
+        'on the turn) or strict (the caller hears "I\'m not sure" instead).',
+    )
+    OPENAI_API_KEY: str = Field(default="", description="Required when openai is used.")
+    OPENAI_MODEL: str = Field(default="gpt-4o-mini", description="The OpenAI text model.")
+    OPENAI_BASE_URL: str = Field(
+        default="",
+        description="Any OpenAI-compatible server (vLLM, Ollama, LM Studio, llama.cpp "
+        "server), e.g. http://localhost:11434/v1. Empty: OpenAI's.",
+    )
+    GEMINI_API_KEY: str = Field(default="", description="Required when gemini is used.")
+    GEMINI_MODEL: str = Field(default="gemini-2.5-flash", description="The Gemini text model.")
+    GEMINI_BASE_URL: str = Field(default="", description="Another Gemini API endpoint.")
+    LLM_DEFAULT_TIMEOUT_SECONDS: float = Field(
+        default=10.0,
+        gt=0,
+        description="The deadline used only when a caller sets none (telephony always sets one).",
+    )
+    LLM_ATTEMPT_TIMEOUT_SECONDS: float = Field(
+        default=6.0,
+        gt=0,
+        description="The most one provider attempt may take, however much of the caller's "
+        "deadline is left.",
+    )
+    LLM_MAX_RETRIES: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Retries on the same provider after a retryable failure, while the "
+        "deadline allows.",
+    )
+    LLM_RETRY_BACKOFF_SECONDS: float = Field(
+        default=0.2, ge=0, description="The base of the retries' jittered exponential backoff."
+    )
+    LLM_MAX_OUTPUT_TOKENS: int = Field(
+        default=300, ge=16, description="Cap on an answer's length; phone answers are short."
+    )
+    TOOLS_PATH: Path | None = Field(
+        default=SAMPLE_TOOLS,
+        examples=["/path/to/your_tools.yaml"],
+        description="The tools the assistant may call (YAML: departments, built-in call "
+        "actions, HTTP tools, MCP servers). Unset: the sample bakery's; empty: no tools.",
+    )
+    TOOLS_SIGNING_SECRET: str = Field(
+        default="",
+        description="Signs every HTTP tool request (X-Aura-Signature); required when the "
+        "tools file has one.",
+    )
+    MAX_TOOL_ROUNDS: int = Field(
+        default=3,
+        ge=1,
+        le=8,
+        description="Model <-> tool rounds in one turn; the answer after the last may only speak.",
+    )
 
     @field_validator("TOOLS_PATH", mode="before")
     @classmethod
@@ -85,5 +138,3 @@ class Settings(AuraSettings):
         """AI_PROVIDER then each fallback, each once."""
         chain = [self.AI_PROVIDER, *self.AI_FALLBACK_PROVIDERS.split(",")]
         return list(dict.fromkeys(n for n in chain if n))
-
-    GRACEFUL_SHUTDOWN_SECONDS: float = Field(default=5.0, ge=0)

@@ -11,106 +11,253 @@ from aura_common.settings import AuraSettings
 
 
 class Settings(AuraSettings):
-    # gather: turn-based <Gather>. relay: Twilio ConversationRelay, answers streamed over a
-    # WebSocket sentence by sentence, and the caller can interrupt them.
-    VOICE_MODE: Literal["gather", "relay"] = "gather"
-    HOST: str = "0.0.0.0"
-    PORT: int = Field(default=8000, ge=1, le=65535)
-    # Prometheus metrics at http://METRICS_HOST:TELEPHONY_METRICS_PORT/metrics: a port of
-    # their own, so that a policy can open it to scrapers without opening the webhooks.
-    METRICS_HOST: str = "0.0.0.0"
-    TELEPHONY_METRICS_PORT: int = Field(default=9466, ge=1, le=65535)
-    TWILIO_ACCOUNT_SID: str = ""
-    TWILIO_AUTH_TOKEN: str = ""
-    TWILIO_PHONE_NUMBER: str = ""
-    # The https URL Twilio calls, e.g. https://aura.example.com; signatures are computed on it.
-    PUBLIC_BASE_URL: str = ""
-    AI_ASSISTANT_NAME: str = "Aura"
-    AI_ASSISTANT_VOICE: str = "Polly.Joanna"
-    AI_WELCOME_MESSAGE: str = (
-        "Hello! I'm {assistant_name}, your AI assistant. How can I help you today?"
+    VOICE_MODE: Literal["gather", "relay"] = Field(
+        default="gather",
+        description="gather: turn-based <Gather>. relay: Twilio ConversationRelay, answers "
+        "streamed sentence by sentence over a WebSocket, and the caller can interrupt them "
+        "(ConversationRelay must be enabled on the Twilio account).",
     )
-    SPEECH_TIMEOUT: str = "auto"
-    # <Gather> speech options; empty means Twilio's default.
-    SPEECH_LANGUAGE: str = "en-US"
-    SPEECH_MODEL: str = ""
-    SPEECH_HINTS: str = ""
-    SPEECH_PROFANITY_FILTER: bool = True
-    # Below this transcription confidence the caller is asked to repeat; 0 turns it off.
-    SPEECH_MIN_CONFIDENCE: float = Field(default=0.3, ge=0, le=1)
-    # Silent or unclear turns in a row before a polite goodbye.
-    MAX_REPROMPTS: int = Field(default=2, ge=0, le=10)
-    # Where pressing 0 or asking for a person transfers the call (E.164); empty: nobody.
-    TRANSFER_NUMBER: str = ""
-    # Rebuild the signed URL from X-Forwarded-Proto/-Host when PUBLIC_BASE_URL is unset.
-    # Only behind a proxy that overwrites those headers: clients can forge them.
-    TRUST_PROXY_HEADERS: bool = False
-    # How long a webhook's answer is kept to replay to Twilio's retries of it.
-    IDEMPOTENCY_TTL_SECONDS: float = Field(default=300.0, gt=0, le=86400)
-    MAX_REQUEST_BODY_BYTES: int = Field(default=64 * 1024, ge=1024)
-    # Slow clients: a request's headers, then its body, must arrive within these, or the
-    # connection is closed; beyond HTTP_MAX_CONNECTIONS connections and requests at once,
-    # new requests get 503. Idle keep-alive connections close after HTTP_KEEP_ALIVE_SECONDS.
-    HTTP_HEADER_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
-    HTTP_BODY_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
-    HTTP_MAX_CONNECTIONS: int = Field(default=1000, ge=1)
-    # A request's first line and headers together; larger ones get 431.
-    HTTP_MAX_HEADER_BYTES: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
-    HTTP_KEEP_ALIVE_SECONDS: int = Field(default=5, ge=1)
-    # What a caller said is cut to this length before it reaches the model.
-    MAX_SPEECH_CHARS: int = Field(default=500, ge=10)
-    # Bearer token for the admin API (call transcripts); empty disables it.
-    ADMIN_API_TOKEN: str = ""
-    # Outbound calls (POST /api/calls): the E.164 prefixes a number called must start with,
-    # comma-separated (e.g. "+1555,+4420"). Empty: outbound calls are off.
-    OUTBOUND_ALLOWED_PREFIXES: str = ""
-    # Outbound calls placed per minute, by all replicas together.
-    MAX_OUTBOUND_CALLS_PER_MINUTE: int = Field(default=10, ge=1, le=10000)
-    # What an outbound call's greeting says; {purpose} is the call's purpose.
-    AI_OUTBOUND_GREETING: str = (
-        "Hello! This is {assistant_name}, an automated assistant, calling about {purpose}."
+    HOST: str = Field(default="0.0.0.0", description="Where telephony listens.")
+    PORT: int = Field(default=8000, ge=1, le=65535, description="Telephony's HTTP port.")
+    TELEPHONY_METRICS_PORT: int = Field(
+        default=9466, ge=1, le=65535, description="Telephony's Prometheus metrics port."
     )
-    # Where the twilio SDK sends REST requests; empty: Twilio's own (https://api.twilio.com).
-    TWILIO_API_BASE_URL: str = ""
-    # Post-call webhooks: after every call its record is POSTed here (JSON, signed with
-    # POST_CALL_WEBHOOK_SECRET like tool calls), at least once. Empty: none are sent.
-    POST_CALL_WEBHOOK_URL: str = ""
-    POST_CALL_WEBHOOK_SECRET: str = ""
-    POST_CALL_WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
-    # The first retry of a failed send; later ones wait twice as long each, up to 30 min.
-    POST_CALL_RETRY_SECONDS: float = Field(default=5.0, gt=0, le=600)
-    # A record not delivered within this long is given up (and logged at ERROR).
-    POST_CALL_MAX_AGE_SECONDS: float = Field(default=86400.0, gt=0)
-    # How often each replica looks in the outbox when nothing is new.
-    POST_CALL_POLL_SECONDS: float = Field(default=2.0, gt=0, le=60)
-    # Calls one number may start per hour (shared by all replicas); 0 turns the limit off.
-    MAX_CALLS_PER_NUMBER_PER_HOUR: int = Field(default=30, ge=0)
-    # ConversationRelay (VOICE_MODE=relay); empty means Twilio's default. SPEECH_LANGUAGE
-    # and SPEECH_HINTS apply too.
-    RELAY_TTS_PROVIDER: str = ""
-    RELAY_VOICE: str = ""
-    RELAY_TRANSCRIPTION_PROVIDER: str = ""
-    RELAY_SPEECH_MODEL: str = ""
-    RELAY_INTERRUPT_SENSITIVITY: Literal["", "low", "medium", "high"] = ""
-    # Silence after an answer before the caller is asked again (MAX_REPROMPTS applies).
-    RELAY_IDLE_SECONDS: float = Field(default=8.0, gt=0)
-    # With no sentence ready this long after the caller spoke, a short filler is spoken.
-    RELAY_FILLER_SECONDS: float = Field(default=1.5, gt=0)
-    # Relay sessions one pod holds at once; past it the upgrade is refused (Twilio then
-    # falls back to gather through the action URL). Webhooks keep their own capacity.
-    RELAY_MAX_SESSIONS: int = Field(default=500, ge=1)
-    # A socket must send `setup` this soon after it opens, or it is closed.
-    RELAY_SETUP_SECONDS: float = Field(default=5.0, gt=0)
-    # A message to Twilio not taken this long (a client that does not read) closes the session.
-    RELAY_SEND_SECONDS: float = Field(default=5.0, gt=0)
-    # On SIGTERM, live sessions may go on this long before they are handed to another
-    # replica (Twilio reconnects the caller; the conversation continues from memory).
-    DRAIN_SECONDS: float = Field(default=20.0, ge=0)
-    LLM_SERVICE_ADDRESS: str = "localhost:50051"
-    MEMORY_SERVICE_ADDRESS: str = "localhost:50052"
-    # The whole turn must finish well inside Twilio's 15 s webhook timeout.
-    TURN_BUDGET_SECONDS: float = Field(default=8.0, gt=0, le=14)
-    MEMORY_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    TWILIO_ACCOUNT_SID: str = Field(
+        default="",
+        description="When set, a webhook naming another AccountSid gets 403 (a second check "
+        "beside the signature).",
+    )
+    TWILIO_AUTH_TOKEN: str = Field(
+        default="",
+        description="With it set, every webhook must carry a valid X-Twilio-Signature (403 "
+        "otherwise). Empty only for local development: unsigned requests are accepted, "
+        "with a loud warning at startup.",
+    )
+    TWILIO_PHONE_NUMBER: str = Field(
+        default="", description="The Twilio number outbound calls are placed from."
+    )
+    PUBLIC_BASE_URL: str = Field(
+        default="",
+        description="The https URL Twilio calls (your ingress or tunnel), e.g. "
+        "https://aura.example.com. Signatures are checked against it, so set it whenever "
+        "TLS ends in front of Aura.",
+    )
+    AI_ASSISTANT_VOICE: str = Field(
+        default="Polly.Joanna", description="The Twilio <Say> voice of gather mode."
+    )
+    AI_WELCOME_MESSAGE: str = Field(
+        default="Hello! I'm {assistant_name}, your AI assistant. How can I help you today?",
+        description="The greeting; {assistant_name} is filled in.",
+    )
+    SPEECH_TIMEOUT: str = Field(
+        default="auto",
+        description="How long Twilio waits after the caller stops speaking: auto or whole "
+        "seconds. Twilio does not support auto together with SPEECH_MODEL (warned at "
+        "startup).",
+    )
+    SPEECH_LANGUAGE: str = Field(
+        default="en-US", description="The language tag speech is recognised and spoken in."
+    )
+    SPEECH_MODEL: str = Field(default="", description="<Gather>'s speech model; empty: Twilio's.")
+    SPEECH_HINTS: str = Field(
+        default="", description="Comma-separated words the caller is likely to say."
+    )
+    SPEECH_PROFANITY_FILTER: bool = Field(default=True, description="<Gather>'s profanity filter.")
+    SPEECH_MIN_CONFIDENCE: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Below this transcription confidence the caller is asked to repeat; 0 "
+        "turns it off. A confidence of exactly 0, which some speech models send when they "
+        "score nothing, is ignored.",
+    )
+    MAX_REPROMPTS: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Silent or unclear turns in a row before a polite goodbye and hang-up.",
+    )
+    TRANSFER_NUMBER: str = Field(
+        default="",
+        description="Pressing 0, or asking for an agent, a human, a representative or an "
+        "operator, transfers the call here (E.164 number or sip: URI). Empty: the caller "
+        "hears that nobody is available.",
+    )
+    TRUST_PROXY_HEADERS: bool = Field(
+        default=False,
+        description="Without PUBLIC_BASE_URL, rebuild the signed URL from "
+        "X-Forwarded-Proto/X-Forwarded-Host. Only behind a proxy that overwrites those "
+        "headers: anyone else can forge them.",
+    )
+    IDEMPOTENCY_TTL_SECONDS: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="How long a webhook's answer is kept to replay to Twilio's retries of it.",
+    )
+    MAX_REQUEST_BODY_BYTES: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Larger requests get 413 (Twilio's are a few kilobytes).",
+    )
+    HTTP_HEADER_TIMEOUT_SECONDS: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's headers must arrive within this, or the connection is closed.",
+    )
+    HTTP_BODY_TIMEOUT_SECONDS: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's body must arrive within this, or the connection is closed.",
+    )
+    HTTP_MAX_CONNECTIONS: int = Field(
+        default=1000,
+        ge=1,
+        description="HTTP connections at once (relay sockets are not counted); beyond, new "
+        "requests get 503.",
+    )
+    HTTP_MAX_HEADER_BYTES: int = Field(
+        default=32 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="A request's first line and headers together; larger ones get 431.",
+    )
+    HTTP_KEEP_ALIVE_SECONDS: int = Field(
+        default=5, ge=1, description="Idle keep-alive connections close after this."
+    )
+    MAX_SPEECH_CHARS: int = Field(
+        default=500,
+        ge=10,
+        description="What a caller said is cut to this many characters before it reaches "
+        "the model.",
+    )
+    ADMIN_API_TOKEN: str = Field(
+        default="",
+        description="Bearer token of the admin API (POST /api/calls, GET "
+        "/api/calls/{CallSid}/transcript). Empty: no admin API.",
+    )
+    OUTBOUND_ALLOWED_PREFIXES: str = Field(
+        default="",
+        description="Outbound calls (POST /api/calls): the E.164 prefixes a number called "
+        "must start with, comma-separated, e.g. +1555,+4420. Empty: outbound calls are off.",
+    )
+    MAX_OUTBOUND_CALLS_PER_MINUTE: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="Outbound calls placed per minute, by all replicas together.",
+    )
+    AI_OUTBOUND_GREETING: str = Field(
+        default="Hello! This is {assistant_name}, an automated assistant, calling about {purpose}.",
+        description="An outbound call's greeting; {assistant_name} and {purpose} are filled in.",
+    )
+    TWILIO_API_BASE_URL: str = Field(
+        default="",
+        description="Where the twilio SDK sends REST requests (a gateway, or aura-call "
+        "--answer-calls). Empty: Twilio's own API.",
+    )
+    POST_CALL_WEBHOOK_URL: str = Field(
+        default="",
+        description="Post-call webhooks: each call's record is POSTed here as JSON, signed "
+        "with POST_CALL_WEBHOOK_SECRET (X-Aura-Timestamp, X-Aura-Signature), at least "
+        "once. Empty: none are sent.",
+    )
+    POST_CALL_WEBHOOK_SECRET: str = Field(
+        default="", description="Signs post-call records; required with the URL."
+    )
+    POST_CALL_WEBHOOK_TIMEOUT_SECONDS: float = Field(
+        default=10.0, gt=0, le=60, description="The deadline of one post-call send."
+    )
+    POST_CALL_RETRY_SECONDS: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="The first retry after a failed send; each later one waits twice as "
+        "long, up to 30 minutes.",
+    )
+    POST_CALL_MAX_AGE_SECONDS: float = Field(
+        default=86400.0,
+        gt=0,
+        description="A record not delivered within this long is given up (logged at ERROR).",
+    )
+    POST_CALL_POLL_SECONDS: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How often each replica looks in the outbox when nothing new arrives.",
+    )
+    MAX_CALLS_PER_NUMBER_PER_HOUR: int = Field(
+        default=30,
+        ge=0,
+        description="Calls one number may start per hour, across all replicas; more hear a "
+        "refusal. 0: no limit.",
+    )
+    RELAY_TTS_PROVIDER: str = Field(
+        default="", description="ConversationRelay's text-to-speech provider; empty: Twilio's."
+    )
+    RELAY_VOICE: str = Field(default="", description="ConversationRelay's voice; empty: Twilio's.")
+    RELAY_TRANSCRIPTION_PROVIDER: str = Field(
+        default="", description="ConversationRelay's speech recogniser; empty: Twilio's."
+    )
+    RELAY_SPEECH_MODEL: str = Field(
+        default="", description="ConversationRelay's speech model; empty: Twilio's."
+    )
+    RELAY_INTERRUPT_SENSITIVITY: Literal["", "low", "medium", "high"] = Field(
+        default="",
+        description="How readily the caller's voice interrupts an answer: low, medium or "
+        "high; empty: Twilio's.",
+    )
+    RELAY_IDLE_SECONDS: float = Field(
+        default=8.0,
+        gt=0,
+        description="Silence after an answer before the caller is asked again "
+        "(MAX_REPROMPTS applies).",
+    )
+    RELAY_FILLER_SECONDS: float = Field(
+        default=1.5,
+        gt=0,
+        description='With no sentence ready this long after the caller spoke, "One moment." '
+        "is said.",
+    )
+    RELAY_MAX_SESSIONS: int = Field(
+        default=500,
+        ge=1,
+        description="Relay sessions one pod holds at once; beyond, the upgrade is refused "
+        "(Twilio falls back to gather). Webhooks keep their own capacity.",
+    )
+    RELAY_SETUP_SECONDS: float = Field(
+        default=5.0,
+        gt=0,
+        description="A relay socket must send setup this soon after it opens, or it is closed.",
+    )
+    RELAY_SEND_SECONDS: float = Field(
+        default=5.0,
+        gt=0,
+        description="A message Twilio's side does not take this long (a client that does "
+        "not read) closes the session.",
+    )
+    DRAIN_SECONDS: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, live relay calls go on this long, then are handed to other "
+        "replicas (Twilio reconnects; the conversation continues from memory).",
+    )
+    LLM_SERVICE_ADDRESS: str = Field(
+        default="localhost:50051", description="Where telephony finds the llm service."
+    )
+    MEMORY_SERVICE_ADDRESS: str = Field(
+        default="localhost:50052", description="Where telephony finds the memory service."
+    )
+    TURN_BUDGET_SECONDS: float = Field(
+        default=8.0,
+        gt=0,
+        le=14,
+        description="Time for a whole turn (history, answer, storing it); every gRPC "
+        "deadline is cut from it. Twilio gives up after 15 s.",
+    )
+    MEMORY_TIMEOUT_SECONDS: float = Field(
+        default=1.0, gt=0, description="The deadline of each memory-service call."
+    )
 
     @field_validator("SPEECH_TIMEOUT")
     @classmethod
