@@ -17,7 +17,8 @@ import grpc
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
@@ -253,7 +254,7 @@ def test_an_unsigned_upgrade_is_refused(stack: Stack) -> None:
         assert refused.value.response.status_code == 403
 
 
-def closed_with(socket: ClientConnection) -> int:
+def closed_with(socket: Connection) -> int:
     """The close code of a socket the server closes within 10 s."""
 
     def read_until_closed() -> None:

@@ -22,10 +22,10 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_common.probe import grpc_serving
+from aura_dev.certificates import self_signed
 from aura_dev.stack import Stack, free_port
 from aura_telephony import phrases
 from tests.support import eventually
-from tests.support.certificates import self_signed
 from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
 
 TOKEN = "integration-token"

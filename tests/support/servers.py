@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from aura_llm.config import SAMPLE_TOOLS
 from aura_llm.config import Settings as LlmSettings
 from aura_llm.failover import FailoverRouter
 from aura_llm.knowledge.library import LiveKnowledge
+from aura_llm.realtime import RealtimeProvider
 from aura_llm.server import build_server as build_llm
 from aura_llm.tools import Toolbox, ToolsConfig, build_toolbox
 from aura_memory.server import build_server as build_memory
@@ -61,12 +62,16 @@ def assistant(
 
 @asynccontextmanager
 async def llm_server(
-    router: FailoverRouter, settings: LlmSettings, toolbox: Toolbox | None = None
+    router: FailoverRouter,
+    settings: LlmSettings,
+    toolbox: Toolbox | None = None,
+    realtime: Sequence[RealtimeProvider] = (),
 ) -> AsyncIterator[str]:
     helper = assistant(router, toolbox, settings.MAX_TOOL_ROUNDS, settings)
     await helper.toolbox.start()
     try:
-        async with running(await build_llm(helper, settings, "127.0.0.1", 0)) as address:
+        server = await build_llm(helper, settings, "127.0.0.1", 0, realtime)
+        async with running(server) as address:
             yield address
     finally:
         await helper.toolbox.close()

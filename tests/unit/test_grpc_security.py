@@ -17,9 +17,9 @@ from aura.memory.v1 import memory_service_pb2 as pb
 from aura.memory.v1 import memory_service_pb2_grpc as pb_grpc
 from aura_common.grpc_security import GrpcSecurity
 from aura_common.probe import grpc_serving
+from aura_dev.certificates import self_signed
 from aura_memory.server import build_server
 from aura_memory.stores import InMemoryStore
-from tests.support.certificates import self_signed
 from tests.support.servers import running
 
 TOKEN = "grpc-shared-token"

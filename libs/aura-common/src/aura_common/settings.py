@@ -26,6 +26,14 @@ class AuraSettings(BaseSettings):
         case_sensitive=False,
     )
 
+    VOICE_MODE: Literal["gather", "relay", "realtime"] = Field(
+        default="gather",
+        description="gather: turn-based <Gather>. relay: Twilio ConversationRelay, answers "
+        "streamed sentence by sentence over a WebSocket, and the caller can interrupt them "
+        "(ConversationRelay must be enabled on the Twilio account). realtime: the caller "
+        "talks straight to a speech-to-speech model (OpenAI Realtime, Gemini Live) over "
+        "Twilio Media Streams; the llm service then needs a realtime provider.",
+    )
     LOG_LEVEL: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     LOG_FORMAT: Literal["auto", "json", "text"] = Field(
         default="auto",

@@ -34,3 +34,16 @@ def validation_problems(error: ValidationError) -> list[str]:
         ).lstrip(".")
         problems.append(f"{where}: {item['msg']}" if where else item["msg"])
     return problems
+
+
+def heard_part(text: str, played_ms: int, total_ms: int) -> str:
+    """The words of a spoken answer a caller heard before cutting it short, when `played_ms`
+    of its `total_ms` of audio were played: speech runs at an even pace, so the share of the
+    words is the share of the audio (rounded down to whole words; nothing when nothing
+    played)."""
+    words = text.split()
+    if played_ms <= 0:
+        return ""
+    if total_ms <= 0 or played_ms >= total_ms:
+        return " ".join(words)
+    return " ".join(words[: len(words) * played_ms // total_ms])

@@ -125,7 +125,8 @@ class RelayPlayer:
         """Run a session. `decide` says what the caller does after each complete answer
         (scripts); `typed` delivers what a person types, at any moment (interactive),
         which interrupts an answer still streaming."""
-        with self.connect(url) as socket:
+        socket = self.connect(url)
+        with socket:
             try:
                 return self._session(socket, greeting, decide, typed)
             except _HungUp:

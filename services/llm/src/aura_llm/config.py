@@ -22,6 +22,7 @@ DEFAULT_SYSTEM_PROMPT = (
 ProviderName = Literal["local", "openai", "gemini"]
 GroundingMode = Literal["off", "flag", "strict"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("local", "openai", "gemini")
+REALTIME_PROVIDER_NAMES: tuple[ProviderName, ...] = ("openai", "gemini")
 
 
 class Settings(GrpcServiceSettings):
@@ -119,6 +120,56 @@ class Settings(GrpcServiceSettings):
         description="Model <-> tool rounds in one turn; the answer after the last may only speak.",
     )
 
+    REALTIME_OPENAI_MODEL: str = Field(
+        default="gpt-realtime", description="The OpenAI Realtime model of VOICE_MODE=realtime."
+    )
+    REALTIME_GEMINI_MODEL: str = Field(
+        default="gemini-2.5-flash-native-audio-preview-12-2025",
+        description="The Gemini Live (native audio) model of VOICE_MODE=realtime.",
+    )
+    REALTIME_VOICE: str = Field(
+        default="",
+        description="The realtime model's voice (OpenAI: marin, cedar, alloy, ...; Gemini: "
+        "Kore, Puck, ...). Empty: marin on OpenAI, the model's own on Gemini.",
+    )
+    REALTIME_TURN_DETECTION: Literal["server_vad", "semantic_vad"] = Field(
+        default="server_vad",
+        description="How the model decides the caller finished: server_vad (a pause of "
+        "REALTIME_SILENCE_MS) or semantic_vad (OpenAI judges from the words; Gemini uses "
+        "its own detection either way).",
+    )
+    REALTIME_SILENCE_MS: int = Field(
+        default=500,
+        ge=100,
+        le=5000,
+        description="With server_vad, the pause that ends the caller's turn.",
+    )
+    REALTIME_TRANSCRIPTION_MODEL: str = Field(
+        default="gpt-4o-mini-transcribe",
+        description="The model OpenAI writes the caller's words down with, for the "
+        "transcript and the knowledge's retrieval.",
+    )
+    REALTIME_CONNECT_SECONDS: float = Field(
+        default=5.0,
+        gt=0,
+        le=30,
+        description="A realtime session must open within this, or the next realtime "
+        "provider is tried.",
+    )
+    REALTIME_RESPONSE_SECONDS: float = Field(
+        default=8.0,
+        gt=0,
+        le=60,
+        description="A provider that has not begun to answer this long after the caller "
+        "finished (or a tool's result) is failed over.",
+    )
+    REALTIME_MAX_SESSION_SECONDS: float = Field(
+        default=1200.0,
+        ge=60,
+        description="A vendor session older than this is renewed between two answers (OpenAI "
+        "caps sessions at 60 minutes; Gemini's connections are renewed on its go_away).",
+    )
+
     @field_validator("TOOLS_PATH", mode="before")
     @classmethod
     def _no_tools(cls, value: object) -> object:
@@ -132,6 +183,11 @@ class Settings(GrpcServiceSettings):
         if unknown:
             raise ValueError(f"unknown providers {unknown}: choose from local, openai, gemini")
         return ",".join(names)
+
+    @property
+    def realtime_chain(self) -> list[str]:
+        """The providers of the chain that have a speech-to-speech model, in order."""
+        return [name for name in self.provider_chain if name in REALTIME_PROVIDER_NAMES]
 
     @property
     def provider_chain(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 
 import grpc
 import httpx
@@ -23,6 +24,7 @@ from aura_llm.failover import FailoverRouter
 from aura_llm.knowledge import KnowledgeBaseError
 from aura_llm.knowledge.library import LiveKnowledge
 from aura_llm.providers import Provider, ProviderConfigError, build_providers
+from aura_llm.realtime import RealtimeProvider, build_realtime_providers
 from aura_llm.servicer import LlmServicer
 from aura_llm.tools import ToolsConfig, ToolsError, build_toolbox
 
@@ -41,12 +43,17 @@ def build_router(settings: Settings, providers: list[Provider]) -> FailoverRoute
 
 
 async def build_server(
-    assistant: Assistant, settings: Settings, host: str, port: int
+    assistant: Assistant,
+    settings: Settings,
+    host: str,
+    port: int,
+    realtime: Sequence[RealtimeProvider] = (),
 ) -> grpc_server.GrpcServer:
     """The llm gRPC server as it runs in production (tests bind it to port 0)."""
 
     def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_LlmServiceServicer_to_server(LlmServicer(assistant, settings), server)
+        servicer = LlmServicer(assistant, settings, realtime)
+        pb_grpc.add_LlmServiceServicer_to_server(servicer, server)
 
     return await grpc_server.build(
         service_names=[SERVICE_NAME],
@@ -59,7 +66,11 @@ async def build_server(
 
 
 async def serve(
-    settings: Settings, providers: list[Provider], tools: ToolsConfig, library: LiveKnowledge
+    settings: Settings,
+    providers: list[Provider],
+    tools: ToolsConfig,
+    library: LiveKnowledge,
+    realtime: Sequence[RealtimeProvider] = (),
 ) -> None:
     # No redirects: a tool's URL is the operator's, not wherever its server points.
     client = httpx.AsyncClient(follow_redirects=False)
@@ -81,6 +92,8 @@ async def serve(
             await provider.close()
 
     log.info("providers %s", ", ".join(f"{p.name} ({p.model})" for p in providers))
+    if realtime:
+        log.info("realtime providers %s", ", ".join(f"{p.name} ({p.model})" for p in realtime))
     knowledge = library.knowledge
     log.info(
         "knowledge %s: %d passages, %d characters, %s; grounding %s",
@@ -93,7 +106,7 @@ async def serve(
     await toolbox.start()
     log.info("tools %s", ", ".join(s.name for s in toolbox.specs()) or "none")
     serve_metrics(settings.METRICS_HOST, settings.LLM_METRICS_PORT, "LLM_METRICS_PORT")
-    server = await build_server(assistant, settings, settings.LLM_HOST, settings.LLM_PORT)
+    server = await build_server(assistant, settings, settings.LLM_HOST, settings.LLM_PORT, realtime)
     await grpc_server.run_until_signal(
         server, grace=settings.GRACEFUL_SHUTDOWN_SECONDS, on_stop=close
     )
@@ -110,13 +123,14 @@ def main() -> None:
             settings.KNOWLEDGE_BASE_PATH, settings.KNOWLEDGE_TOP_K, settings.KNOWLEDGE_MAX_CHARS
         )
         providers = build_providers(settings, library)
+        realtime = build_realtime_providers(settings)
     except (ProviderConfigError, KnowledgeBaseError, ToolsError) as exc:
         # A misconfigured provider or tools file must stop the pod at start, not fail
         # every call later.
         log.critical("%s", exc)
         sys.exit(2)
     try:
-        asyncio.run(serve(settings, providers, tools, library))
+        asyncio.run(serve(settings, providers, tools, library, realtime))
     finally:
         shutdown_tracing(tracer_provider)
 

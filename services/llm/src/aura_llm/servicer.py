@@ -18,6 +18,9 @@ from aura_llm.config import Settings
 from aura_llm.failover import Failure, NoAnswerError, StreamInterruptedError
 from aura_llm.providers import ChatTurn, Prompt
 from aura_llm.providers.base import Role
+from aura_llm.realtime import Conversation, Played, RealtimeProvider, Say, Start, Transcript
+from aura_llm.realtime.base import AnswerDone, Audio, SpeechStarted
+from aura_llm.realtime.conversation import Incoming, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,15 @@ async def _no_answer(context: Context, error: NoAnswerError) -> NoReturn:
 
 
 class LlmServicer(pb_grpc.LlmServiceServicer):
-    def __init__(self, assistant: Assistant, settings: Settings) -> None:
+    def __init__(
+        self,
+        assistant: Assistant,
+        settings: Settings,
+        realtime: Sequence[RealtimeProvider] = (),
+    ) -> None:
         self._assistant = assistant
         self._settings = settings
+        self._realtime = list(realtime)
 
     async def _prompt(self, request: AnyGenerateRequest, context: Context) -> Prompt:
         user_text = request.user_text.strip()
@@ -188,6 +197,50 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
         except StreamInterruptedError as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error), _DO_NOT_RETRY)
 
+    async def Converse(
+        self, requests: AsyncIterator[pb.ConverseRequest], context: Context
+    ) -> AsyncIterator[pb.ConverseResponse]:
+        if not self._realtime:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "no realtime provider is configured (AI_PROVIDER openai or gemini, with its key)",
+                _DO_NOT_RETRY,
+            )
+        first = await anext(aiter(requests), None)
+        if first is None or first.WhichOneof("event") != "start":
+            await _reject(context, "the first Converse message must be start")
+        start = await self._start(first.start, context)
+        conversation = Conversation(
+            self._realtime, self._assistant.toolbox, self._assistant.library, self._settings, start
+        )
+        log.info("call %s: realtime conversation opens", start.call_id)
+        try:
+            async for event in conversation.run(_incoming(requests)):
+                yield _converse_response(event)
+        except NoAnswerError as error:
+            log.warning("call %s: no realtime provider left: %s", start.call_id, error)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"no realtime provider: {error}", _DO_NOT_RETRY
+            )
+
+    async def _start(self, start: pb.ConverseStart, context: Context) -> Start:
+        if not start.call_id:
+            await _reject(context, "start.call_id is required")
+        history = await _chat_turns(
+            start.history, "history", MAX_HISTORY_TURNS, context, MAX_USER_TEXT_CHARS
+        )
+        name = start.persona.assistant_name or self._settings.AI_ASSISTANT_NAME
+        template = start.persona.system_prompt or self._settings.AI_SYSTEM_PROMPT
+        about = " ".join(start.persona.call_context.split())[:MAX_CALL_CONTEXT_CHARS]
+        return Start(
+            call_id=start.call_id,
+            history=history,
+            assistant_name=name,
+            system_prompt=template.replace("{assistant_name}", name),
+            call_context=about,
+            greeting=start.greeting[:MAX_USER_TEXT_CHARS],
+        )
+
     async def Summarize(
         self, request: pb.SummarizeRequest, context: Context
     ) -> pb.SummarizeResponse:
@@ -208,3 +261,51 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             log.warning("call %s: no summary: %s", request.call_id, error)
             await _no_answer(context, error)
         return pb.SummarizeResponse(summary=answer.text, provider=answer.provider)
+
+
+# Far more than any 20 ms frame or batch of them: a bigger message is not Twilio's audio.
+MAX_AUDIO_BYTES = 64 * 1024
+
+
+async def _incoming(requests: AsyncIterator[pb.ConverseRequest]) -> AsyncIterator[Incoming]:
+    """Telephony's messages after `start`; a malformed one is dropped, not fatal."""
+    async for request in requests:
+        kind = request.WhichOneof("event")
+        if kind == "audio" and 0 < len(request.audio) <= MAX_AUDIO_BYTES:
+            yield request.audio
+        elif kind == "played" and request.played.item_id:
+            yield Played(request.played.item_id, request.played.audio_ms)
+        elif kind == "say" and request.say.strip():
+            yield Say(request.say.strip()[:MAX_USER_TEXT_CHARS])
+        else:
+            log.warning("Converse: a %s message ignored", kind or "empty")
+
+
+def _converse_response(event: Outgoing) -> pb.ConverseResponse:
+    if isinstance(event, Audio):
+        return pb.ConverseResponse(audio=pb.AssistantAudio(item_id=event.item_id, audio=event.ulaw))
+    if isinstance(event, Transcript):
+        role = pb.ROLE_USER if event.role == "user" else pb.ROLE_ASSISTANT
+        transcript = pb.ConverseTranscript(
+            role=role,
+            text=event.text,
+            item_id=event.item_id,
+            passage_ids=event.passage_ids,
+            ungrounded=event.ungrounded,
+        )
+        return pb.ConverseResponse(transcript=transcript)
+    if isinstance(event, SpeechStarted):
+        return pb.ConverseResponse(speech_started=pb.SpeechStarted())
+    if isinstance(event, CallAction):
+        return pb.ConverseResponse(action=_action(event))
+    if isinstance(event, ToolUse):
+        return pb.ConverseResponse(tool_used=pb.ToolUse(tool=event.tool, outcome=event.outcome))
+    if isinstance(event, AnswerDone):
+        return pb.ConverseResponse(answer_done=pb.AnswerDone(item_id=event.item_id))
+    ready = pb.ConverseReady(
+        provider=event.provider,
+        model=event.model,
+        failover=event.failover,
+        failures=_failures(event.failures),
+    )
+    return pb.ConverseResponse(ready=ready)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 
@@ -20,11 +21,18 @@ from aura_telephony.conversation import (
 )
 from aura_telephony.delivery import COMPLETE_SECONDS, Deliveries, History, Reply
 from aura_telephony.errors import DownstreamError, describe, is_late
-from aura_telephony.forms import GatherResult, RelayEnded, StatusCallback, VoiceWebhook
+from aura_telephony.forms import (
+    GatherResult,
+    RelayEnded,
+    StatusCallback,
+    StreamEnded,
+    VoiceWebhook,
+)
 from aura_telephony.hangups import Hangups
 from aura_telephony.model import Answer, CallEvent, Claim, Counting, Parties, Transcript, Turn
 from aura_telephony.policy import CallPolicy, Decision
 from aura_telephony.post_call import PostCallSender
+from aura_telephony.security import stream_endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,9 @@ class Placed:
 
 
 log = logging.getLogger(__name__)
+
+# Where a realtime stream keeps, in memory, what its <Connect> action URL is to do next.
+HANDOFF_KEY = "stream-handoff"
 
 # MAX_CALLS_PER_NUMBER_PER_HOUR's window: an hour from a number's first counted call.
 CALL_LIMIT_WINDOW_SECONDS = 3600.0
@@ -155,6 +166,43 @@ class Calls:
             return self.twiml.ask(phrases.RELAY_FAILED)
         return self.twiml.hang_up_silently()
 
+    async def stream_ended(self, form: StreamEnded, key: str, relay_url: str) -> str:
+        """A realtime stream ended: continue the call as its handoff says."""
+
+        async def next_step(budget: TurnBudget, claim: Claim | None) -> Reply:
+            return Reply(await self._after_stream(form, relay_url, budget))
+
+        return await self._deliveries.once(form.CallSid, key, next_step)
+
+    async def _after_stream(self, form: StreamEnded, relay_url: str, budget: TurnBudget) -> str:
+        handoff: dict[str, object] = {}
+        try:
+            claim = await self.backends.memory.claim(form.CallSid, HANDOFF_KEY, budget)
+            if claim.state == "completed" and claim.result:
+                kept = json.loads(claim.result)
+                handoff = kept if isinstance(kept, dict) else {}
+                # Taken: a later stream that ends without one must not find this one.
+                await self.backends.memory.complete(
+                    form.CallSid, HANDOFF_KEY, "", self.settings.MEMORY_TIMEOUT_SECONDS
+                )
+        except (*DownstreamError, ValueError) as error:
+            log.warning("call %s: no stream handoff: %s", form.CallSid, error)
+        reason = str(handoff.get("reason", ""))
+        if reason == "transfer":
+            decision = self.policy.transfer(str(handoff.get("number", "")))
+            if decision.dials:
+                return self.twiml.transfer(decision.number)
+            return self.twiml.stream(*stream_endpoint(relay_url), say=phrases.NOBODY_AVAILABLE)
+        if reason == "goodbye":
+            say = str(handoff.get("say", ""))
+            return self.twiml.hang_up(say) if say else self.twiml.hang_up_silently()
+        if reason == "fallback":
+            # No speech-to-speech model is left: the call goes on turn by turn.
+            return self.twiml.ask(phrases.RELAY_FAILED)
+        # A handover (a draining replica), or a stream that dropped: a new stream, which
+        # goes on from the conversation in memory.
+        return self.twiml.stream(*stream_endpoint(relay_url))
+
     async def _welcome(self, form: VoiceWebhook, claim: Claim | None, relay_url: str) -> Reply:
         call_sid = form.CallSid
         caller = (form.From or "").strip()
@@ -200,6 +248,9 @@ class Calls:
         call's parties. The model sees its own greeting as the first turn."""
         if self.settings.VOICE_MODE == "relay":
             document = self.twiml.relay(relay_url, greeting)
+        elif self.settings.VOICE_MODE == "realtime":
+            # The model says the greeting, in its own voice, as the stream opens.
+            document = self.twiml.stream(*stream_endpoint(relay_url))
         else:
             document = self.twiml.ask(greeting)
         return Reply(document, [Turn("assistant", greeting)], parties)

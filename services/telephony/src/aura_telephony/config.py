@@ -11,12 +11,6 @@ from aura_common.settings import AuraSettings
 
 
 class Settings(AuraSettings):
-    VOICE_MODE: Literal["gather", "relay"] = Field(
-        default="gather",
-        description="gather: turn-based <Gather>. relay: Twilio ConversationRelay, answers "
-        "streamed sentence by sentence over a WebSocket, and the caller can interrupt them "
-        "(ConversationRelay must be enabled on the Twilio account).",
-    )
     HOST: str = Field(default="0.0.0.0", description="Where telephony listens.")
     PORT: int = Field(default=8000, ge=1, le=65535, description="Telephony's HTTP port.")
     TELEPHONY_METRICS_PORT: int = Field(
@@ -241,6 +235,20 @@ class Settings(AuraSettings):
         ge=0,
         description="On SIGTERM, live relay calls go on this long, then are handed to other "
         "replicas (Twilio reconnects; the conversation continues from memory).",
+    )
+    REALTIME_BATCH_MS: int = Field(
+        default=40,
+        ge=20,
+        le=200,
+        description="VOICE_MODE=realtime: the caller's 20 ms audio frames go to the llm "
+        "service in batches of this much (fewer messages per second for each call, at most "
+        "this much later).",
+    )
+    REALTIME_MAX_CALL_SECONDS: float = Field(
+        default=4 * 3600.0,
+        gt=0,
+        description="VOICE_MODE=realtime: the deadline of a call's conversation with the "
+        "llm service; a call longer than this is handed over to a new one.",
     )
     LLM_SERVICE_ADDRESS: str = Field(
         default="localhost:50051", description="Where telephony finds the llm service."

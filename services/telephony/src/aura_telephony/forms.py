@@ -62,6 +62,11 @@ class StatusCallback(VoiceWebhook):
     Duration: str | None = None
 
 
+class StreamEnded(VoiceWebhook):
+    """What Twilio posts to <Connect action> when a realtime Media Stream ends; what comes
+    next is in the handoff the stream kept in memory."""
+
+
 class RelayEnded(VoiceWebhook):
     """What Twilio posts to <Connect action> when a ConversationRelay session ends."""
 

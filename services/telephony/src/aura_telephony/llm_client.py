@@ -3,6 +3,7 @@ deadline; failures are ServiceError."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -14,10 +15,16 @@ from aura_common.actions import CallAction
 from aura_telephony.budget import TurnBudget
 from aura_telephony.channels import failing_as, streams_failing_as
 from aura_telephony.config import Settings
+from aura_telephony.errors import ServiceError
 from aura_telephony.model import (
     Answer,
     CallEvent,
     Conversation,
+    LiveAnswerDone,
+    LiveAudio,
+    LiveReady,
+    LiveSpeechStarted,
+    LiveTranscript,
     Role,
     Sentence,
     ToolRunning,
@@ -55,6 +62,72 @@ def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
                 )
             )
     return tuple(found)
+
+
+LiveEvent = (
+    LiveReady
+    | LiveAudio
+    | LiveTranscript
+    | LiveSpeechStarted
+    | LiveAnswerDone
+    | CallAction
+    | CallEvent
+)
+
+
+class Conversing:
+    """One realtime call's Converse stream: the caller's audio and telephony's requests
+    out, the conversation's events in. Failures of either direction are ServiceError."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def _write(self, request: llm_pb.ConverseRequest) -> None:
+        try:
+            await self._call.write(request)
+        except grpc.aio.AioRpcError as error:
+            raise ServiceError("llm", error.code().name, error.details() or "") from error
+        except (asyncio.InvalidStateError, RuntimeError) as error:  # the call has ended
+            raise ServiceError("llm", "CANCELLED", str(error)) from error
+
+    async def audio(self, ulaw: bytes) -> None:
+        await self._write(llm_pb.ConverseRequest(audio=ulaw))
+
+    async def played(self, item_id: str, audio_ms: int) -> None:
+        played = llm_pb.Played(item_id=item_id, audio_ms=max(0, audio_ms))
+        await self._write(llm_pb.ConverseRequest(played=played))
+
+    async def say(self, text: str) -> None:
+        await self._write(llm_pb.ConverseRequest(say=text))
+
+    @streams_failing_as("llm")
+    async def events(self) -> AsyncIterator[LiveEvent]:
+        async for response in self._call:
+            kind = response.WhichOneof("event")
+            if kind == "audio":
+                yield LiveAudio(response.audio.item_id, response.audio.audio)
+            elif kind == "speech_started":
+                yield LiveSpeechStarted()
+            elif kind == "transcript":
+                t = response.transcript
+                role: Role = "user" if t.role == llm_pb.ROLE_USER else "assistant"
+                yield LiveTranscript(role, t.text, t.item_id, tuple(t.passage_ids), t.ungrounded)
+            elif kind == "answer_done":
+                yield LiveAnswerDone(response.answer_done.item_id)
+            elif kind == "action":
+                yield from_actions(response.action)
+            elif kind == "tool_used":
+                yield ToolUse(response.tool_used.tool, response.tool_used.outcome).event()
+            elif kind == "ready":
+                r = response.ready
+                yield LiveReady(r.provider, r.model, r.failover)
+
+    def close(self) -> None:
+        self._call.cancel()
+
+
+def from_actions(action: llm_pb.CallAction) -> CallAction:
+    return _actions([action])[0]
 
 
 class LlmClient:
@@ -132,6 +205,24 @@ class LlmClient:
                     )
         finally:
             call.cancel()
+
+    async def converse(
+        self, call_sid: str, conversation: Conversation, greeting: str, seconds: float
+    ) -> Conversing:
+        """Open the realtime conversation of a call: `greeting` is said first; a call under
+        way (`conversation`) continues. The stream's deadline bounds the whole call."""
+        call = self._stub.Converse(timeout=seconds)
+        conversing = Conversing(call)
+        start = llm_pb.ConverseStart(
+            **{
+                k: v
+                for k, v in self._prompt(call_sid, conversation, "").items()
+                if k != "user_text"
+            },
+            greeting=greeting,
+        )
+        await conversing._write(llm_pb.ConverseRequest(start=start))
+        return conversing
 
     @failing_as("llm")
     async def summarize(self, call_sid: str, turns: Sequence[Turn], seconds: float) -> str:

@@ -19,7 +19,7 @@ from aura_telephony.middleware import BodyLimit
 from aura_telephony.outbound import Outbound
 from aura_telephony.post_call import PostCallSender
 from aura_telephony.relay import Relay
-from aura_telephony.routers import admin, info, relay, voice
+from aura_telephony.routers import admin, info, relay, stream, voice
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(info.router)
     app.include_router(voice.router)
     app.include_router(relay.router)
+    app.include_router(stream.router)
     app.include_router(admin.router)
     if tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -62,7 +62,8 @@ SIGNATURE_REJECTIONS = Counter(
 
 RELAY_SESSIONS = Gauge(
     "aura_relay_sessions",
-    "Live ConversationRelay sessions on this replica (what the autoscaler can follow).",
+    "Live call WebSocket sessions on this replica, ConversationRelay and realtime Media "
+    "Streams together (what the autoscaler can follow).",
 )
 RELAY_FIRST_TOKEN = Histogram(
     "aura_relay_first_token_seconds",
@@ -85,6 +86,36 @@ RELAY_EVENTS = Counter(
 RELAY_ENDINGS = Counter(
     "aura_relay_endings",
     "Relay sessions ended, by reason: goodbye, transfer, handover, hangup.",
+    ["reason"],
+)
+
+REALTIME_STREAMS = Gauge(
+    "aura_realtime_streams",
+    "Live Media Streams calls (VOICE_MODE=realtime) on this replica.",
+)
+REALTIME_FIRST_AUDIO = Histogram(
+    "aura_realtime_first_audio_seconds",
+    "From the caller's end of speech (the model's transcript of it, or its answer's first "
+    "audio, whichever is first known) to the answer's first audio sent to Twilio.",
+    ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+REALTIME_RELAY_SECONDS = Histogram(
+    "aura_realtime_relay_seconds",
+    "Aura's own share of the realtime path: a piece of assistant audio from the llm "
+    "stream to Twilio's socket (telephony's part of each hop).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+)
+REALTIME_EVENTS = Counter(
+    "aura_realtime_events",
+    "What happened in realtime calls: barge_in (Twilio's buffer cleared), late_audio "
+    "(audio of a cut answer dropped), failover, fallback (no realtime provider left: the "
+    "call went on in gather mode), no_start, stalled, duplicate, call_ended, full.",
+    ["event"],
+)
+REALTIME_ENDINGS = Counter(
+    "aura_realtime_endings",
+    "Realtime streams ended, by reason: goodbye, transfer, handover, fallback, hangup.",
     ["reason"],
 )
 
@@ -156,3 +187,21 @@ class HttpMetrics:
             method = scope["method"] if scope["method"] in _METHODS else "other"
             HTTP_REQUESTS.labels(template, method, str(status)).inc()
             HTTP_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+
+
+REALTIME_EVENT_NAMES = (
+    "barge_in",
+    "late_audio",
+    "failover",
+    "fallback",
+    "no_start",
+    "stalled",
+    "duplicate",
+    "call_ended",
+    "full",
+)
+REALTIME_ENDING_REASONS = ("goodbye", "transfer", "handover", "fallback", "hangup")
+for _event in REALTIME_EVENT_NAMES:
+    REALTIME_EVENTS.labels(_event)
+for _reason in REALTIME_ENDING_REASONS:
+    REALTIME_ENDINGS.labels(_reason)

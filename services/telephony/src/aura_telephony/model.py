@@ -155,3 +155,42 @@ class Claim:
     result: str = ""
     conversation: Conversation = Conversation()  # with a new claim
     count: int = 0  # with a new claim that counted: the counter, this event included
+
+
+# --- a realtime conversation's events (VOICE_MODE=realtime) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveReady:
+    """A speech-to-speech provider serves the call (again, after a failover)."""
+
+    provider: str
+    model: str
+    failover: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAudio:
+    """A piece of the assistant's answer `item_id`: mu-law 8 kHz, as Twilio plays it."""
+
+    item_id: str
+    ulaw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTranscript:
+    role: Role
+    text: str
+    item_id: str = ""
+    passage_ids: tuple[str, ...] = ()
+    ungrounded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSpeechStarted:
+    """The caller started speaking: what is playing must stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAnswerDone:
+    item_id: str

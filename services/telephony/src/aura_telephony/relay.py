@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -41,8 +41,21 @@ from aura_telephony.policy import Decision
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aura.telephony.relay")
 
-Reason = Literal["goodbye", "transfer", "handover"]
+Reason = Literal["goodbye", "transfer", "handover", "fallback"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LiveSession(Protocol):
+    """A call's WebSocket session, relay's or a realtime stream's, as the registry of live
+    sessions (capacity, one per call, the drain) sees it."""
+
+    call_sid: str
+    ended: Reason | None
+    closing: asyncio.Event
+
+    async def end(self, reason: Reason) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class _Message(BaseModel):
@@ -466,8 +479,8 @@ class Relay:
         self.calls = calls  # the call policy gather mode uses too
         self.settings = calls.settings
         self.backends = calls.backends
-        self.sessions: set[RelaySession] = set()
-        self._serving: dict[str, RelaySession] = {}  # by CallSid, once set up
+        self.sessions: set[LiveSession] = set()
+        self._serving: dict[str, LiveSession] = {}  # by CallSid, once set up
         self.draining = False
         self._empty = asyncio.Event()
         self._empty.set()
@@ -482,12 +495,16 @@ class Relay:
 
     def open(self, send: Send, issued_for: str) -> RelaySession:
         session = RelaySession(self, send, issued_for)
+        self.track(session)
+        return session
+
+    def track(self, session: LiveSession) -> None:
+        """Count `session` among the live ones until `closed`."""
         self.sessions.add(session)
         self._empty.clear()
         metrics.RELAY_SESSIONS.set(len(self.sessions))
-        return session
 
-    async def admit(self, session: RelaySession, call_sid: str) -> str | None:
+    async def admit(self, session: LiveSession, call_sid: str) -> str | None:
         """Why a session may not serve `call_sid` (it has a live one here, or it has
         ended), or None when it may; it is then the call's session."""
         serving = self._serving.get(call_sid)
@@ -506,7 +523,7 @@ class Relay:
         self._serving[call_sid] = session
         return None
 
-    async def closed(self, session: RelaySession) -> None:
+    async def closed(self, session: LiveSession) -> None:
         await session.close()
         self.sessions.discard(session)
         if self._serving.get(session.call_sid) is session:

@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from aura_telephony import metrics
 from aura_telephony.config import Settings
-from aura_telephony.twiml import RELAY_PATH
+from aura_telephony.twiml import RELAY_PATH, STREAM_PATH
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,14 @@ def relay_url(connection: HTTPConnection, settings: Settings, call_sid: str) -> 
     it (the ticket is a path segment: the URL stays signable and free of a query)."""
     path = f"{RELAY_PATH}/{relay_ticket(call_sid, settings)}"
     return websocket_url(public_base(connection, settings), path)
+
+
+def stream_endpoint(relay_url: str) -> tuple[str, str]:
+    """The realtime stream's wss:// URL and the call's ticket, from the call's relay URL:
+    Media Streams drops a URL's query string, so the ticket goes in a <Parameter>, and the
+    URL is the one fixed path Twilio signs."""
+    base, _, ticket = relay_url.rpartition(f"{RELAY_PATH}/")
+    return f"{base}{STREAM_PATH}", ticket
 
 
 def signed_url(connection: HTTPConnection, settings: Settings) -> str:

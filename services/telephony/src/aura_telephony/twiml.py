@@ -18,6 +18,8 @@ from aura_telephony.phrases import (
 PROCESS_PATH = "/api/voice/process"
 RELAY_PATH = "/api/voice/relay"
 RELAY_ENDED_PATH = "/api/voice/relay/ended"
+STREAM_PATH = "/api/voice/stream"
+STREAM_ENDED_PATH = "/api/voice/stream/ended"
 
 
 class Twiml:
@@ -97,6 +99,17 @@ class Twiml:
     def _append_relay(self, response: VoiceResponse, url: str, **extra: str) -> str:
         connect = response.connect(action=RELAY_ENDED_PATH, method="POST")
         connect.conversation_relay(url=url, **self._relay_options, **extra)
+        return str(response)
+
+    def stream(self, url: str, ticket: str, say: str = "") -> str:
+        """Connect the call to Aura's Media Streams WebSocket at `url` (wss://, no query:
+        Twilio drops it), the call's ticket as a <Parameter>; after `say`, when given."""
+        response = VoiceResponse()
+        if say:
+            response.say(xml_safe(say), voice=self._voice)
+        connect = response.connect(action=STREAM_ENDED_PATH, method="POST")
+        stream = connect.stream(url=url)
+        stream.parameter(name="ticket", value=ticket)
         return str(response)
 
     def voicemail(self, message: str) -> str:

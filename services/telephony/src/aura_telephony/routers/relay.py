@@ -71,10 +71,15 @@ async def relay_socket(websocket: WebSocket, ticket: str) -> None:
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await reader
         if session.closing.is_set():
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_CLOSE_SECONDS):
-                    await websocket.close(code=session.close_code)
+            await close_within(websocket, session.close_code)
         await relay.closed(session)
+
+
+async def close_within(websocket: WebSocket, code: int) -> None:
+    """Close the socket; a peer that does not read is given _CLOSE_SECONDS."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_CLOSE_SECONDS):
+            await websocket.close(code=code)
 
 
 async def _read(websocket: WebSocket, session: RelaySession) -> None:

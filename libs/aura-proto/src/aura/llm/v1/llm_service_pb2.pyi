@@ -547,3 +547,322 @@ class TakeMessage(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TakeMessage: _TypeAlias = TakeMessage  # noqa: Y015
+
+@_typing.final
+class ConverseRequest(_message.Message):
+    """ConverseRequest is one message of telephony's side of a realtime call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    AUDIO_FIELD_NUMBER: _builtins.int
+    PLAYED_FIELD_NUMBER: _builtins.int
+    SAY_FIELD_NUMBER: _builtins.int
+    audio: _builtins.bytes
+    """audio is the caller's audio: G.711 mu-law, 8 kHz, mono, as Twilio sends it (one
+    or more 20 ms frames).
+    """
+    say: _builtins.str
+    """say asks the assistant to speak these words, in its own voice, now (a line of the
+    call policy: a reprompt, a goodbye).
+    """
+    @_builtins.property
+    def start(self) -> Global___ConverseStart:
+        """start opens the conversation; it is the first message and is sent once."""
+
+    @_builtins.property
+    def played(self) -> Global___Played:
+        """played says how much of an answer the caller heard before they cut it short."""
+
+    def __init__(
+        self,
+        *,
+        start: Global___ConverseStart | None = ...,
+        audio: _builtins.bytes = ...,
+        played: Global___Played | None = ...,
+        say: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "event", b"event", "played", b"played", "say", b"say", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "event", b"event", "played", b"played", "say", b"say", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["start", "audio", "played", "say"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___ConverseRequest: _TypeAlias = ConverseRequest  # noqa: Y015
+
+@_typing.final
+class ConverseStart(_message.Message):
+    """ConverseStart opens a realtime conversation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    PERSONA_FIELD_NUMBER: _builtins.int
+    GREETING_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call (Twilio's CallSid); used for logs and traces."""
+    greeting: _builtins.str
+    """greeting, when set, is spoken first, in the assistant's voice."""
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """history holds the turns of the call so far (a call handed over from another pod or
+        another mode), oldest first.
+        """
+
+    @_builtins.property
+    def persona(self) -> Global___Persona:
+        """persona describes the assistant."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        history: _abc.Iterable[Global___Message] | None = ...,
+        persona: Global___Persona | None = ...,
+        greeting: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["persona", b"persona"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "greeting", b"greeting", "history", b"history", "persona", b"persona"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConverseStart: _TypeAlias = ConverseStart  # noqa: Y015
+
+@_typing.final
+class Played(_message.Message):
+    """Played says the caller heard `audio_ms` of the answer `item_id` before cutting it short."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    AUDIO_MS_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    """item_id names the answer, as ConverseResponse.audio named it."""
+    audio_ms: _builtins.int
+    """audio_ms is how much of it was played to the caller."""
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+        audio_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_ms", b"audio_ms", "item_id", b"item_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Played: _TypeAlias = Played  # noqa: Y015
+
+@_typing.final
+class ConverseResponse(_message.Message):
+    """ConverseResponse is one event of the assistant's side of a realtime call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READY_FIELD_NUMBER: _builtins.int
+    AUDIO_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_FIELD_NUMBER: _builtins.int
+    SPEECH_STARTED_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    TOOL_USED_FIELD_NUMBER: _builtins.int
+    ANSWER_DONE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ready(self) -> Global___ConverseReady:
+        """ready says a provider is connected; sent again after a failover."""
+
+    @_builtins.property
+    def audio(self) -> Global___AssistantAudio:
+        """audio is assistant audio to play to the caller."""
+
+    @_builtins.property
+    def transcript(self) -> Global___ConverseTranscript:
+        """transcript is a final transcript of one side's turn."""
+
+    @_builtins.property
+    def speech_started(self) -> Global___SpeechStarted:
+        """speech_started says the caller started speaking: stop playing the answer now."""
+
+    @_builtins.property
+    def action(self) -> Global___CallAction:
+        """action is a call action a built-in tool decided; carry it out once the answer in
+        progress is spoken.
+        """
+
+    @_builtins.property
+    def tool_used(self) -> Global___ToolUse:
+        """tool_used records one tool call, for the call's record."""
+
+    @_builtins.property
+    def answer_done(self) -> Global___AnswerDone:
+        """answer_done says the assistant finished an answer (all its audio was sent)."""
+
+    def __init__(
+        self,
+        *,
+        ready: Global___ConverseReady | None = ...,
+        audio: Global___AssistantAudio | None = ...,
+        transcript: Global___ConverseTranscript | None = ...,
+        speech_started: Global___SpeechStarted | None = ...,
+        action: Global___CallAction | None = ...,
+        tool_used: Global___ToolUse | None = ...,
+        answer_done: Global___AnswerDone | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer_done", b"answer_done", "audio", b"audio", "event", b"event", "ready", b"ready", "speech_started", b"speech_started", "tool_used", b"tool_used", "transcript", b"transcript"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer_done", b"answer_done", "audio", b"audio", "event", b"event", "ready", b"ready", "speech_started", b"speech_started", "tool_used", b"tool_used", "transcript", b"transcript"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["ready", "audio", "transcript", "speech_started", "action", "tool_used", "answer_done"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___ConverseResponse: _TypeAlias = ConverseResponse  # noqa: Y015
+
+@_typing.final
+class ConverseReady(_message.Message):
+    """ConverseReady names the provider serving the conversation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    FAILOVER_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """provider names the provider (openai, gemini)."""
+    model: _builtins.str
+    """model names the realtime model."""
+    failover: _builtins.bool
+    """failover is true when a provider before it failed on this call."""
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderFailure]:
+        """failures lists the attempts that failed, in order."""
+
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+        failover: _builtins.bool = ...,
+        failures: _abc.Iterable[Global___ProviderFailure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failover", b"failover", "failures", b"failures", "model", b"model", "provider", b"provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConverseReady: _TypeAlias = ConverseReady  # noqa: Y015
+
+@_typing.final
+class AssistantAudio(_message.Message):
+    """AssistantAudio is a piece of the assistant's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    AUDIO_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    """item_id names the answer the audio belongs to."""
+    audio: _builtins.bytes
+    """audio is G.711 mu-law, 8 kHz, mono."""
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+        audio: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "item_id", b"item_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssistantAudio: _TypeAlias = AssistantAudio  # noqa: Y015
+
+@_typing.final
+class ConverseTranscript(_message.Message):
+    """ConverseTranscript is the final text of one side's turn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    PASSAGE_IDS_FIELD_NUMBER: _builtins.int
+    UNGROUNDED_FIELD_NUMBER: _builtins.int
+    role: Global___Role.ValueType
+    """role says who spoke."""
+    text: _builtins.str
+    """text is what was said (the caller's words as the model heard them; the assistant's
+    answer as the model wrote it, whether or not all of it was played).
+    """
+    item_id: _builtins.str
+    """item_id names the assistant's answer (empty for the caller)."""
+    ungrounded: _builtins.bool
+    """ungrounded is true when the assistant stated a fact none of its sources held. The
+    audio was already spoken: in realtime mode the guard flags, it cannot hold back.
+    """
+    @_builtins.property
+    def passage_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """passage_ids names the knowledge passages in the instructions when it was said."""
+
+    def __init__(
+        self,
+        *,
+        role: Global___Role.ValueType = ...,
+        text: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        passage_ids: _abc.Iterable[_builtins.str] | None = ...,
+        ungrounded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_id", b"item_id", "passage_ids", b"passage_ids", "role", b"role", "text", b"text", "ungrounded", b"ungrounded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConverseTranscript: _TypeAlias = ConverseTranscript  # noqa: Y015
+
+@_typing.final
+class SpeechStarted(_message.Message):
+    """SpeechStarted says the caller started speaking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpeechStarted: _TypeAlias = SpeechStarted  # noqa: Y015
+
+@_typing.final
+class AnswerDone(_message.Message):
+    """AnswerDone says the assistant finished an answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    """item_id names the answer."""
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_id", b"item_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerDone: _TypeAlias = AnswerDone  # noqa: Y015

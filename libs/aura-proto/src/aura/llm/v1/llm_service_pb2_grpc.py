@@ -50,6 +50,11 @@ class LlmServiceStub:
                 request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.SerializeToString,
                 response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.FromString,
                 _registered_method=True)
+        self.Converse = channel.stream_stream(
+                '/aura.llm.v1.LlmService/Converse',
+                request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.ConverseRequest.SerializeToString,
+                response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.ConverseResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -78,6 +83,16 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Converse(self, request_iterator, context):
+        """Converse carries one realtime call: the caller's audio in, and the assistant's audio,
+        transcripts, speech-started and call actions out, whatever speech-to-speech provider
+        serves it. The first request is `start`; a provider that fails mid-call hands over to
+        the next realtime provider of the chain, which goes on from the conversation so far.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +110,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.Summarize,
                     request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.FromString,
                     response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.SerializeToString,
+            ),
+            'Converse': grpc.stream_stream_rpc_method_handler(
+                    servicer.Converse,
+                    request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.ConverseRequest.FromString,
+                    response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.ConverseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +199,33 @@ class LlmService:
             '/aura.llm.v1.LlmService/Summarize',
             aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.SerializeToString,
             aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Converse(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/aura.llm.v1.LlmService/Converse',
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.ConverseRequest.SerializeToString,
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.ConverseResponse.FromString,
             options,
             channel_credentials,
             insecure,

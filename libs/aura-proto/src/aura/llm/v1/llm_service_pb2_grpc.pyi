@@ -41,6 +41,12 @@ class LlmServiceStub:
     """
     Summarize: _grpc.UnaryUnaryMultiCallable[_llm_service_pb2.SummarizeRequest, _llm_service_pb2.SummarizeResponse]
     """Summarize writes a short summary of a whole call for the business's records."""
+    Converse: _grpc.StreamStreamMultiCallable[_llm_service_pb2.ConverseRequest, _llm_service_pb2.ConverseResponse]
+    """Converse carries one realtime call: the caller's audio in, and the assistant's audio,
+    transcripts, speech-started and call actions out, whatever speech-to-speech provider
+    serves it. The first request is `start`; a provider that fails mid-call hands over to
+    the next realtime provider of the chain, which goes on from the conversation so far.
+    """
 
 @_typing.type_check_only
 class LlmServiceAsyncStub(LlmServiceStub):
@@ -55,6 +61,12 @@ class LlmServiceAsyncStub(LlmServiceStub):
     """
     Summarize: _aio.UnaryUnaryMultiCallable[_llm_service_pb2.SummarizeRequest, _llm_service_pb2.SummarizeResponse]  # type: ignore[assignment]
     """Summarize writes a short summary of a whole call for the business's records."""
+    Converse: _aio.StreamStreamMultiCallable[_llm_service_pb2.ConverseRequest, _llm_service_pb2.ConverseResponse]  # type: ignore[assignment]
+    """Converse carries one realtime call: the caller's audio in, and the assistant's audio,
+    transcripts, speech-started and call actions out, whatever speech-to-speech provider
+    serves it. The first request is `start`; a provider that fails mid-call hands over to
+    the next realtime provider of the chain, which goes on from the conversation so far.
+    """
 
 class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
     """LlmService turns what a caller said into what the assistant answers."""
@@ -84,5 +96,17 @@ class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_llm_service_pb2.SummarizeResponse, _abc.Awaitable[_llm_service_pb2.SummarizeResponse]]:
         """Summarize writes a short summary of a whole call for the business's records."""
+
+    @_abc_1.abstractmethod
+    def Converse(
+        self,
+        request_iterator: _MaybeAsyncIterator[_llm_service_pb2.ConverseRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_llm_service_pb2.ConverseResponse], _abc.AsyncIterator[_llm_service_pb2.ConverseResponse]]:
+        """Converse carries one realtime call: the caller's audio in, and the assistant's audio,
+        transcripts, speech-started and call actions out, whatever speech-to-speech provider
+        serves it. The first request is `start`; a provider that fails mid-call hands over to
+        the next realtime provider of the chain, which goes on from the conversation so far.
+        """
 
 def add_LlmServiceServicer_to_server(servicer: LlmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
