@@ -346,6 +346,7 @@ def test_monitoring_objects_need_the_crds_and_their_switches() -> None:
         "AuraRelayFirstSentenceSlow",
         "AuraToolFailing",
         "AuraPostCallWebhooksBacklog",
+        "AuraRealtimeFallingBack",
     }
     dashboards = [o for o in with_crds if o["metadata"]["name"].startswith("aura-dashboard-")]
     assert len(dashboards) == 4

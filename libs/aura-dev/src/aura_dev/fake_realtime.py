@@ -24,6 +24,7 @@ import logging
 import re
 import ssl
 import tempfile
+import time
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -90,6 +91,13 @@ class Script:
     drop_after_words: str = ""  # close the session when the caller says these words
     silent_after_words: str = ""  # stop answering when the caller says these words
     go_away_after_words: str = ""  # Gemini: go_away and close, resumable
+    # For the benchmark: outgoing audio carries a tag (b"AU" and a counter) whose send time
+    # is kept; incoming 20 ms frames that start with b"TW" and a counter have their arrival
+    # kept; and when each speech_started was sent.
+    tag_audio: bool = False
+    sent_at: dict[bytes, float] = field(default_factory=dict)
+    received_at: dict[bytes, float] = field(default_factory=dict)
+    speech_started_at: list[float] = field(default_factory=list)
 
     def answer(self, words: str) -> Rule:
         for rule in self.rules:
@@ -147,6 +155,7 @@ class _Fake:
         self._server: Server | None = None
         self.url = ""
         self.connections = 0
+        self._tags = 0
 
     async def _process_request(self, connection: ServerConnection, request: Any) -> Any:
         self.connections += 1
@@ -171,6 +180,22 @@ class _Fake:
         )
         bound = next(iter(self._server.sockets)).getsockname()[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{bound}"
+
+    def _tagged(self, chunk: bytes) -> bytes:
+        if not self.script.tag_audio or len(chunk) < 8:
+            return chunk
+        self._tags += 1
+        tag = b"AU" + self._tags.to_bytes(4, "big")
+        self.script.sent_at[tag] = time.perf_counter()
+        return tag + chunk[len(tag) :]
+
+    def _arrived(self, ulaw: bytes) -> None:
+        if not self.script.tag_audio:
+            return
+        now = time.perf_counter()
+        for offset in range(0, len(ulaw), 160):
+            if ulaw[offset : offset + 2] == b"TW":
+                self.script.received_at[ulaw[offset : offset + 6]] = now
 
     async def close(self) -> None:
         if self._server is not None:
@@ -352,10 +377,12 @@ class FakeOpenAIRealtime(_Fake):
                     )
                 elif kind == "input_audio_buffer.append":
                     ulaw = base64.b64decode(event["audio"])
+                    self._arrived(ulaw)
                     change = vad.feed(audioop.ulaw2lin(ulaw, 2), len(ulaw) // 8)
                     if change == "started":
                         if speaking is not None and not speaking.done():
                             speaking.cancel()  # interrupt_response
+                        self.script.speech_started_at.append(time.perf_counter())
                         await send(
                             {
                                 "type": "input_audio_buffer.speech_started",
@@ -512,10 +539,13 @@ class FakeGeminiLive(_Fake):
                     pcm = _b64(audio)
                     change = vad.feed(pcm, len(pcm) // 32)
                     if change == "started":
+                        self.script.speech_started_at.append(time.perf_counter())
+                        await send({"voiceActivity": {"type": "ACTIVITY_START"}})
                         if speaking is not None and not speaking.done():
                             speaking.cancel()
                             await send({"serverContent": {"interrupted": True}})
                     elif change == "stopped":
+                        await send({"voiceActivity": {"type": "ACTIVITY_END"}})
                         await caller_done()
                 elif "clientContent" in message:
                     turns = message["clientContent"].get("turns") or []

@@ -4,10 +4,12 @@
   aura-call --url https://calls.example.com --token $TWILIO_AUTH_TOKEN
   aura-call --script call.yaml                # exits non-zero when an expectation fails
   aura-call --relay                           # expect ConversationRelay (VOICE_MODE=relay)
+  aura-call --realtime                        # Media Streams audio (VOICE_MODE=realtime)
 
 Interactive: what you type is what the caller says; `#5` presses 5; an empty line is
 silence; Ctrl-C hangs up. Over ConversationRelay, answers print token by token with their
-timing, and typing while the assistant speaks interrupts it.
+timing, and typing while the assistant speaks interrupts it. With --realtime, what you
+type is spoken as audio (espeak-ng, or a tone without it) over Twilio Media Streams.
 """
 
 from __future__ import annotations
@@ -252,10 +254,34 @@ class CallerSettings(BaseSettings):
     TWILIO_ACCOUNT_SID: str = "AC" + "0" * 32
     TWILIO_AUTH_TOKEN: str = ""
     PUBLIC_BASE_URL: str = ""
+    ADMIN_API_TOKEN: str = ""  # to print a realtime call's words from its transcript
 
     @property
     def url(self) -> str:
         return self.AURA_BASE_URL or f"http://localhost:{self.PORT}"
+
+
+def realtime_call(args: argparse.Namespace, defaults: CallerSettings) -> int:
+    import asyncio
+
+    from aura_phone.media import StreamError, interactive
+    from aura_phone.twilio import Twilio, new_call_sid
+
+    twilio = Twilio(
+        auth_token=args.token,
+        public_base_url=args.public_url,
+        account_sid=defaults.TWILIO_ACCOUNT_SID,
+        caller=args.caller,
+        callee=args.callee,
+    )
+    try:
+        asyncio.run(interactive(args.url, twilio, new_call_sid(), defaults.ADMIN_API_TOKEN))
+    except StreamError as error:
+        print(f"aura-call: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,9 +320,16 @@ def main(argv: list[str] | None = None) -> int:
         "--twilio-api-port; point the deployment's TWILIO_API_BASE_URL at it",
     )
     parser.add_argument("--twilio-api-port", type=int, default=0, help="0: any free port")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play Twilio Media Streams (VOICE_MODE=realtime): speak as audio, hear audio",
+    )
     args = parser.parse_args(argv)
     if args.answer_calls:
         return answer_calls(args, defaults)
+    if args.realtime:
+        return realtime_call(args, defaults)
 
     try:
         steps: list[Step] = []

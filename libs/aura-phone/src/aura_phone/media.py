@@ -13,9 +13,11 @@ import contextlib
 import json
 import shutil
 import subprocess
+import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,8 +125,10 @@ class StreamPlayer:
         self.playback = Playback()
         self.closed = asyncio.Event()
         self.close_code: int | None = None
-        self._speaking_until = 0.0
         self._last_audio = 0.0
+        # For measurements: called with each piece of audio received, and at each clear.
+        self.on_media: Callable[[bytes, float], None] | None = None
+        self.on_clear: Callable[[float], None] | None = None
 
     async def open(self, twiml: StreamTwiml) -> None:
         parts = urlsplit(twiml.url)
@@ -164,6 +168,8 @@ class StreamPlayer:
                 if kind == "media":
                     audio = base64.b64decode(message["media"]["payload"])
                     now = time.perf_counter()
+                    if self.on_media is not None:
+                        self.on_media(audio, now)
                     if now - self._last_audio > 1.0:
                         self.playback.audio_since.append(now)
                     self._last_audio = now
@@ -174,6 +180,8 @@ class StreamPlayer:
                 elif kind == "mark":
                     self._queue.append(("mark", str(message["mark"]["name"])))
                 elif kind == "clear":
+                    if self.on_clear is not None:
+                        self.on_clear(time.perf_counter())
                     self.playback.clears += 1
                     marks = [v for k, v in self._queue if k == "mark"]
                     self._queue.clear()
@@ -216,13 +224,16 @@ class StreamPlayer:
     def playing(self) -> bool:
         return any(kind == "media" for kind, _ in self._queue)
 
-    async def speak(self, ulaw: bytes) -> None:
-        """Send `ulaw` as the caller's voice, 20 ms frames in real time."""
+    async def speak(self, ulaw: bytes, tag: Callable[[bytes], bytes] | None = None) -> None:
+        """Send `ulaw` as the caller's voice, 20 ms frames in real time (each through
+        `tag` first, when given: the benchmark marks frames to time them)."""
         next_tick = time.perf_counter()
         for offset in range(0, len(ulaw), FRAME_BYTES):
             if self.closed.is_set():
                 return
             frame = ulaw[offset : offset + FRAME_BYTES]
+            if tag is not None:
+                frame = tag(frame)
             chunk = str(offset // FRAME_BYTES)
             media = {
                 "track": "inbound",
@@ -261,3 +272,69 @@ class StreamPlayer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.closed.set()
+
+
+async def _transcript(base_url: str, admin_token: str, call_sid: str) -> list[dict[str, Any]]:
+    """The call's turns from the admin API, when a token is at hand (else none)."""
+    if not admin_token:
+        return []
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(
+            f"{base_url}/api/calls/{call_sid}/transcript",
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+    if response.status_code != 200:
+        return []
+    turns = response.json().get("turns", [])
+    return turns if isinstance(turns, list) else []
+
+
+async def interactive(base_url: str, twilio: Twilio, call_sid: str, admin_token: str = "") -> None:
+    """A realtime call from a terminal: each line typed is spoken as the caller's voice
+    (espeak-ng when installed), `#5` presses 5, typing while the assistant speaks talks
+    over it. Each answer prints its timing, and its words when ADMIN_API_TOKEN is given."""
+    player = StreamPlayer(base_url, twilio, call_sid)
+    await player.open(stream_welcome(base_url, twilio, call_sid))
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def read_lines() -> None:
+        try:
+            while True:
+                line = input()
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+        except EOFError:
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    # A daemon thread: a blocked input() must not keep the process once the call is over.
+    threading.Thread(target=read_lines, daemon=True).start()
+    shown = 0
+    spoke_at = time.perf_counter()
+    try:
+        while not player.closed.is_set():
+            try:
+                line = await asyncio.wait_for(lines.get(), 0.5)
+            except TimeoutError:
+                line = ""
+            answered = player.playback.audio_since
+            if answered and answered[-1] > spoke_at and not player.playing:
+                first = answered[-1] - spoke_at
+                print(f"aura> [answer: first audio {first * 1000:.0f} ms after you spoke]")
+                spoke_at = float("inf")
+                for turn in (await _transcript(base_url, admin_token, call_sid))[shown:]:
+                    print(f"{turn.get('role', '?')}> {turn.get('text', '')}")
+                    shown += 1
+            if line is None:
+                break
+            if not line:
+                continue
+            if line.startswith("#"):
+                await player.press(line[1:2])
+                continue
+            if player.playing:
+                print("[talking over the answer]")
+            await player.say(line)
+            spoke_at = time.perf_counter()
+    finally:
+        await player.hang_up()
+    print(f"[stream closed ({player.close_code}); the action URL continues the call]")

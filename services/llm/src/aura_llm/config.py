@@ -165,7 +165,7 @@ class Settings(GrpcServiceSettings):
     )
     REALTIME_MAX_SESSION_SECONDS: float = Field(
         default=1200.0,
-        ge=60,
+        gt=0,
         description="A vendor session older than this is renewed between two answers (OpenAI "
         "caps sessions at 60 minutes; Gemini's connections are renewed on its go_away).",
     )

@@ -19,7 +19,7 @@ from aura_llm.failover import Failure, NoAnswerError, StreamInterruptedError
 from aura_llm.providers import ChatTurn, Prompt
 from aura_llm.providers.base import Role
 from aura_llm.realtime import Conversation, Played, RealtimeProvider, Say, Start, Transcript
-from aura_llm.realtime.base import AnswerDone, Audio, SpeechStarted
+from aura_llm.realtime.base import AnswerDone, Audio, SpeechStarted, SpeechStopped
 from aura_llm.realtime.conversation import Incoming, Outgoing
 
 log = logging.getLogger(__name__)
@@ -296,6 +296,8 @@ def _converse_response(event: Outgoing) -> pb.ConverseResponse:
         return pb.ConverseResponse(transcript=transcript)
     if isinstance(event, SpeechStarted):
         return pb.ConverseResponse(speech_started=pb.SpeechStarted())
+    if isinstance(event, SpeechStopped):
+        return pb.ConverseResponse(speech_stopped=pb.SpeechStopped())
     if isinstance(event, CallAction):
         return pb.ConverseResponse(action=_action(event))
     if isinstance(event, ToolUse):

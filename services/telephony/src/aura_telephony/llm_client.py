@@ -24,6 +24,7 @@ from aura_telephony.model import (
     LiveAudio,
     LiveReady,
     LiveSpeechStarted,
+    LiveSpeechStopped,
     LiveTranscript,
     Role,
     Sentence,
@@ -69,6 +70,7 @@ LiveEvent = (
     | LiveAudio
     | LiveTranscript
     | LiveSpeechStarted
+    | LiveSpeechStopped
     | LiveAnswerDone
     | CallAction
     | CallEvent
@@ -108,6 +110,8 @@ class Conversing:
                 yield LiveAudio(response.audio.item_id, response.audio.audio)
             elif kind == "speech_started":
                 yield LiveSpeechStarted()
+            elif kind == "speech_stopped":
+                yield LiveSpeechStopped()
             elif kind == "transcript":
                 t = response.transcript
                 role: Role = "user" if t.role == llm_pb.ROLE_USER else "assistant"

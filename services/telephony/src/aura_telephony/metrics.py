@@ -95,8 +95,8 @@ REALTIME_STREAMS = Gauge(
 )
 REALTIME_FIRST_AUDIO = Histogram(
     "aura_realtime_first_audio_seconds",
-    "From the caller's end of speech (the model's transcript of it, or its answer's first "
-    "audio, whichever is first known) to the answer's first audio sent to Twilio.",
+    "From the caller's end of speech (as the model's voice activity detection reports it) "
+    "to the answer's first audio sent to Twilio, by provider.",
     ["provider"],
     buckets=LATENCY_BUCKETS,
 )

@@ -192,5 +192,10 @@ class LiveSpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveSpeechStopped:
+    """The caller stopped speaking: the answer's latency runs from here."""
+
+
+@dataclass(frozen=True, slots=True)
 class LiveAnswerDone:
     item_id: str

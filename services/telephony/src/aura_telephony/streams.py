@@ -47,6 +47,7 @@ from aura_telephony.model import (
     LiveAudio,
     LiveReady,
     LiveSpeechStarted,
+    LiveSpeechStopped,
     LiveTranscript,
     Turn,
 )
@@ -233,8 +234,8 @@ class StreamSession:
         name = str(mark.get("name", "")) if isinstance(mark, dict) else ""
         item_id, _, ms = name.rpartition(":")
         answer = self._answers.get(item_id)
-        if answer is None or not ms.isdigit():
-            return
+        if answer is None or answer.cut or not ms.isdigit():
+            return  # a cut answer's marks come back at the clear: they were not played
         answer.played_ms = max(answer.played_ms, int(ms))
         await self._after_playing()
 
@@ -253,6 +254,8 @@ class StreamSession:
                     await self._audio(event)
                 elif isinstance(event, LiveSpeechStarted):
                     await self._barge_in()
+                elif isinstance(event, LiveSpeechStopped):
+                    self._caller_done_at = time.perf_counter()
                 elif isinstance(event, LiveTranscript):
                     await self._transcript(event)
                 elif isinstance(event, LiveAnswerDone):
@@ -314,12 +317,10 @@ class StreamSession:
                 with contextlib.suppress(*DownstreamError):
                     await self._conversing.played(answer.item_id, answer.played_ms)
             await self._store_answer(answer)
-        self._caller_done_at = time.perf_counter()  # until the model's transcript says more
 
     async def _transcript(self, transcript: LiveTranscript) -> None:
         if transcript.role == "user":
             said = transcript.text[: self._settings.MAX_SPEECH_CHARS]
-            self._caller_done_at = self._caller_done_at or time.perf_counter()
             await self._store([Turn("user", said)])
             decision = self._calls.policy.heard(said)
             if decision.next in ("transfer", "end"):
@@ -488,11 +489,8 @@ class StreamSession:
         if self._conversing is not None:
             self._conversing.close()
         for answer in self._answers.values():
-            if not answer.playing:
-                await self._store_answer(answer)
-            else:
-                answer.cut = True
-                await self._store_answer(answer)
+            answer.cut = answer.cut or answer.playing  # the caller hung up on it
+            await self._store_answer(answer)
         if self.call_sid:
             metrics.REALTIME_STREAMS.dec()
             if self.ended is None:

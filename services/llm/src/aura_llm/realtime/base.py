@@ -40,6 +40,11 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """The caller stopped speaking: the answer's latency runs from here."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallerSaid:
     text: str
 
@@ -60,7 +65,7 @@ class AnswerDone:
     item_id: str
 
 
-Event = Audio | SpeechStarted | CallerSaid | AssistantSaid | ToolAsked | AnswerDone
+Event = Audio | SpeechStarted | SpeechStopped | CallerSaid | AssistantSaid | ToolAsked | AnswerDone
 
 
 class RealtimeConnection(ABC):

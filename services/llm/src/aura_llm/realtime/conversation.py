@@ -39,6 +39,7 @@ from aura_llm.realtime.base import (
     RealtimeProvider,
     SessionSpec,
     SpeechStarted,
+    SpeechStopped,
     ToolAsked,
 )
 from aura_llm.tools import Toolbox
@@ -106,7 +107,9 @@ class Transcript:
     ungrounded: bool = False
 
 
-Outgoing = Ready | Audio | Transcript | SpeechStarted | CallAction | ToolUse | AnswerDone
+Outgoing = (
+    Ready | Audio | Transcript | SpeechStarted | SpeechStopped | CallAction | ToolUse | AnswerDone
+)
 
 
 class _RenewError(Exception):

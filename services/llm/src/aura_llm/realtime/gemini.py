@@ -36,6 +36,7 @@ from aura_llm.realtime.base import (
     RealtimeProvider,
     SessionSpec,
     SpeechStarted,
+    SpeechStopped,
     ToolAsked,
 )
 
@@ -157,6 +158,7 @@ class _Session(RealtimeConnection):
         self._heard: list[str] = []
         self._said: list[str] = []
         self._speaking = False
+        self._caller_speaking = False
 
     @property
     def _item(self) -> str:
@@ -202,6 +204,16 @@ class _Session(RealtimeConnection):
             for call in message.tool_call.function_calls or []:
                 arguments = json.dumps(call.args or {})
                 events.append(ToolAsked(ToolCall(call.id or "", call.name or "", arguments)))
+        activity = message.voice_activity
+        if activity is not None and activity.voice_activity_type is not None:
+            # Gemini's own detection of the caller's voice: the barge-in signal even when
+            # its answer is all generated (and still playing at Twilio), which
+            # `interrupted` does not report.
+            kind = activity.voice_activity_type
+            if kind == types.VoiceActivityType.ACTIVITY_START:
+                events.extend(self._caller_started())
+            elif kind == types.VoiceActivityType.ACTIVITY_END:
+                events.append(SpeechStopped())
         content = message.server_content
         if content is None:
             return events
@@ -209,7 +221,7 @@ class _Session(RealtimeConnection):
             self._heard.append(content.input_transcription.text)
         if content.interrupted:
             events.extend(self._end_answer())
-            events.append(SpeechStarted())
+            events.extend(self._caller_started())
         if content.model_turn is not None:
             for part in content.model_turn.parts or []:
                 blob = part.inline_data
@@ -227,10 +239,20 @@ class _Session(RealtimeConnection):
             events.extend(self._end_answer())
         return events
 
+    def _caller_started(self) -> list[Event]:
+        """SpeechStarted once per utterance, whichever of Gemini's signals comes first."""
+        if self._caller_speaking:
+            return []
+        self._caller_speaking = True
+        return [SpeechStarted()]
+
     def _caller_done(self) -> list[Event]:
+        """The caller's turn is over (Gemini answers, or ends its turn): what they said.
+        Gemini reports no end of speech of its own; its answer beginning is the nearest."""
         text = " ".join("".join(self._heard).split())
         self._heard = []
-        return [CallerSaid(text)] if text else []
+        self._caller_speaking = False
+        return [SpeechStopped(), CallerSaid(text)] if text else []
 
     def _end_answer(self) -> list[Event]:
         if not self._speaking and not self._said:

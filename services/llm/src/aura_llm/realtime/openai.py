@@ -28,6 +28,7 @@ from aura_llm.realtime.base import (
     RealtimeProvider,
     SessionSpec,
     SpeechStarted,
+    SpeechStopped,
     ToolAsked,
 )
 
@@ -137,6 +138,8 @@ class _Session(RealtimeConnection):
             return [Audio(event.item_id, audio)]
         if kind == "input_audio_buffer.speech_started":
             return [SpeechStarted()]
+        if kind == "input_audio_buffer.speech_stopped":
+            return [SpeechStopped()]
         if kind == "conversation.item.input_audio_transcription.completed":
             text = " ".join((event.transcript or "").split())
             return [CallerSaid(text)] if text else []

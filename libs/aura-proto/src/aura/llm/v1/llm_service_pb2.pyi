@@ -671,6 +671,7 @@ class ConverseResponse(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     TOOL_USED_FIELD_NUMBER: _builtins.int
     ANSWER_DONE_FIELD_NUMBER: _builtins.int
+    SPEECH_STOPPED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ready(self) -> Global___ConverseReady:
         """ready says a provider is connected; sent again after a failover."""
@@ -701,6 +702,12 @@ class ConverseResponse(_message.Message):
     def answer_done(self) -> Global___AnswerDone:
         """answer_done says the assistant finished an answer (all its audio was sent)."""
 
+    @_builtins.property
+    def speech_stopped(self) -> Global___SpeechStopped:
+        """speech_stopped says the caller stopped speaking (the model's voice activity
+        detection): the answer's latency runs from here.
+        """
+
     def __init__(
         self,
         *,
@@ -711,12 +718,13 @@ class ConverseResponse(_message.Message):
         action: Global___CallAction | None = ...,
         tool_used: Global___ToolUse | None = ...,
         answer_done: Global___AnswerDone | None = ...,
+        speech_stopped: Global___SpeechStopped | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer_done", b"answer_done", "audio", b"audio", "event", b"event", "ready", b"ready", "speech_started", b"speech_started", "tool_used", b"tool_used", "transcript", b"transcript"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer_done", b"answer_done", "audio", b"audio", "event", b"event", "ready", b"ready", "speech_started", b"speech_started", "speech_stopped", b"speech_stopped", "tool_used", b"tool_used", "transcript", b"transcript"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer_done", b"answer_done", "audio", b"audio", "event", b"event", "ready", b"ready", "speech_started", b"speech_started", "tool_used", b"tool_used", "transcript", b"transcript"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answer_done", b"answer_done", "audio", b"audio", "event", b"event", "ready", b"ready", "speech_started", b"speech_started", "speech_stopped", b"speech_stopped", "tool_used", b"tool_used", "transcript", b"transcript"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["ready", "audio", "transcript", "speech_started", "action", "tool_used", "answer_done"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["ready", "audio", "transcript", "speech_started", "action", "tool_used", "answer_done", "speech_stopped"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -844,6 +852,23 @@ class SpeechStarted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SpeechStarted: _TypeAlias = SpeechStarted  # noqa: Y015
+
+@_typing.final
+class SpeechStopped(_message.Message):
+    """SpeechStopped says the caller stopped speaking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpeechStopped: _TypeAlias = SpeechStopped  # noqa: Y015
 
 @_typing.final
 class AnswerDone(_message.Message):
