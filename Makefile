@@ -95,6 +95,7 @@ bench: $(SYNCED) ## Measure throughput and latency (figures, not tests), into .b
 	$(VENV)/bin/python -m bench.calls --model openai-fake --model-delay-ms 0 --rates ""
 	$(VENV)/bin/python -m bench.calls --model gemini-fake --model-delay-ms 0 --rates ""
 	$(VENV)/bin/python -m bench.relay
+	$(VENV)/bin/python -m bench.realtime
 	$(VENV)/bin/python -m bench.report
 
 # A container engine: podman (installed by the step below when missing), or a docker whose

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -121,6 +122,20 @@ async def idle_memory(stack: Stack, count: int) -> dict[str, float]:
     return {name: round((after[name] - before[name]) * 1024 / count, 1) for name in pids}
 
 
+def histogram_quantiles(exposition: str, name: str) -> dict[str, float]:
+    """p50 and p99 (ms, the upper bound of the bucket they fall in) of a histogram in a
+    Prometheus exposition."""
+    buckets = [
+        (float(le), float(count))
+        for le, count in re.findall(rf'^{name}_bucket\{{le="([^"]+)"\}} (\S+)$', exposition, re.M)
+    ]
+    total = buckets[-1][1] if buckets else 0.0
+    found: dict[str, float] = {"count": total}
+    for label, q in (("p50_ms_at_most", 0.5), ("p99_ms_at_most", 0.99)):
+        found[label] = next((le * 1000 for le, count in buckets if count >= q * total), 0.0)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=20)
@@ -148,6 +163,7 @@ def main() -> None:
             barge_ins = asyncio.run(load(stack, clock, args.streams, args.duration))
             elapsed = time.monotonic() - started
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            share = histogram_quantiles(stack.metrics("telephony"), "aura_realtime_relay_seconds")
             per_idle = asyncio.run(idle_memory(stack, args.idle))
     stream_seconds = args.streams * elapsed
     speech_started = script.speech_started_at
@@ -160,7 +176,11 @@ def main() -> None:
         "machine": machine(),
         "streams": args.streams,
         "seconds": round(elapsed, 1),
+        # Measured from the fake's send to this process's receive: both of Aura's hops, and
+        # this process's own event loop, busy playing every caller.
         "vendor_to_twilio": percentiles(clock.to_twilio),
+        # Telephony's own part of that: from the llm stream to Twilio's socket.
+        "telephony_share": share,
         "twilio_to_vendor": percentiles(clock.to_vendor()),
         "barge_ins": barge_ins,
         "clear_after_speech_started": percentiles(clear_after),

@@ -261,6 +261,7 @@ class FakeOpenAIRealtime(_Fake):
                 ulaw = audioop.lin2ulaw(pcm, 2)
                 step = 8 * CHUNK_MS
                 for offset in range(0, len(ulaw), step):
+                    chunk = self._tagged(ulaw[offset : offset + step])
                     await send(
                         {
                             "type": "response.output_audio.delta",
@@ -268,7 +269,7 @@ class FakeOpenAIRealtime(_Fake):
                             "item_id": item_id,
                             "output_index": 0,
                             "content_index": 0,
-                            "delta": base64.b64encode(ulaw[offset : offset + step]).decode(),
+                            "delta": base64.b64encode(chunk).decode(),
                         }
                     )
                     await asyncio.sleep(0)  # others' messages interleave, as on the wire
