@@ -7,9 +7,11 @@ heard, an unsigned upgrade is refused, and a provider failing mid-call hands ove
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from xml.etree import ElementTree
 
 import grpc
@@ -302,3 +304,68 @@ def test_the_stream_webhook_and_upgrade_are_signed_like_every_webhook(stack: Sta
     with pytest.raises(InvalidStatus) as refused:
         connect(stack.base_url.replace("http", "ws") + "/api/voice/stream", open_timeout=5)
     assert refused.value.response.status_code == 403
+
+
+async def test_the_keypad_puts_the_caller_through(
+    tmp_path: Path, openai_fake: FakeOpenAIRealtime, gemini_fake: FakeGeminiLive
+) -> None:
+    env = realtime_env(openai_fake, gemini_fake, TRANSFER_NUMBER="+15005550006")
+    stack = Stack(env=env, log_dir=tmp_path, cwd=tmp_path)
+    with stack.running():
+        player = await open_call(stack)
+        try:
+            await until(lambda: player.playback.received_ms > 0, what="the greeting")
+            await player.press("0")
+            await until(player.closed.is_set, what="the stream closed for the transfer")
+            dial = stream_ended(stack, player.call_sid).find("Dial")
+            assert dial is not None
+            assert (dial.text or "").strip() == "+15005550006"
+        finally:
+            await player.close()
+
+
+async def test_a_silent_caller_is_asked_again_then_told_goodbye(
+    tmp_path: Path, openai_fake: FakeOpenAIRealtime, gemini_fake: FakeGeminiLive
+) -> None:
+    env = realtime_env(openai_fake, gemini_fake, RELAY_IDLE_SECONDS="1", MAX_REPROMPTS="1")
+    stack = Stack(env=env, log_dir=tmp_path, cwd=tmp_path)
+    with stack.running():
+        player = await open_call(stack)
+        try:
+            # The greeting, one reprompt said by the model, then the end of the stream.
+            await until(player.closed.is_set, seconds=30, what="the goodbye")
+            assert len(player.playback.audio_since) >= 2
+            hang_up = stream_ended(stack, player.call_sid)
+            assert phrases.NO_INPUT_GOODBYE in "".join(hang_up.itertext())
+            assert hang_up.find("Hangup") is not None
+        finally:
+            await player.close()
+
+
+async def test_a_live_stream_is_handed_over_when_its_replica_stops(
+    tmp_path: Path, openai_fake: FakeOpenAIRealtime, gemini_fake: FakeGeminiLive
+) -> None:
+    """On SIGTERM the replica ends its streams with a handover; the action URL, on any
+    replica, answers a new stream, which goes on from the conversation in memory."""
+    openai_fake.script.transcripts.append("what time do you open")
+    env = realtime_env(openai_fake, gemini_fake, DRAIN_SECONDS="0")
+    stack = Stack(env=env, log_dir=tmp_path, cwd=tmp_path)
+    with stack.running():
+        player = await open_call(stack)
+        await until(lambda: not player.playing and player.playback.received_ms > 0)
+        await player.say("what time do you open")
+        await until(lambda: len(history(stack, player.call_sid)) >= 3, what="the answer stored")
+        stack.processes["telephony"].send_signal(signal.SIGTERM)
+        await until(player.closed.is_set, what="the stream handed over")
+        assert stack.processes["telephony"].wait(timeout=30) == 0
+        stack.start_service("telephony")  # the replica the load balancer sends Twilio to
+        after = stream_ended(stack, player.call_sid)
+        twiml = parse_stream(ElementTree.tostring(after, encoding="unicode"))
+        second = StreamPlayer(stack.base_url, TWILIO, player.call_sid)
+        await second.open(twiml)
+        try:
+            # The call goes on: the new session is told the conversation, and no greeting.
+            await until(lambda: "what time do you open" in openai_fake.script.instructions[-1])
+            assert second.playback.received_ms == 0
+        finally:
+            await second.hang_up()
