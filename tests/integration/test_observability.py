@@ -27,8 +27,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1 import trace_pb2
 from websockets.exceptions import ConnectionClosed
 
-from aura_dev.fake_realtime import FakeGeminiLive, Rule, Script
+from aura_dev.fake_realtime import FakeGeminiLive, FakeOpenAIRealtime, Rule, Script
 from aura_dev.stack import Stack, free_port
+from aura_phone.media import StreamPlayer, stream_welcome
 from aura_phone.relay import Action, RelayError, RelayPlayer
 from aura_phone.twilio import Twilio
 from aura_telephony import phrases
@@ -36,7 +37,7 @@ from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
 from tests.support import eventually
 from tests.support.fake_vendors import CallTools, Fail, FakeOpenAI, Reply, serving_in_thread
 from tests.support.prometheus import Prometheus, tool
-from tests.support.realtime import LiveStream, realtime_fake
+from tests.support.realtime import LiveStream, realtime_fake, until
 from tests.support.redis_server import RedisServer
 from tests.support.tool_servers import WebhookReceiver
 from tests.support.twilio import FORM, TwilioPlayer, Twiml, new_call_sid, relay_url_for
@@ -592,3 +593,49 @@ def test_one_relay_prompt_is_one_trace_across_all_three_services(
 
             eventually(all_three, what="spans from all three services under the prompt")
         assert len({p.trace_id for p in prompts()}) == 2
+
+
+async def test_a_realtime_exchange_is_one_trace_across_the_services(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    """The caller's end of speech to the answer's first audio: the llm service's exchange
+    span, telephony's answer span beneath it, and the caller's turn stored in memory."""
+    spans, port = receiver
+    with realtime_fake(FakeOpenAIRealtime()) as speech:
+        speech.script.transcripts.append("when do you open")
+        stack = traced_stack(tmp_path, port)
+        stack.env = {
+            **stack.env,
+            "VOICE_MODE": "realtime",
+            "AI_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-local",
+            "OPENAI_BASE_URL": f"{speech.url}/v1",
+        }
+        with stack.running():
+            twilio = Twilio(auth_token=TOKEN)
+            call_sid = new_call_sid()
+            player = StreamPlayer(stack.base_url, twilio, call_sid)
+            await player.open(stream_welcome(stack.base_url, twilio, call_sid))
+            try:
+                await until(lambda: player.playback.received_ms > 0 and not player.playing)
+                await player.say("when do you open")
+
+                def exchange() -> trace_pb2.Span | None:
+                    return next((s for _, s in spans.spans if s.name == "realtime.exchange"), None)
+
+                await until(lambda: exchange() is not None, what="the exchange span")
+                root = exchange()
+                assert root is not None
+                await until(
+                    lambda: (
+                        {svc for svc, _ in spans.trace(root.trace_id)}
+                        == {"aura-llm", "aura-telephony", "aura-memory"}
+                    ),
+                    what="spans of the three services in the exchange's trace",
+                )
+            finally:
+                await player.hang_up()
+    trace = spans.trace(root.trace_id)
+    assert not root.parent_span_id
+    answer = next(s for svc, s in trace if s.name == "realtime.answer")
+    assert answer.parent_span_id == root.span_id

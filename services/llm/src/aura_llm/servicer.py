@@ -19,8 +19,8 @@ from aura_llm.failover import Failure, NoAnswerError, StreamInterruptedError
 from aura_llm.providers import ChatTurn, Prompt
 from aura_llm.providers.base import Role
 from aura_llm.realtime import Conversation, Played, RealtimeProvider, Say, Start, Transcript
-from aura_llm.realtime.base import AnswerDone, Audio, SpeechStarted, SpeechStopped
-from aura_llm.realtime.conversation import Incoming, Outgoing
+from aura_llm.realtime.base import AnswerDone, Audio, SpeechStarted
+from aura_llm.realtime.conversation import Exchange, Incoming, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +296,9 @@ def _converse_response(event: Outgoing) -> pb.ConverseResponse:
         return pb.ConverseResponse(transcript=transcript)
     if isinstance(event, SpeechStarted):
         return pb.ConverseResponse(speech_started=pb.SpeechStarted())
-    if isinstance(event, SpeechStopped):
-        return pb.ConverseResponse(speech_stopped=pb.SpeechStopped())
+    if isinstance(event, Exchange):
+        stopped = pb.SpeechStopped(trace_context=event.trace_context)
+        return pb.ConverseResponse(speech_stopped=stopped)
     if isinstance(event, CallAction):
         return pb.ConverseResponse(action=_action(event))
     if isinstance(event, ToolUse):

@@ -111,7 +111,7 @@ class Conversing:
             elif kind == "speech_started":
                 yield LiveSpeechStarted()
             elif kind == "speech_stopped":
-                yield LiveSpeechStopped()
+                yield LiveSpeechStopped(dict(response.speech_stopped.trace_context))
             elif kind == "transcript":
                 t = response.transcript
                 role: Role = "user" if t.role == llm_pb.ROLE_USER else "assistant"

@@ -4,7 +4,7 @@ these; nothing else in telephony sees protobuf."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -193,7 +193,9 @@ class LiveSpeechStarted:
 
 @dataclass(frozen=True, slots=True)
 class LiveSpeechStopped:
-    """The caller stopped speaking: the answer's latency runs from here."""
+    """The caller stopped speaking: the answer's latency runs from here, and its trace."""
+
+    trace_context: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -56,6 +58,7 @@ from aura_telephony.relay import Reason, Relay, Send
 from aura_telephony.security import ticket_call
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("aura.telephony.streams")
 
 ULAW_BYTES_PER_MS = 8
 # After a decision that ends the stream, the answer being played gets this long beyond
@@ -122,6 +125,8 @@ class StreamSession:
         self._reprompts = 0
         self._caller_done_at: float | None = None
         self._provider = ""
+        self._exchange: trace.Span | None = None
+        self._exchange_context = otel_context.Context()
         self._answered = False  # the model answered since the caller last spoke
         self._greeting = False  # the model's first answer is the welcome, stored already
         self._timer: asyncio.Task[None] | None = asyncio.create_task(self._no_start())
@@ -256,6 +261,7 @@ class StreamSession:
                     await self._barge_in()
                 elif isinstance(event, LiveSpeechStopped):
                     self._caller_done_at = time.perf_counter()
+                    self._begin_exchange(event.trace_context)
                 elif isinstance(event, LiveTranscript):
                     await self._transcript(event)
                 elif isinstance(event, LiveAnswerDone):
@@ -274,6 +280,20 @@ class StreamSession:
                 metrics.REALTIME_EVENTS.labels("fallback").inc()
                 await self.end("fallback")
 
+    def _begin_exchange(self, carrier: dict[str, str]) -> None:
+        """The exchange's trace, begun in the llm service: this side's span lasts until
+        the answer's first audio leaves for Twilio; the caller's turn is stored in it."""
+        self._end_exchange()
+        self._exchange = tracer.start_span(
+            "realtime.answer", context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
+        )
+        self._exchange_context = trace.set_span_in_context(self._exchange)
+
+    def _end_exchange(self) -> None:
+        if self._exchange is not None:
+            self._exchange.end()
+            self._exchange = None
+
     def _ready(self, ready: LiveReady) -> None:
         if ready.failover:
             metrics.REALTIME_EVENTS.labels("failover").inc()
@@ -288,6 +308,7 @@ class StreamSession:
             return
         self._stop_waiting()
         self._answered = True
+        self._end_exchange()
         if answer.sent_ms == 0 and self._caller_done_at is not None:
             metrics.REALTIME_FIRST_AUDIO.labels(self._provider or "unknown").observe(
                 received - self._caller_done_at
@@ -443,11 +464,14 @@ class StreamSession:
     async def _store(self, turns: list[Turn]) -> None:
         self._appends += 1
         key = f"stream:{self._session}:{self._appends}"
+        token = otel_context.attach(self._exchange_context)
         try:
             budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
             await self._backends.memory.append(self.call_sid, turns, key, budget)
         except DownstreamError as error:
             log.error("stream call %s: cannot store the turn: %s", self.call_sid, describe(error))
+        finally:
+            otel_context.detach(token)
 
     async def end(
         self, reason: Reason, number: str = "", department: str = "", say: str = ""
@@ -486,6 +510,7 @@ class StreamSession:
                 task.cancel()
         if self._listening is not None:
             await stop(self._listening)
+        self._end_exchange()
         if self._conversing is not None:
             self._conversing.close()
         for answer in self._answers.values():

@@ -17,6 +17,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from prometheus_client import Counter, Gauge
 
 from aura_common.actions import CallAction
@@ -45,6 +47,7 @@ from aura_llm.realtime.base import (
 from aura_llm.tools import Toolbox
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("aura.llm.realtime")
 
 SESSIONS = Gauge("aura_llm_realtime_sessions", "Realtime conversations open in this process.")
 VENDOR_ERRORS = Counter(
@@ -99,6 +102,13 @@ class Ready:
 
 
 @dataclass(frozen=True, slots=True)
+class Exchange:
+    """The caller stopped speaking: an exchange begins, its trace context with it."""
+
+    trace_context: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     role: str  # user | assistant
     text: str
@@ -107,9 +117,7 @@ class Transcript:
     ungrounded: bool = False
 
 
-Outgoing = (
-    Ready | Audio | Transcript | SpeechStarted | SpeechStopped | CallAction | ToolUse | AnswerDone
-)
+Outgoing = Ready | Audio | Transcript | SpeechStarted | Exchange | CallAction | ToolUse | AnswerDone
 
 
 class _RenewError(Exception):
@@ -153,6 +161,10 @@ class Conversation:
         self._tools: set[asyncio.Task[None]] = set()
         self._greeted = bool(start.history) or not start.greeting
         self._previous_caller_words = ""
+        # Each exchange (the caller's end of speech to the answer's first audio) is a trace
+        # of its own, not a child of the call-long stream; tools and the guard run in it.
+        self._exchange: trace.Span | None = None
+        self._exchange_context = otel_context.Context()
 
     # --- the two directions -------------------------------------------------------------
 
@@ -172,6 +184,7 @@ class Conversation:
                 yield item
         finally:
             SESSIONS.dec()
+            self._end_exchange()
             for task in (reading, serving, *self._tools):
                 await stop(task)
             if self._connection is not None:
@@ -274,9 +287,39 @@ class Conversation:
             return None
         return max(0.0, started + self._settings.REALTIME_RESPONSE_SECONDS - time.monotonic())
 
+    def _begin_exchange(self) -> Exchange:
+        self._end_exchange()
+        span = tracer.start_span(
+            "realtime.exchange",
+            context=otel_context.Context(),
+            kind=trace.SpanKind.SERVER,
+            attributes={"aura.llm.provider": self._provider.name if self._provider else ""},
+        )
+        self._exchange = span
+        self._exchange_context = trace.set_span_in_context(span)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=self._exchange_context)
+        return Exchange(carrier)
+
+    def _end_exchange(self) -> None:
+        if self._exchange is not None:
+            self._exchange.end()
+            self._exchange = None
+
     async def _on(self, event: Event, connection: RealtimeConnection) -> None:
+        token = otel_context.attach(self._exchange_context)
+        try:
+            await self._handle(event, connection)
+        finally:
+            otel_context.detach(token)
+
+    async def _handle(self, event: Event, connection: RealtimeConnection) -> None:
         state = self._state
+        if isinstance(event, SpeechStopped):
+            await self._out.put(self._begin_exchange())
+            return
         if isinstance(event, Audio):
+            self._end_exchange()  # the answer is under way: the exchange is measured
             state.answered_since_speech, state.caller_done_at = True, None
             self._received_ms[event.item_id] = (
                 self._received_ms.get(event.item_id, 0) + len(event.ulaw) // ULAW_BYTES_PER_MS
