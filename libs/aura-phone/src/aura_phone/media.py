@@ -27,7 +27,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from aura_phone.twilio import Twilio
+from aura_phone.twilio import Twilio, ring
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # the stdlib's G.711 codec
@@ -51,14 +51,7 @@ def stream_welcome(
     base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0
 ) -> StreamTwiml:
     """Ring the deployment as Twilio does and return the <Stream> its answer names."""
-    params = twilio.call_params(call_sid)
-    base_url = base_url.rstrip("/")
-    response = httpx.post(
-        f"{base_url}/api/voice",
-        data=params,
-        headers=twilio.headers(base_url, "/api/voice", params),
-        timeout=timeout,
-    )
+    response = ring(base_url, twilio, call_sid, timeout)
     if response.status_code != 200:
         raise StreamError(f"the welcome answered HTTP {response.status_code}")
     return parse_stream(response.text)

@@ -14,11 +14,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from aura_phone.twilio import Twilio
+from aura_phone.twilio import Twilio, ring
 
 RELAY_PATH = "/api/voice/relay"
 
@@ -52,14 +51,7 @@ class RelayError(Exception):
 def welcome(base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0) -> str:
     """Ring the deployment as Twilio does (a signed POST /api/voice) and return the relay
     URL its answer issued for this call (each call gets its own)."""
-    params = twilio.call_params(call_sid)
-    base_url = base_url.rstrip("/")
-    response = httpx.post(
-        f"{base_url}/api/voice",
-        data=params,
-        headers=twilio.headers(base_url, "/api/voice", params),
-        timeout=timeout,
-    )
+    response = ring(base_url, twilio, call_sid, timeout)
     if response.status_code != 200:
         raise RelayError(f"the welcome answered HTTP {response.status_code}")
     relay = ElementTree.fromstring(response.text).find("Connect/ConversationRelay")  # noqa: S314

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import httpx
 from twilio.request_validator import RequestValidator
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -65,3 +66,15 @@ class Twilio:
             "ToCountry": "US",
             **extra,
         }
+
+
+def ring(base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0) -> httpx.Response:
+    """Ring the deployment as Twilio does: a signed POST /api/voice for a new call."""
+    params = twilio.call_params(call_sid)
+    base_url = base_url.rstrip("/")
+    return httpx.post(
+        f"{base_url}/api/voice",
+        data=params,
+        headers=twilio.headers(base_url, "/api/voice", params),
+        timeout=timeout,
+    )

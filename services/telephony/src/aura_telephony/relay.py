@@ -19,10 +19,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -33,6 +34,7 @@ from aura_common.text import xml_safe
 from aura_telephony import metrics, phrases
 from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls, count
+from aura_telephony.config import Settings
 from aura_telephony.delivery import COMPLETE_SECONDS
 from aura_telephony.errors import DownstreamError, describe, is_late
 from aura_telephony.model import CallEvent, Sentence, ToolRunning, Turn
@@ -45,17 +47,56 @@ Reason = Literal["goodbye", "transfer", "handover", "fallback"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class LiveSession(Protocol):
-    """A call's WebSocket session, relay's or a realtime stream's, as the registry of live
-    sessions (capacity, one per call, the drain) sees it."""
+class SocketSession:
+    """What a call's WebSocket session does, relay's or a realtime stream's: send to
+    Twilio within RELAY_SEND_SECONDS (a peer that stops reading closes the session), and
+    ask the route to close the socket (`closing`, with `close_code`)."""
 
-    call_sid: str
-    ended: Reason | None
-    closing: asyncio.Event
+    name = "socket"  # for logs
+    _events: Counter = metrics.RELAY_EVENTS  # where a stalled peer is counted
 
-    async def end(self, reason: Reason) -> None: ...
+    def __init__(self, settings: Settings, send: Send) -> None:
+        self._settings = settings
+        self._send_raw = send
+        self._send_lock = asyncio.Lock()
+        self.call_sid = ""
+        self.ended: Reason | None = None
+        self.closing = asyncio.Event()
+        self.close_code = 1000
 
-    async def close(self) -> None: ...
+    def _close(self, code: int) -> None:
+        """Close the socket (the route does, as soon as this is set)."""
+        if not self.closing.is_set():
+            self.close_code = code
+            self.closing.set()
+
+    async def handle(self, raw: str) -> None:
+        """One message from Twilio."""
+        raise NotImplementedError
+
+    async def end(self, reason: Reason) -> None:
+        """End the call's session; Twilio then asks the action URL what comes next."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """The socket is gone."""
+        raise NotImplementedError
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self.closing.is_set():
+            return
+        try:
+            async with self._send_lock, asyncio.timeout(self._settings.RELAY_SEND_SECONDS):
+                await self._send_raw(message)
+        except TimeoutError:
+            # A client that does not read would hold this session (and a drain) forever.
+            log.warning(
+                "%s call %s: Twilio's side takes no messages; closing", self.name, self.call_sid
+            )
+            self._events.labels("stalled").inc()
+            self._close(1011)
+        except Exception:  # noqa: S110 - the socket may already be gone; the route notices
+            pass
 
 
 class _Message(BaseModel):
@@ -102,34 +143,23 @@ class _Answer:
 _END_GRACE_SECONDS = 2.0
 
 
-class RelaySession:
+class RelaySession(SocketSession):
+    name = "relay"
+
     def __init__(self, relay: Relay, send: Send, issued_for: str) -> None:
+        super().__init__(relay.settings, send)
         self._relay = relay
-        self._settings = relay.settings
         self._backends = relay.backends
-        self._send_raw = send
-        self._send_lock = asyncio.Lock()
         self.issued_for = issued_for  # the call whose welcome issued this socket's URL
-        self.call_sid = ""
         self._session = secrets.token_hex(8)  # keys this session's appends
         self._appends = 0
         self._answer: _Answer | None = None
         self._answering: asyncio.Task[None] | None = None
         self._idle: asyncio.Task[None] | None = None
         self._reprompts = 0
-        self.ended: Reason | None = None
-        # Set when the socket is to be closed by us, with `close_code`.
-        self.closing = asyncio.Event()
-        self.close_code = 1000
         self._timer: asyncio.Task[None] | None = asyncio.create_task(
             self._close_after(self._settings.RELAY_SETUP_SECONDS, 1008, "no_setup")
         )
-
-    def _close(self, code: int) -> None:
-        """Close the socket (the route does, as soon as this is set)."""
-        if not self.closing.is_set():
-            self.close_code = code
-            self.closing.set()
 
     async def _close_after(self, seconds: float, code: int, event: str) -> None:
         await asyncio.sleep(seconds)
@@ -457,20 +487,6 @@ class RelaySession:
             self._timer.cancel()
         self._timer = asyncio.create_task(self._close_after(_END_GRACE_SECONDS, 1000, "ended"))
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        if self.closing.is_set():
-            return
-        try:
-            async with self._send_lock, asyncio.timeout(self._settings.RELAY_SEND_SECONDS):
-                await self._send_raw(message)
-        except TimeoutError:
-            # A client that does not read would hold this session (and a drain) forever.
-            log.warning("relay call %s: Twilio's side takes no messages; closing", self.call_sid)
-            metrics.RELAY_EVENTS.labels("stalled").inc()
-            self._close(1011)
-        except Exception:  # noqa: S110 - the socket may already be gone; the route notices
-            pass
-
 
 class Relay:
     """Every live session of this process, and the drain that hands them over on SIGTERM."""
@@ -479,8 +495,8 @@ class Relay:
         self.calls = calls  # the call policy gather mode uses too
         self.settings = calls.settings
         self.backends = calls.backends
-        self.sessions: set[LiveSession] = set()
-        self._serving: dict[str, LiveSession] = {}  # by CallSid, once set up
+        self.sessions: set[SocketSession] = set()
+        self._serving: dict[str, SocketSession] = {}  # by CallSid, once set up
         self.draining = False
         self._empty = asyncio.Event()
         self._empty.set()
@@ -493,18 +509,13 @@ class Relay:
         log.warning("relay: %d sessions open, a new one refused", len(self.sessions))
         return True
 
-    def open(self, send: Send, issued_for: str) -> RelaySession:
-        session = RelaySession(self, send, issued_for)
-        self.track(session)
-        return session
-
-    def track(self, session: LiveSession) -> None:
+    def track(self, session: SocketSession) -> None:
         """Count `session` among the live ones until `closed`."""
         self.sessions.add(session)
         self._empty.clear()
         metrics.RELAY_SESSIONS.set(len(self.sessions))
 
-    async def admit(self, session: LiveSession, call_sid: str) -> str | None:
+    async def admit(self, session: SocketSession, call_sid: str) -> str | None:
         """Why a session may not serve `call_sid` (it has a live one here, or it has
         ended), or None when it may; it is then the call's session."""
         serving = self._serving.get(call_sid)
@@ -523,7 +534,7 @@ class Relay:
         self._serving[call_sid] = session
         return None
 
-    async def closed(self, session: LiveSession) -> None:
+    async def closed(self, session: SocketSession) -> None:
         await session.close()
         self.sessions.discard(session)
         if self._serving.get(session.call_sid) is session:

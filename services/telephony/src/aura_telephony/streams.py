@@ -54,7 +54,7 @@ from aura_telephony.model import (
     Turn,
 )
 from aura_telephony.policy import Decision
-from aura_telephony.relay import Reason, Relay, Send
+from aura_telephony.relay import Reason, Relay, Send, SocketSession
 from aura_telephony.security import ticket_call
 
 log = logging.getLogger(__name__)
@@ -100,19 +100,16 @@ class _Answer:
         return self.done and not self.playing
 
 
-class StreamSession:
+class StreamSession(SocketSession):
+    name = "stream"
+    _events = metrics.REALTIME_EVENTS
+
     def __init__(self, relay: Relay, send: Send) -> None:
+        super().__init__(relay.settings, send)
         self._relay = relay
         self._calls = relay.calls
-        self._settings = relay.settings
         self._backends = relay.backends
-        self._send_raw = send
-        self._send_lock = asyncio.Lock()
-        self.call_sid = ""
         self.stream_sid = ""
-        self.ended: Reason | None = None
-        self.closing = asyncio.Event()
-        self.close_code = 1000
         self._session = secrets.token_hex(8)
         self._appends = 0
         self._conversing: Conversing | None = None
@@ -130,11 +127,6 @@ class StreamSession:
         self._answered = False  # the model answered since the caller last spoke
         self._greeting = False  # the model's first answer is the welcome, stored already
         self._timer: asyncio.Task[None] | None = asyncio.create_task(self._no_start())
-
-    def _close(self, code: int) -> None:
-        if not self.closing.is_set():
-            self.close_code = code
-            self.closing.set()
 
     async def _no_start(self) -> None:
         await asyncio.sleep(self._settings.RELAY_SETUP_SECONDS)
@@ -520,16 +512,3 @@ class StreamSession:
             metrics.REALTIME_STREAMS.dec()
             if self.ended is None:
                 metrics.REALTIME_ENDINGS.labels("hangup").inc()
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        if self.closing.is_set():
-            return
-        try:
-            async with self._send_lock, asyncio.timeout(self._settings.RELAY_SEND_SECONDS):
-                await self._send_raw(message)
-        except TimeoutError:
-            log.warning("stream call %s: Twilio's side takes no messages; closing", self.call_sid)
-            metrics.REALTIME_EVENTS.labels("stalled").inc()
-            self._close(1011)
-        except Exception:  # noqa: S110 - the socket may already be gone; the route notices
-            pass

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketDisconnect
 
 from aura_telephony.config import Settings
 from aura_telephony.forms import RelayEnded
-from aura_telephony.relay import Relay, RelaySession
+from aura_telephony.relay import Relay, RelaySession, Send, SocketSession
 from aura_telephony.routers.voice import (
     RESPONSES,
     AppCalls,
@@ -55,12 +56,21 @@ async def relay_socket(websocket: WebSocket, ticket: str) -> None:
         # Another replica takes it (readiness is failing), or Twilio falls back to gather.
         await websocket.close(code=1013)
         return
+    await serve(websocket, relay, lambda send: RelaySession(relay, send, call_sid))
+
+
+async def serve(
+    websocket: WebSocket, relay: Relay, open_session: Callable[[Send], SocketSession]
+) -> None:
+    """Accept the socket and hand its messages to the session `open_session` makes, until
+    either side closes it; the session is one of the relay registry's live ones meanwhile."""
     await websocket.accept()
 
     async def send(message: dict[str, Any]) -> None:
         await websocket.send_text(json.dumps(message))
 
-    session = relay.open(send, call_sid)
+    session = open_session(send)
+    relay.track(session)
     reader = asyncio.create_task(_read(websocket, session))
     closing = asyncio.create_task(session.closing.wait())
     try:
@@ -71,18 +81,14 @@ async def relay_socket(websocket: WebSocket, ticket: str) -> None:
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await reader
         if session.closing.is_set():
-            await close_within(websocket, session.close_code)
+            # A peer that does not read is given _CLOSE_SECONDS to take the close.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_CLOSE_SECONDS):
+                    await websocket.close(code=session.close_code)
         await relay.closed(session)
 
 
-async def close_within(websocket: WebSocket, code: int) -> None:
-    """Close the socket; a peer that does not read is given _CLOSE_SECONDS."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(_CLOSE_SECONDS):
-            await websocket.close(code=code)
-
-
-async def _read(websocket: WebSocket, session: RelaySession) -> None:
+async def _read(websocket: WebSocket, session: SocketSession) -> None:
     """Hand each message to the session until the socket goes."""
     while True:
         message = await websocket.receive()
@@ -91,7 +97,7 @@ async def _read(websocket: WebSocket, session: RelaySession) -> None:
         # Twilio sends text frames; a binary one is read as text, never trusted as such.
         raw = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
         if len(raw) > MAX_MESSAGE_CHARS:
-            log.warning("relay: a message of %d characters, ignored", len(raw))
+            log.warning("%s: a message of %d characters, ignored", session.name, len(raw))
             continue
         await session.handle(raw)
 

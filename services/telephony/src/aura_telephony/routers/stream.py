@@ -5,18 +5,15 @@ must name this deployment's account and carry the ticket the welcome issued for 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Request, Response, WebSocket
 
 from aura_telephony.config import Settings
 from aura_telephony.forms import StreamEnded
 from aura_telephony.relay import Relay
-from aura_telephony.routers.relay import MAX_MESSAGE_CHARS, close_within
+from aura_telephony.routers.relay import serve
 from aura_telephony.routers.voice import (
     RESPONSES,
     AppCalls,
@@ -44,37 +41,8 @@ async def stream_socket(websocket: WebSocket) -> None:
     if relay.draining or relay.full:
         await websocket.close(code=1013)
         return
-    await websocket.accept()
 
-    async def send(message: dict[str, Any]) -> None:
-        await websocket.send_text(json.dumps(message))
-
-    session = StreamSession(relay, send)
-    relay.track(session)
-    reader = asyncio.create_task(_read(websocket, session))
-    closing = asyncio.create_task(session.closing.wait())
-    try:
-        await asyncio.wait({reader, closing}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (reader, closing):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-            await reader
-        if session.closing.is_set():
-            await close_within(websocket, session.close_code)
-        await relay.closed(session)
-
-
-async def _read(websocket: WebSocket, session: StreamSession) -> None:
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        raw = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
-        if len(raw) > MAX_MESSAGE_CHARS:
-            log.warning("stream: a message of %d characters, ignored", len(raw))
-            continue
-        await session.handle(raw)
+    await serve(websocket, relay, lambda send: StreamSession(relay, send))
 
 
 @router.post(
