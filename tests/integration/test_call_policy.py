@@ -75,10 +75,10 @@ def test_a_question_is_answered_from_the_knowledge(stack: Stack) -> None:
 
 def test_a_goodbye_is_said_back_and_the_call_ends(stack: Stack) -> None:
     call = play(stack, Input("speech", "that's all, thanks, bye"))
-    assert heard(call)[-1] == phrases.FAREWELL
+    assert heard(call)[-1] == phrases.english().FAREWELL
     assert stored(stack, call)[-2:] == [
         ("user", "that's all, thanks, bye"),
-        ("assistant", phrases.FAREWELL),
+        ("assistant", phrases.english().FAREWELL),
     ]
 
 
@@ -90,7 +90,7 @@ def test_asking_for_a_person_dials_the_front_desk_and_keeps_the_words(stack: Sta
 
 def test_the_keypad_helps_and_zero_dials_the_front_desk(stack: Stack) -> None:
     call = play(stack, Input("digits", "5"), Input("digits", "0"))
-    assert phrases.KEYPAD_HELP in heard(call)
+    assert phrases.english().KEYPAD_HELP in heard(call)
     assert dialled(call) == FRONT_DESK
 
 
@@ -103,8 +103,12 @@ def test_a_transfer_the_model_decides_dials_the_departments_number(stack: Stack)
 def test_silence_is_asked_about_then_ends_the_call(stack: Stack) -> None:
     call = play(stack, Input("silence"), Input("silence"), Input("silence"))
     lines = heard(call)
-    assert lines[-1] == phrases.NO_INPUT_GOODBYE
-    asked_again = [line for line in lines if line in (phrases.DIDNT_CATCH, phrases.STILL_THERE)]
+    assert lines[-1] == phrases.english().NO_INPUT_GOODBYE
+    asked_again = [
+        line
+        for line in lines
+        if line in (phrases.english().DIDNT_CATCH, phrases.english().STILL_THERE)
+    ]
     assert len(asked_again) == 2  # MAX_REPROMPTS
     assert hung_up(call) or stack.env["VOICE_MODE"] == "relay"
 

@@ -222,7 +222,7 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
         # One number calling more often than MAX_CALLS_PER_NUMBER_PER_HOUR is refused.
         pest = unique_number()
         spoken = [post("/api/voice", new_call_sid(), From=pest).spoken for _ in range(3)]
-        assert spoken[-1] == phrases.TOO_MANY_CALLS
+        assert spoken[-1] == phrases.english().TOO_MANY_CALLS
 
         # Still live at the end: a hung llm service, then a memory outage.
         open_call = new_call_sid()
@@ -232,13 +232,13 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
             late = post("/api/voice/process", open_call, SpeechResult="do you sell cakes")
         finally:
             stack.processes["llm"].send_signal(signal.SIGCONT)
-        assert late.spoken == phrases.HOLDING
+        assert late.spoken == phrases.english().HOLDING
         redis.stop()
         try:
             down = post("/api/voice/process", open_call, SpeechResult="do you sell cakes")
         finally:
             redis.start()
-        assert down.spoken == phrases.APOLOGY
+        assert down.spoken == phrases.english().APOLOGY
         # A call that ends after the outage: its record waits in the outbox (Redis here
         # keeps nothing across a restart), the business's endpoint being down.
         after = new_call_sid()
@@ -295,7 +295,7 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
         send({**setup, "from": unique_number()})
         asked_before = len(fake_model.requests)
         send({"type": "prompt", "voicePrompt": "count for me", "last": True})
-        assert next_text()["token"] == phrases.FILLER + " "
+        assert next_text()["token"] == phrases.english().FILLER + " "
         # The model has the first prompt (and takes its scripted answer) before the second
         # preempts it: otherwise that answer would be left for the next calls to hear.
         eventually(
@@ -307,7 +307,7 @@ def play_relay(stack: Stack, fake_model: FakeOpenAI) -> None:
         )
         send({"type": "prompt", "voicePrompt": "count again", "last": True})  # preempts
         heard = next_text()
-        while heard["token"] == phrases.FILLER + " ":
+        while heard["token"] == phrases.english().FILLER + " ":
             heard = next_text()
         send({"type": "interrupt", "utteranceUntilInterrupt": heard["token"]})
         send({"type": "prompt", "voicePrompt": "ok thanks, bye", "last": True})

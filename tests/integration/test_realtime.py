@@ -254,7 +254,7 @@ async def test_with_no_realtime_provider_left_the_call_goes_on_in_gather_mode(
         after = stream_ended(stack, player.call_sid)
         gather = after.find("Gather")
         assert gather is not None
-        assert phrases.RELAY_FAILED in "".join(gather.itertext())
+        assert phrases.english().RELAY_FAILED in "".join(gather.itertext())
     finally:
         await player.close()
 
@@ -336,7 +336,7 @@ async def test_a_silent_caller_is_asked_again_then_told_goodbye(
             await until(player.closed.is_set, seconds=30, what="the goodbye")
             assert len(player.playback.audio_since) >= 2
             hang_up = stream_ended(stack, player.call_sid)
-            assert phrases.NO_INPUT_GOODBYE in "".join(hang_up.itertext())
+            assert phrases.english().NO_INPUT_GOODBYE in "".join(hang_up.itertext())
             assert hang_up.find("Hangup") is not None
         finally:
             await player.close()

@@ -219,7 +219,7 @@ def test_while_a_tool_runs_the_caller_hears_the_filler_then_the_answer(
     heard, _, call_sid = talk(tools_stack, "where is my order A17")
     assert heard[1].tokens == [
         "Let me look that up. ",
-        phrases.FILLER + " ",
+        phrases.english().FILLER + " ",
         "Your order A17 is baked and ready to collect. ",
     ]
     [call] = shop.calls[calls_before:]
@@ -453,7 +453,10 @@ def test_with_the_llm_down_the_caller_hears_an_apology_and_the_session_goes_on(
         player = RelayPlayer(stack.base_url, Twilio(auth_token=TOKEN), call_sid)
         steps = iter([Action("speech", "when are you open"), Action("digits", "5")])
         player.play(relay_url(stack, call_sid), "", lambda heard: next(steps, Action("hangup")))
-        assert [h.text for h in player.heard] == [phrases.APOLOGY, phrases.KEYPAD_HELP]
+        assert [h.text for h in player.heard] == [
+            phrases.english().APOLOGY,
+            phrases.english().KEYPAD_HELP,
+        ]
 
 
 def test_a_session_of_another_account_is_refused(tmp_path: Path, fake_model: FakeOpenAI) -> None:

@@ -73,7 +73,7 @@ def test_llm_killed_mid_call_apologises_then_recovers(stack: Stack, twilio: Twil
 
     stack.stop_service("llm", signal.SIGKILL)
     apology = say(twilio, call_sid, "where are you located")
-    assert apology.spoken == phrases.APOLOGY
+    assert apology.spoken == phrases.english().APOLOGY
     assert apology.gather is not None  # the caller can simply try again
 
     stack.start_service("llm")
@@ -83,7 +83,7 @@ def test_llm_killed_mid_call_apologises_then_recovers(stack: Stack, twilio: Twil
 def test_memory_down_apologises_instead_of_failing(stack: Stack, twilio: TwilioPlayer) -> None:
     stack.stop_service("memory", signal.SIGKILL)
     answer = say(twilio, new_call_sid(), "when are you open")
-    assert answer.spoken == phrases.APOLOGY
+    assert answer.spoken == phrases.english().APOLOGY
     assert answer.gather is not None
     welcome = twilio.post("/api/voice", twilio.call_params(new_call_sid()))
     assert welcome.status_code == 200

@@ -207,7 +207,7 @@ async def test_a_forged_answer_url_is_refused(make_rig: RigFactory, rest: FakeTw
     # Signed for one purpose, sent with another: Twilio signs the whole URL.
     response = await rig.client.post("/api/voice?purpose=transfer+me", data=params, headers=headers)
     assert response.status_code == 403
-    assert phrases.TRANSFERRING not in response.text
+    assert phrases.english().TRANSFERRING not in response.text
 
 
 async def test_in_relay_mode_the_greeting_is_conversation_relays_welcome(

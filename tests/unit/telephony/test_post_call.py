@@ -64,8 +64,10 @@ def test_the_record_holds_the_call_and_computes_its_duration() -> None:
             "interrupted": False,
             "passage_ids": [],
             "ungrounded": False,
+            "language": None,
         }
     ]
+    assert record["languages"] == ["en-US"]
 
 
 def test_the_documented_receiver_accepts_aura_and_drops_duplicates() -> None:

@@ -65,7 +65,7 @@ async def test_a_transfer_dials_or_says_nobody_is_available(
     if number:
         assert document.findtext("Dial") == number
     else:
-        assert document.findtext("Say") == phrases.NOBODY_AVAILABLE
+        assert document.findtext("Say") == phrases.english().NOBODY_AVAILABLE
         assert relay_of(document).get("welcomeGreeting") is None  # back to the conversation
 
 
@@ -89,7 +89,7 @@ async def test_a_failed_session_falls_back_to_gather(make_rig: RigFactory) -> No
     document = await ended(rig, SessionStatus="failed", ErrorCode="64107", ErrorMessage="bad")
     gather = document.find("Gather")
     assert gather is not None
-    assert gather.findtext("Say") == phrases.RELAY_FAILED
+    assert gather.findtext("Say") == phrases.english().RELAY_FAILED
 
 
 @pytest.mark.parametrize("handoff", ["", "not json", "[1]", '{"reason": 5}', '{"other": 1}'])

@@ -193,7 +193,7 @@ async def test_a_late_answer_becomes_a_holding_line_and_is_never_spoken(
     rig = await make_rig(provider=echo, TURN_BUDGET_SECONDS=1.0, MEMORY_TIMEOUT_SECONDS=0.3)
     call_sid = new_call_sid()
     answer = await speak(rig, call_sid, "when are you open")
-    assert answer.spoken == phrases.HOLDING
+    assert answer.spoken == phrases.english().HOLDING
     assert answer.gather is not None
     echo.gate.set()  # the model finishes after the turn was given up
     assert await rig.store.history(call_sid) == []
@@ -208,7 +208,7 @@ async def test_silence_reprompts_then_says_goodbye(make_rig: RigFactory) -> None
     rig = await make_rig(MAX_REPROMPTS=2)
     call_sid = new_call_sid()
     first = await speak(rig, call_sid, "")
-    assert first.spoken == phrases.DIDNT_CATCH
+    assert first.spoken == phrases.english().DIDNT_CATCH
     assert first.gather is not None
     assert first.gather.attrib["action"] == f"{PROCESS}?reprompts=1"
     second = await speak(rig, call_sid, "", path=f"{PROCESS}?reprompts=1")
@@ -216,7 +216,7 @@ async def test_silence_reprompts_then_says_goodbye(make_rig: RigFactory) -> None
     assert second.gather.attrib["action"] == f"{PROCESS}?reprompts=2"
     last = await speak(rig, call_sid, "", path=f"{PROCESS}?reprompts=2")
     assert last.hangs_up
-    assert last.spoken == phrases.NO_INPUT_GOODBYE
+    assert last.spoken == phrases.english().NO_INPUT_GOODBYE
 
 
 async def test_an_answer_resets_the_reprompt_count(rig: Rig) -> None:
@@ -231,7 +231,7 @@ async def test_low_confidence_asks_again_instead_of_answering_noise(make_rig: Ri
     call_sid = new_call_sid()
     params = rig.twilio.call_params(call_sid, SpeechResult="mumble bumble", Confidence="0.21")
     answer = Twiml((await rig.twilio.post(PROCESS, params)).text)
-    assert answer.spoken == phrases.NOT_SURE
+    assert answer.spoken == phrases.english().NOT_SURE
     assert answer.gather is not None
     assert answer.gather.attrib["action"] == f"{PROCESS}?reprompts=1"
     assert echo.prompts == []
@@ -262,7 +262,7 @@ async def test_transfer_to_a_person(
     if transfers:
         assert dial is not None
         assert dial.text == "+15550009999"
-        assert answer.spoken == phrases.TRANSFERRING
+        assert answer.spoken == phrases.english().TRANSFERRING
     else:
         assert dial is None
 
@@ -270,14 +270,14 @@ async def test_transfer_to_a_person(
 async def test_no_transfer_number_says_nobody_is_available(rig: Rig) -> None:
     response = await rig.twilio.post(PROCESS, rig.twilio.call_params(new_call_sid(), Digits="0"))
     answer = Twiml(response.text)
-    assert answer.spoken == phrases.NOBODY_AVAILABLE
+    assert answer.spoken == phrases.english().NOBODY_AVAILABLE
     assert answer.gather is not None
     assert answer.root.find("Dial") is None
 
 
 async def test_other_keys_explain_the_keypad(rig: Rig) -> None:
     response = await rig.twilio.post(PROCESS, rig.twilio.call_params(new_call_sid(), Digits="5"))
-    assert Twiml(response.text).spoken == phrases.KEYPAD_HELP
+    assert Twiml(response.text).spoken == phrases.english().KEYPAD_HELP
 
 
 # --- Twilio's parameters and statuses -----------------------------------------------------
@@ -373,7 +373,7 @@ async def test_too_many_calls_from_one_number_are_refused(make_rig: RigFactory) 
         assert response.status_code == 200
         spoken.append(Twiml(response.text))
     assert [s.hangs_up for s in spoken] == [False, False, True]
-    assert spoken[2].spoken == phrases.TOO_MANY_CALLS
+    assert spoken[2].spoken == phrases.english().TOO_MANY_CALLS
     other = await rig.twilio.post("/api/voice", rig.twilio.call_params(new_call_sid()))
     assert not Twiml(other.text).hangs_up
 

@@ -6,13 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aura_llm.speech import clean_for_speech
+from aura_telephony import phrases
 from aura_telephony.config import Settings
 from aura_telephony.twiml import PROCESS_PATH, Twiml
 from tests.support.twilio import Twiml as Parsed
 
 
 def builder(**env: str) -> Twiml:
-    return Twiml(Settings.model_validate(env))
+    settings = Settings.model_validate(env)
+    return Twiml(settings, phrases.from_settings(settings))
 
 
 def test_ask_gathers_speech_and_keys_with_the_configured_options() -> None:
@@ -116,11 +118,11 @@ FORBIDDEN = [*range(0x0, 0x9), *range(0xE, 0x1C), 0xFFFE, 0xFFFF]
 @given(said=ANY_TEXT, answer=ANY_TEXT)
 @settings(max_examples=300, deadline=None)
 def test_any_model_answer_or_caller_input_yields_twiml_that_parses(said: str, answer: str) -> None:
-    builder = Twiml(Settings.model_validate({}))
+    twiml = builder()
     for document in (
-        builder.ask(clean_for_speech(answer)),
-        builder.ask(answer),
-        builder.hang_up(said),
+        twiml.ask(clean_for_speech(answer)),
+        twiml.ask(answer),
+        twiml.hang_up(said),
     ):
         ElementTree.fromstring(document)  # raises on anything an XML parser refuses
 
@@ -128,6 +130,6 @@ def test_any_model_answer_or_caller_input_yields_twiml_that_parses(said: str, an
 def test_the_code_points_xml_forbids_are_dropped_from_speech() -> None:
     assert len(FORBIDDEN) == 25
     text = "Open " + "".join(map(chr, FORBIDDEN)) + "at nine."
-    spoken = Parsed(Twiml(Settings.model_validate({})).ask(text)).spoken
+    spoken = Parsed(builder().ask(text)).spoken
     assert spoken == "Open at nine."
     assert clean_for_speech(text) == "Open at nine."

@@ -53,7 +53,7 @@ async def test_question_is_answered_and_both_turns_stored(rig: Rig) -> None:
 async def test_goodbye_hangs_up(rig: Rig) -> None:
     answer = await speak(rig, new_call_sid(), "ok thanks, bye")
     assert answer.hangs_up
-    assert answer.spoken == phrases.FAREWELL
+    assert answer.spoken == phrases.english().FAREWELL
 
 
 async def test_not_a_goodbye_keeps_the_call_going(rig: Rig) -> None:
@@ -63,7 +63,7 @@ async def test_not_a_goodbye_keeps_the_call_going(rig: Rig) -> None:
 
 async def test_empty_speech_reprompts(rig: Rig) -> None:
     answer = await speak(rig, new_call_sid(), "   ")
-    assert answer.spoken == phrases.DIDNT_CATCH
+    assert answer.spoken == phrases.english().DIDNT_CATCH
     assert answer.gather is not None
 
 
@@ -101,7 +101,7 @@ async def test_llm_down_gives_an_apology_inside_a_gather(rig: Rig) -> None:
     await rig.llm_server.stop(None)
     call_sid = new_call_sid()
     answer = await speak(rig, call_sid, "when are you open")
-    assert answer.spoken == phrases.APOLOGY
+    assert answer.spoken == phrases.english().APOLOGY
     assert answer.gather is not None
     assert await rig.store.history(call_sid) == []
 
@@ -193,7 +193,7 @@ async def test_a_failed_turn_asks_the_provider_once_per_llm_retry_not_per_grpc_r
     rig = await make_rig(provider=broken)
     call_sid = new_call_sid()
     await rig.twilio.post("/api/voice", rig.twilio.call_params(call_sid))
-    assert (await speak(rig, call_sid, "when are you open")).spoken == phrases.APOLOGY
+    assert (await speak(rig, call_sid, "when are you open")).spoken == phrases.english().APOLOGY
     assert broken.attempts == 1
     # A streamed answer likewise.
     backends = Backends(rig.settings)

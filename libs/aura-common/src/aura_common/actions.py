@@ -7,14 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ActionKind = Literal["transfer_call", "end_call", "take_message"]
-ACTION_KINDS: tuple[ActionKind, ...] = ("transfer_call", "end_call", "take_message")
+ActionKind = Literal["transfer_call", "end_call", "take_message", "switch_language"]
+ACTION_KINDS: tuple[ActionKind, ...] = (
+    "transfer_call",
+    "end_call",
+    "take_message",
+    "switch_language",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class CallAction:
     """A transfer's number comes from the operator's tools file, never from the model;
-    empty means the deployment's TRANSFER_NUMBER."""
+    empty means the deployment's TRANSFER_NUMBER. A language switch names one of the
+    deployment's LANGUAGES."""
 
     kind: ActionKind
     department: str = ""
@@ -22,3 +28,4 @@ class CallAction:
     caller_name: str = ""
     callback_number: str = ""
     message: str = ""
+    language: str = ""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 from importlib import metadata
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aura_common.grpc_security import GrpcSecurity
@@ -33,6 +34,12 @@ class AuraSettings(BaseSettings):
         "(ConversationRelay must be enabled on the Twilio account). realtime: the caller "
         "talks straight to a speech-to-speech model (OpenAI Realtime, Gemini Live) over "
         "Twilio Media Streams; the llm service then needs a realtime provider.",
+    )
+    LANGUAGES: str = Field(
+        default="",
+        description="The languages callers may use, comma-separated BCP-47 tags, the first "
+        "the default (e.g. en-US,es-ES). Each needs a phrase catalogue (English, Spanish, "
+        "French and German ship with Aura). Empty: SPEECH_LANGUAGE alone (en-US).",
     )
     LOG_LEVEL: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     LOG_FORMAT: Literal["auto", "json", "text"] = Field(
@@ -73,6 +80,15 @@ class AuraSettings(BaseSettings):
     GRPC_REFLECTION: bool = Field(
         default=True, description="gRPC server reflection, for grpcurl; off in production."
     )
+
+    @field_validator("LANGUAGES")
+    @classmethod
+    def _languages(cls, value: str) -> str:
+        tags = list(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+        wrong = [t for t in tags if not re.fullmatch(r"[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*", t)]
+        if wrong:
+            raise ValueError(f"not language tags such as es-ES: {wrong}")
+        return ",".join(tags)
 
     @property
     def grpc_security(self) -> GrpcSecurity:

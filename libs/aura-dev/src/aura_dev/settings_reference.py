@@ -8,6 +8,7 @@ when a committed file no longer matches.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import textwrap
 import typing
@@ -82,13 +83,15 @@ def env_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, dict):
+        return json.dumps(value) if value else ""
     return "" if value is None else str(value)
 
 
 def env_line(name: str, info: FieldInfo) -> str:
     if info.examples:
         return f"# {name}={info.examples[0]}"
-    value = env_value(info.default)
+    value = env_value(info.get_default(call_default_factory=True))
     commented = isinstance(info.default, Path) or len(value) > LONG_DEFAULT
     return f"{'# ' if commented else ''}{name}={value}"
 
@@ -145,7 +148,7 @@ CODE = re.compile(r"<[A-Za-z]+>|\{[a-z_]+\}|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 def page_default(info: FieldInfo) -> str:
     if isinstance(info.default, Path):
         return f"shipped `{info.default.name}`"
-    value = env_value(info.default)
+    value = env_value(info.get_default(call_default_factory=True))
     return f"`{value}`" if value else "empty"
 
 

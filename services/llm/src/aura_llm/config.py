@@ -185,6 +185,11 @@ class Settings(GrpcServiceSettings):
         return ",".join(names)
 
     @property
+    def languages(self) -> list[str]:
+        """LANGUAGES as a list (empty: one language, whatever telephony speaks)."""
+        return self.LANGUAGES.split(",") if self.LANGUAGES else []
+
+    @property
     def realtime_chain(self) -> list[str]:
         """The providers of the chain that have a speech-to-speech model, in order."""
         return [name for name in self.provider_chain if name in REALTIME_PROVIDER_NAMES]

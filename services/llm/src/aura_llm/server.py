@@ -74,7 +74,7 @@ async def serve(
 ) -> None:
     # No redirects: a tool's URL is the operator's, not wherever its server points.
     client = httpx.AsyncClient(follow_redirects=False)
-    toolbox = build_toolbox(tools, settings.TOOLS_SIGNING_SECRET, client)
+    toolbox = build_toolbox(tools, settings.TOOLS_SIGNING_SECRET, client, settings.languages)
     assistant = Assistant(
         build_router(settings, providers),
         toolbox,

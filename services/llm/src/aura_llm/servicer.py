@@ -60,6 +60,8 @@ def _action(action: CallAction) -> pb.CallAction:
         return pb.CallAction(transfer_call=transfer)
     if action.kind == "end_call":
         return pb.CallAction(end_call=pb.EndCall())
+    if action.kind == "switch_language":
+        return pb.CallAction(switch_language=pb.SwitchLanguage(language=action.language))
     message = pb.TakeMessage(
         caller_name=action.caller_name,
         callback_number=action.callback_number,
@@ -124,7 +126,9 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
         history = await _chat_turns(request.history, "history", MAX_HISTORY_TURNS, context)
         name = request.persona.assistant_name or self._settings.AI_ASSISTANT_NAME
         template = request.persona.system_prompt or self._settings.AI_SYSTEM_PROMPT
-        system = template.replace("{assistant_name}", name)
+        system = template.replace("{assistant_name}", name) + self._language_note(
+            request.persona.language
+        )
         about = " ".join(request.persona.call_context.split())
         if len(about) > MAX_CALL_CONTEXT_CHARS:
             await _reject(
@@ -137,6 +141,16 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             history=history,
             user_text=user_text,
             call_context=about,
+        )
+
+    def _language_note(self, language: str) -> str:
+        """With several languages, the caller's: the model answers in it, whatever language
+        the knowledge is written in."""
+        if len(self._settings.languages) < 2 or language not in self._settings.languages:
+            return ""
+        return (
+            f"\n\nThe caller speaks the language tagged {language}: answer in that language, "
+            "translating what the business's information says when it is written in another."
         )
 
     def _deadline(self, context: Context) -> float:
@@ -231,6 +245,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
         )
         name = start.persona.assistant_name or self._settings.AI_ASSISTANT_NAME
         template = start.persona.system_prompt or self._settings.AI_SYSTEM_PROMPT
+        template += self._language_note(start.persona.language)
         about = " ".join(start.persona.call_context.split())[:MAX_CALL_CONTEXT_CHARS]
         return Start(
             call_id=start.call_id,

@@ -38,6 +38,7 @@ MAX_CALL_ID_CHARS = 128
 MAX_TURN_CHARS = 8000
 MAX_TURNS_PER_APPEND = 16
 MAX_KEY_CHARS = 256
+MAX_LANGUAGE_CHARS = 35  # the longest BCP-47 tags in use are far shorter
 MAX_PASSAGE_IDS = 50
 MAX_RESULT_CHARS = 64 * 1024
 MAX_TTL_SECONDS = 24 * 3600
@@ -101,7 +102,9 @@ async def _turns(
                 f"a turn names at most {MAX_PASSAGE_IDS} passages of at most "
                 f"{MAX_KEY_CHARS} characters",
             )
-        sources = Sources(tuple(turn.passage_ids), turn.ungrounded)
+        if len(turn.language) > MAX_LANGUAGE_CHARS:
+            await _reject(context, f"a turn's language is at most {MAX_LANGUAGE_CHARS} characters")
+        sources = Sources(tuple(turn.passage_ids), turn.ungrounded, turn.language)
         turns.append((role, turn.text, turn.interrupted, sources))
     if len(turns) > MAX_TURNS_PER_APPEND:
         await _reject(context, f"at most {MAX_TURNS_PER_APPEND} turns per append")
@@ -133,6 +136,7 @@ def _to_pb(turn: StoredTurn) -> pb.Turn:
         interrupted=turn.interrupted,
         passage_ids=turn.sources.passage_ids,
         ungrounded=turn.sources.ungrounded,
+        language=turn.sources.language,
     )
 
 

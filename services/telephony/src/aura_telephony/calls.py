@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
@@ -56,16 +56,20 @@ FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "ca
 
 class Calls:
     def __init__(
-        self, settings: Settings, backends: Backends, post_call: PostCallSender | None = None
+        self,
+        settings: Settings,
+        backends: Backends,
+        post_call: PostCallSender | None = None,
+        phrasebook: phrases.Phrasebook | None = None,
     ) -> None:
         self.settings = settings
         self.backends = backends
         self._hangups = Hangups(settings, backends, post_call)
-        self.policy = CallPolicy(settings)
-        self.twiml = twiml.Twiml(settings)
-        self._deliveries = Deliveries(
-            backends, settings.TURN_BUDGET_SECONDS, holding=self.twiml.ask(phrases.HOLDING)
-        )
+        self.phrasebook = phrasebook or phrases.from_settings(settings)
+        self.policy = CallPolicy(settings, self.phrasebook)
+        self.twiml = twiml.Twiml(settings, self.phrasebook)
+        holding = self.twiml.ask(self.phrasebook().HOLDING)
+        self._deliveries = Deliveries(backends, settings.TURN_BUDGET_SECONDS, holding=holding)
 
     async def incoming(
         self, form: VoiceWebhook, key: str, relay_url: str, outbound: Placed | None = None
@@ -101,12 +105,15 @@ class Calls:
         digest = hashlib.sha256(caller.encode()).hexdigest()[:32]
         return Counting(f"calls-per-number:{digest}", CALL_LIMIT_WINDOW_SECONDS)
 
-    async def gathered(self, form: GatherResult, reprompts: int, key: str) -> str:
-        """What the caller said or pressed at a <Gather>: the next thing they hear."""
+    async def gathered(self, form: GatherResult, reprompts: int, key: str, lang: str = "") -> str:
+        """What the caller said or pressed at a <Gather>: the next thing they hear. `lang`
+        is the call's language, from the action URL (one the deployment speaks, or the
+        default)."""
+        lang = self.phrasebook.find(lang) or ""
 
         async def answer(budget: TurnBudget, claim: Claim | None) -> Reply:
             history = claim.conversation if claim is not None else None
-            return await self._respond(form, reprompts, budget, history, key)
+            return await self._respond(form, reprompts, budget, history, key, lang)
 
         with metrics.TURN_SECONDS.labels("speech").time():
             return await self._deliveries.once(form.CallSid, key, answer)
@@ -142,17 +149,18 @@ class Calls:
 
     def _after_relay(self, form: RelayEnded, relay_url: str) -> str:
         reason = form.handoff("reason")
+        lang = self.phrasebook.find(form.handoff("lang")) or ""
         if reason == "transfer":
             # (counted and noted by the relay session as it ended) A department's number,
             # from the operator's tools file by way of our own `end` message (Twilio
             # signs this callback), or the deployment's number.
-            decision = self.policy.transfer(form.handoff("number"))
+            decision = self.policy.transfer(form.handoff("number"), lang=lang)
             if decision.dials:
-                return self.twiml.transfer(decision.number)
-            return self.twiml.nobody_available(relay_url)
+                return self.twiml.transfer(decision.number, lang=lang)
+            return self.twiml.nobody_available(relay_url, lang)
         if reason == "handover":
             # Another replica picks the caller up; the conversation is in memory.
-            return self.twiml.relay(relay_url)
+            return self.twiml.relay(relay_url, lang=lang)
         if reason == "goodbye":
             return self.twiml.hang_up_silently()
         if (form.SessionStatus or "").lower() == "failed":
@@ -163,7 +171,7 @@ class Calls:
                 form.ErrorCode or "",
                 form.ErrorMessage or "",
             )
-            return self.twiml.ask(phrases.RELAY_FAILED)
+            return self.twiml.ask(self.phrasebook(lang).RELAY_FAILED, lang=lang)
         return self.twiml.hang_up_silently()
 
     async def stream_ended(self, form: StreamEnded, key: str, relay_url: str) -> str:
@@ -188,17 +196,20 @@ class Calls:
         except (*DownstreamError, ValueError) as error:
             log.warning("call %s: no stream handoff: %s", form.CallSid, error)
         reason = str(handoff.get("reason", ""))
+        lang = self.phrasebook.find(str(handoff.get("lang", ""))) or ""
+        lines = self.phrasebook(lang)
         if reason == "transfer":
-            decision = self.policy.transfer(str(handoff.get("number", "")))
+            decision = self.policy.transfer(str(handoff.get("number", "")), lang=lang)
             if decision.dials:
-                return self.twiml.transfer(decision.number)
-            return self.twiml.stream(*stream_endpoint(relay_url), say=phrases.NOBODY_AVAILABLE)
+                return self.twiml.transfer(decision.number, lang=lang)
+            endpoint = stream_endpoint(relay_url)
+            return self.twiml.stream(*endpoint, say=lines.NOBODY_AVAILABLE, lang=lang)
         if reason == "goodbye":
             say = str(handoff.get("say", ""))
-            return self.twiml.hang_up(say) if say else self.twiml.hang_up_silently()
+            return self.twiml.hang_up(say, lang) if say else self.twiml.hang_up_silently()
         if reason == "fallback":
             # No speech-to-speech model is left: the call goes on turn by turn.
-            return self.twiml.ask(phrases.RELAY_FAILED)
+            return self.twiml.ask(lines.RELAY_FAILED, lang=lang)
         # A handover (a draining replica), or a stream that dropped: a new stream, which
         # goes on from the conversation in memory.
         return self.twiml.stream(*stream_endpoint(relay_url))
@@ -217,9 +228,10 @@ class Calls:
             )
             metrics.CALL_EVENTS.labels("refused").inc()
             await self.note(call_sid, [CallEvent("refused")])
-            return Reply(self.twiml.hang_up(phrases.TOO_MANY_CALLS))
+            return Reply(self.twiml.hang_up(self.phrasebook().TOO_MANY_CALLS))
         welcome = self.settings.welcome_message
         metrics.CALLS_STARTED.inc()
+        metrics.CALL_LANGUAGES.labels(self.phrasebook.languages[0]).inc()
         # The transcript keeps only the masked number; the full one never leaves here.
         parties = Parties(mask_phone(caller), form.To or "")
         return self._greet(welcome, relay_url, parties)
@@ -252,37 +264,47 @@ class Calls:
             # The model says the greeting, in its own voice, as the stream opens.
             document = self.twiml.stream(*stream_endpoint(relay_url))
         else:
-            document = self.twiml.ask(greeting)
+            # With several languages, the welcome offers the others by key.
+            document = self.twiml.ask(greeting, offer=len(self.phrasebook.languages) > 1)
         return Reply(document, [Turn("assistant", greeting)], parties)
 
     async def _respond(
-        self, form: GatherResult, reprompts: int, budget: TurnBudget, history: History, key: str
+        self,
+        form: GatherResult,
+        reprompts: int,
+        budget: TurnBudget,
+        history: History,
+        key: str,
+        lang: str,
     ) -> Reply:
         call_sid = form.CallSid
         digits = (form.Digits or "").strip()
         speech = " ".join((form.SpeechResult or "").split())[: self.settings.MAX_SPEECH_CHARS]
+        lines = self.phrasebook(lang)
         if digits:
-            decision = self.policy.pressed(digits)
+            decision = self.policy.pressed(digits, lang)
         else:
             confidence = parse_confidence(form.Confidence or "")
-            decision = self.policy.heard(speech, confidence, reprompts)
+            decision = self.policy.heard(speech, confidence, reprompts, lang)
             if "low_confidence" in decision.events:
                 log.info("call %s: confidence %.2f too low, asking again", call_sid, confidence)
         if decision.next != "model":
-            return await self._render(call_sid, decision, speech, reprompts)
+            return await self._render(call_sid, decision, speech, reprompts, lang)
         if history is None:
             # Without the memory service the answer would ignore the conversation so far.
             metrics.CALL_EVENTS.labels("apology").inc()
-            return Reply(self.twiml.ask(phrases.APOLOGY))
+            return Reply(self.twiml.ask(lines.APOLOGY, lang=lang))
         try:
             # The budget bounds the whole turn, whatever a downstream call does with its own.
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
-                answer = await self.backends.llm.generate(call_sid, history, speech, budget)
+                answer = await self.backends.llm.generate(
+                    call_sid, history, speech, budget, lines.language
+                )
         except DownstreamError as error:
             log.error("call %s: no answer this turn: %s", call_sid, describe(error))
             late = is_late(error)
             metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
-            return Reply(self.twiml.ask(phrases.HOLDING if late else phrases.APOLOGY))
+            return Reply(self.twiml.ask(lines.HOLDING if late else lines.APOLOGY, lang=lang))
         if answer.failover:
             log.warning(
                 "call %s answered by fallback %s after %s",
@@ -292,52 +314,83 @@ class Calls:
             )
         metrics.CALL_EVENTS.labels("answered").inc()
         await self.note(call_sid, [use.event() for use in answer.tools_used])
-        return await self._carry_out(call_sid, speech, answer, key, budget)
+        answer = self._in_knowledge_language(answer, lang)
+        return await self._carry_out(call_sid, speech, answer, key, budget, lang)
+
+    def _in_knowledge_language(self, answer: Answer, lang: str) -> Answer:
+        """The local provider cannot translate: it answers in its knowledge's language
+        (the deployment's first), and a caller in another language is told so first."""
+        first = self.phrasebook.languages[0]
+        if answer.provider != "local" or not lang or lang.split("-")[0] == first.split("-")[0]:
+            return answer
+        line = self.phrasebook(lang).ONLY_KNOWLEDGE_LANGUAGE
+        note = line.replace("{languages}", self.phrasebook(first).name)
+        return replace(answer, text=f"{note} {answer.text}".strip())
 
     async def _render(
-        self, call_sid: str, decision: Decision, speech: str, reprompts: int
+        self, call_sid: str, decision: Decision, speech: str, reprompts: int, lang: str = ""
     ) -> Reply:
         """What the caller's words or keys decided (the model not asked), as TwiML."""
         count(decision)
-        turns = [Turn("user", speech)] if decision.keep_caller and speech else []
+        lang = decision.language or lang
+        if decision.language:
+            metrics.CALL_LANGUAGES.labels(decision.language).inc()
+        heard = lang if not decision.language else ""  # the words came before the switch
+        turns = [Turn("user", speech, language=heard)] if decision.keep_caller and speech else []
         if decision.dials:
             await self.note(call_sid, [CallEvent("transferred", decision.department)])
-            return Reply(self.twiml.transfer(decision.number, decision.say), turns)
+            return Reply(self.twiml.transfer(decision.number, decision.say, lang), turns)
         if decision.next == "end":
-            spoken = [Turn("assistant", decision.say)] if turns else []
-            return Reply(self.twiml.hang_up(decision.say), turns + spoken)
-        return Reply(self.twiml.ask(decision.say, reprompts + 1 if decision.reprompt else 0), turns)
+            spoken = [Turn("assistant", decision.say, language=lang)] if turns else []
+            return Reply(self.twiml.hang_up(decision.say, lang), turns + spoken)
+        reprompted = reprompts + 1 if decision.reprompt else 0
+        spoken = [Turn("assistant", decision.say, language=lang)] if decision.language else []
+        return Reply(self.twiml.ask(decision.say, reprompted, lang), turns + spoken)
 
     async def _carry_out(
-        self, call_sid: str, speech: str, answer: Answer, key: str, budget: TurnBudget
+        self,
+        call_sid: str,
+        speech: str,
+        answer: Answer,
+        key: str,
+        budget: TurnBudget,
+        lang: str = "",
     ) -> Reply:
         """Say the answer, then do what the model's tools decided: keep a message, put the
-        caller through, or end the call."""
+        caller through, end the call, or go on in another language."""
         text = answer.text
+        asked_in = lang
         for index, action in enumerate(answer.actions):
             if action.kind == "take_message":
                 saved = await self.save_message(call_sid, action, f"{key}:{index}", budget)
-                line = self.policy.message_line(saved, text)
+                line = self.policy.message_line(saved, text, lang)
                 # Unsaved, the model's own words ("I've passed it on") would be untrue.
                 text = (text or line) if saved else line
-        decision = self.policy.answered(text, answer.actions)
+        decision = self.policy.answered(text, answer.actions, lang)
+        if decision.language:
+            metrics.CALL_LANGUAGES.labels(decision.language).inc()
+            lang = decision.language
         count(decision)
         if decision.next == "ask" and decision.say != text:  # a transfer to nobody
             text = f"{text} {decision.say}".strip()
-        turns = [Turn("user", speech)]
+        turns = [Turn("user", speech, language=asked_in)]
         if text or decision.next == "end":
             said = text or decision.say
             turns.append(
                 Turn(
-                    "assistant", said, passage_ids=answer.passage_ids, ungrounded=answer.ungrounded
+                    "assistant",
+                    said,
+                    passage_ids=answer.passage_ids,
+                    ungrounded=answer.ungrounded,
+                    language=asked_in,
                 )
             )
         if decision.dials:
             await self.note(call_sid, [CallEvent("transferred", decision.department)])
-            return Reply(self.twiml.transfer(decision.number, text), turns)
+            return Reply(self.twiml.transfer(decision.number, text, lang), turns)
         if decision.next == "end":
-            return Reply(self.twiml.hang_up(decision.say), turns)
-        return Reply(self.twiml.ask(text), turns)
+            return Reply(self.twiml.hang_up(decision.say, lang), turns)
+        return Reply(self.twiml.ask(text, lang=lang), turns)
 
     async def note(self, call_sid: str, events: list[CallEvent]) -> None:
         """Keep what happened on the call for its post-call record; a memory outage costs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -53,6 +54,21 @@ class Settings(AuraSettings):
         default="en-US", description="The language tag speech is recognised and spoken in."
     )
     SPEECH_MODEL: str = Field(default="", description="<Gather>'s speech model; empty: Twilio's.")
+    PHRASES_PATH: Path | None = Field(
+        default=None,
+        examples=["/etc/aura/phrases"],
+        description="A directory of the operator's phrase catalogues (es.yaml, es-MX.yaml, "
+        "...): they add languages, or replace the shipped lines they name. Unset: the "
+        "shipped catalogues.",
+    )
+    LANGUAGE_VOICES: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        examples=['{"es-ES": {"say": "Polly.Conchita", "relay_tts_provider": "Google"}}'],
+        description="Per language (JSON), the voice and speech settings that differ from "
+        "its catalogue's: say (gather's <Say> voice), relay_tts_provider, relay_voice, "
+        "relay_transcription_provider, relay_speech_model. The first language's also come "
+        "from AI_ASSISTANT_VOICE and the RELAY_* settings.",
+    )
     SPEECH_HINTS: str = Field(
         default="", description="Comma-separated words the caller is likely to say."
     )
@@ -355,6 +371,11 @@ class Settings(AuraSettings):
                 "service sees, which behind an ingress is not the one Twilio signed"
             )
         return found
+
+    @property
+    def languages(self) -> list[str]:
+        """LANGUAGES, or SPEECH_LANGUAGE alone; the first is the default."""
+        return self.LANGUAGES.split(",") if self.LANGUAGES else [self.SPEECH_LANGUAGE or "en-US"]
 
     @property
     def welcome_message(self) -> str:

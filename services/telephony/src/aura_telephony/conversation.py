@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from aura_common.text import normalise
 
@@ -125,3 +126,43 @@ def parse_confidence(value: str) -> float | None:
     except ValueError:
         return None
     return confidence if 0.0 < confidence <= 1.0 else None
+
+
+# Language names a caller may ask for, in English and in themselves (accents folded), by
+# primary language subtag: a request for one the deployment does not speak is refused.
+_LANGUAGE_NAMES = {
+    "english": "en", "ingles": "en", "anglais": "en", "englisch": "en",
+    "spanish": "es", "espanol": "es", "castellano": "es", "espagnol": "es", "spanisch": "es",
+    "french": "fr", "francais": "fr", "frances": "fr", "franzosisch": "fr",
+    "german": "de", "deutsch": "de", "aleman": "de", "allemand": "de",
+    "italian": "it", "italiano": "it", "portuguese": "pt", "portugues": "pt",
+    "chinese": "zh", "mandarin": "zh", "cantonese": "zh", "japanese": "ja", "korean": "ko",
+    "arabic": "ar", "russian": "ru", "hindi": "hi", "polish": "pl", "dutch": "nl",
+    "vietnamese": "vi", "tagalog": "tl", "turkish": "tr", "ukrainian": "uk",
+}  # fmt: skip
+# A language's name counts as a request only after words like these ("in Spanish",
+# "¿habla español?"), or alone: "French bread" asks for bread.
+_ASKING = (
+    r"(?:speak|talk|switch to|change to|in|habla|hablar|hablame|hablo|en|parle|parlez"
+    r"|parler|sprechen|sprichst|auf)"
+)
+_NAMES = "|".join(_LANGUAGE_NAMES)
+_REQUEST = re.compile(
+    rf"^({_NAMES})(?:\s+please|\s+por favor|\s+sil vous plait|\s+bitte)?$"
+    rf"|\b{_ASKING}\s+(?:\w+\s+)?({_NAMES})\b"
+    rf"|\b({_NAMES})\s+(?:sprechen|reden)\b"  # German puts the verb last
+)
+
+
+def _fold(text: str) -> str:
+    """Lowercase words without accents: "¿Habla español?" is "habla espanol"."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return normalise(plain)
+
+
+def asks_for_language(speech: str) -> str:
+    """The primary language subtag (es, fr...) the caller asks to speak in, or ""."""
+    found = _REQUEST.search(_fold(speech))
+    if found is None:
+        return ""
+    return _LANGUAGE_NAMES[next(g for g in found.groups() if g)]

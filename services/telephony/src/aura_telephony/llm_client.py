@@ -52,6 +52,8 @@ def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
             found.append(CallAction(kind, transfer.department, transfer.number))
         elif kind == "end_call":
             found.append(CallAction(kind))
+        elif kind == "switch_language":
+            found.append(CallAction(kind, language=action.switch_language.language))
         elif kind == "take_message":
             message = action.take_message
             found.append(
@@ -139,7 +141,9 @@ class LlmClient:
         self._settings = settings
         self._stub = llm_grpc.LlmServiceStub(channel)
 
-    def _prompt(self, call_sid: str, conversation: Conversation, user_text: str) -> dict[str, Any]:
+    def _prompt(
+        self, call_sid: str, conversation: Conversation, user_text: str, language: str = ""
+    ) -> dict[str, Any]:
         """The fields Generate and GenerateStream requests share."""
         return {
             "call_id": call_sid,
@@ -150,6 +154,7 @@ class LlmClient:
             "persona": llm_pb.Persona(
                 assistant_name=self._settings.AI_ASSISTANT_NAME,
                 call_context=conversation.purpose,
+                language=language,
             ),
         }
 
@@ -160,13 +165,14 @@ class LlmClient:
         conversation: Conversation,
         user_text: str,
         budget: TurnBudget,
+        language: str = "",
     ) -> Answer:
         # Keep back enough of the budget to store the turn once the answer is in.
         timeout = budget.timeout(
             self._settings.TURN_BUDGET_SECONDS, reserve=self._settings.MEMORY_TIMEOUT_SECONDS / 2
         )
         response = await self._stub.Generate(
-            llm_pb.GenerateRequest(**self._prompt(call_sid, conversation, user_text)),
+            llm_pb.GenerateRequest(**self._prompt(call_sid, conversation, user_text, language)),
             timeout=timeout,
         )
         return Answer(
@@ -182,14 +188,21 @@ class LlmClient:
 
     @streams_failing_as("llm")
     async def generate_stream(
-        self, call_sid: str, conversation: Conversation, user_text: str, seconds: float
+        self,
+        call_sid: str,
+        conversation: Conversation,
+        user_text: str,
+        seconds: float,
+        language: str = "",
     ) -> AsyncIterator[Sentence | ToolRunning | CallAction | CallEvent]:
         """The answer sentence by sentence as the model writes it, a ToolRunning when it
         calls tools, and each call action as soon as a tool decides it. Leaving the loop
         early (or being cancelled) cancels the gRPC stream, and the llm service then closes
         the vendor's stream: nobody pays for tokens nobody hears."""
         call = self._stub.GenerateStream(
-            llm_pb.GenerateStreamRequest(**self._prompt(call_sid, conversation, user_text)),
+            llm_pb.GenerateStreamRequest(
+                **self._prompt(call_sid, conversation, user_text, language)
+            ),
             timeout=seconds,
         )
         try:

@@ -49,6 +49,7 @@ def _to_memory(turns: Sequence[Turn]) -> list[memory_pb.Turn]:
             interrupted=t.interrupted,
             passage_ids=t.passage_ids,
             ungrounded=t.ungrounded,
+            language=t.language,
         )
         for t in turns
     ]
@@ -69,6 +70,7 @@ def _turns(turns: Sequence[memory_pb.Turn]) -> tuple[Turn, ...]:
             t.interrupted,
             tuple(t.passage_ids),
             t.ungrounded,
+            t.language,
         )
         for t in turns
         if t.role in _FROM_MEMORY_ROLE

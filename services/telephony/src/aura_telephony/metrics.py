@@ -89,6 +89,12 @@ RELAY_ENDINGS = Counter(
     ["reason"],
 )
 
+CALL_LANGUAGES = Counter(
+    "aura_call_languages",
+    "Calls by language: each call's first language at its welcome, then each change to "
+    "another (only the deployment's LANGUAGES).",
+    ["language"],
+)
 REALTIME_STREAMS = Gauge(
     "aura_realtime_streams",
     "Live Media Streams calls (VOICE_MODE=realtime) on this replica.",

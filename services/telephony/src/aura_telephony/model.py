@@ -23,6 +23,7 @@ class Turn:
     interrupted: bool = False  # an answer the caller cut short: only what they heard
     passage_ids: tuple[str, ...] = ()  # the knowledge passages an answer was given
     ungrounded: bool = False  # an answer that stated a fact its sources did not hold
+    language: str = ""  # a BCP-47 tag; empty: the deployment's first language
 
 
 @dataclass(frozen=True, slots=True)

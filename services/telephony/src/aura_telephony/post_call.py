@@ -32,7 +32,13 @@ from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.model import Delivery, Transcript
-from aura_telephony.records import iso, messages_json, tool_calls_json, turns_json
+from aura_telephony.records import (
+    iso,
+    languages_json,
+    messages_json,
+    tool_calls_json,
+    turns_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +64,17 @@ def outcome(record: Transcript | None) -> str:
 
 
 def build_record(
-    call_id: str, job: dict[str, Any], record: Transcript | None, summary: str | None
+    call_id: str,
+    job: dict[str, Any],
+    record: Transcript | None,
+    summary: str | None,
+    default_language: str = "en-US",
 ) -> dict[str, Any]:
-    """The JSON the business receives for one call."""
+    """The JSON the business receives for one call. A call in several languages says so
+    in its summary too."""
+    languages = languages_json(record, default_language)
+    if summary and len(languages) > 1:
+        summary = f"{summary} (Languages: {', '.join(languages)}.)"
     started = record.started_at if record else None
     ended = record.ended_at if record else None
     duration = job.get("duration")
@@ -78,6 +92,7 @@ def build_record(
         "outcome": outcome(record),
         "purpose": record.purpose if record else "",
         "summary": summary,
+        "languages": languages,
         "transcript": turns_json(record),
         "messages": messages_json(record),
         "tool_calls": tool_calls_json(record),
@@ -188,7 +203,9 @@ class PostCallSender:
                 if delivery.attempts + 1 < _SUMMARY_ATTEMPTS:
                     raise
                 log.warning("call %s: sent without a summary: %s", delivery.id, describe(error))
-        record_json = build_record(delivery.id, job, record, job.get("summary"))
+        record_json = build_record(
+            delivery.id, job, record, job.get("summary"), self._settings.languages[0]
+        )
         return json.dumps(record_json, separators=(",", ":")).encode()
 
     async def _post(self, call_sid: str, body: bytes) -> bool:

@@ -22,9 +22,17 @@ def turns_json(record: Transcript | None) -> list[dict[str, Any]]:
             "interrupted": t.interrupted,
             "passage_ids": list(t.passage_ids),
             "ungrounded": t.ungrounded,
+            "language": t.language or None,
         }
         for t in (record.turns if record else ())
     ]
+
+
+def languages_json(record: Transcript | None, default: str) -> list[str]:
+    """The languages the call used, in the order it used them (`default` for turns that
+    name none)."""
+    used = [t.language or default for t in (record.turns if record else ())]
+    return list(dict.fromkeys(used))
 
 
 def messages_json(record: Transcript | None) -> list[dict[str, Any]]:

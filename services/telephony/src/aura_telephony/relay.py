@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from opentelemetry import context as otel_context
@@ -31,13 +31,14 @@ from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
 from aura_common.tasks import stop
 from aura_common.text import xml_safe
-from aura_telephony import metrics, phrases
+from aura_telephony import metrics
 from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls, count
 from aura_telephony.config import Settings
 from aura_telephony.delivery import COMPLETE_SECONDS
 from aura_telephony.errors import DownstreamError, describe, is_late
 from aura_telephony.model import CallEvent, Sentence, ToolRunning, Turn
+from aura_telephony.phrases import Phrases
 from aura_telephony.policy import Decision
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,13 @@ class Setup(_Message):
     account_sid: str = ""
     caller: str = Field(default="", alias="from")
     to: str = ""
+    custom_parameters: dict[str, str] = Field(default_factory=dict)
 
 
 class Prompt(_Message):
     voice_prompt: str
     last: bool = True
+    lang: str = ""  # the language the recogniser heard (with detection, it may change)
 
 
 class Dtmf(_Message):
@@ -157,6 +160,8 @@ class RelaySession(SocketSession):
         self._answering: asyncio.Task[None] | None = None
         self._idle: asyncio.Task[None] | None = None
         self._reprompts = 0
+        self._book = relay.calls.phrasebook
+        self._lang = ""  # the call's language; empty: the first
         self._timer: asyncio.Task[None] | None = asyncio.create_task(
             self._close_after(self._settings.RELAY_SETUP_SECONDS, 1008, "no_setup")
         )
@@ -242,6 +247,8 @@ class RelaySession(SocketSession):
             self._close(1008)
             return
         self.call_sid = setup.call_sid
+        # A call handed over in another language than the first goes on in it.
+        self._lang = self._book.find(setup.custom_parameters.get("lang", "")) or ""
         log.info("relay call %s from %s connected", self.call_sid, mask_phone(setup.caller))
         self._wait_for_caller()  # the welcome greeting is playing
 
@@ -256,7 +263,11 @@ class RelaySession(SocketSession):
         if self._answering is not None and not self._answering.done():
             metrics.RELAY_EVENTS.labels("preemption").inc()
         await self._settle()
-        decision = self._relay.calls.policy.heard(said)
+        heard_in = self._book.find(prompt.lang) if prompt.lang else None
+        if heard_in and heard_in != self._language:
+            # The recogniser detected another of the call's languages: answer in it.
+            await self._switch(heard_in)
+        decision = self._relay.calls.policy.heard(said, lang=self._lang)
         if decision.next == "model":
             self._answering = asyncio.create_task(self._respond(said))
         else:
@@ -265,7 +276,7 @@ class RelaySession(SocketSession):
     async def _dtmf(self, dtmf: Dtmf) -> None:
         self._stop_waiting()
         await self._settle()
-        await self._enact(self._relay.calls.policy.pressed(dtmf.digit))
+        await self._enact(self._relay.calls.policy.pressed(dtmf.digit, self._lang))
 
     async def _enact(self, decision: Decision, said: str = "") -> None:
         """What the caller's words or keys decided (the model not asked), as messages."""
@@ -281,6 +292,8 @@ class RelaySession(SocketSession):
             await self._store([*caller, Turn("assistant", decision.say)] if caller else [])
         else:
             await self._store(caller)
+            if decision.language:
+                await self._switch(decision.language)
             await self._say(decision.say)
             self._wait_for_caller()
 
@@ -322,7 +335,11 @@ class RelaySession(SocketSession):
             conversation = await self._backends.memory.conversation(self.call_sid, budget)
             async with asyncio.timeout(max(0.0, budget.remaining() - COMPLETE_SECONDS)):
                 async for event in self._backends.llm.generate_stream(
-                    self.call_sid, conversation, said, budget.remaining() - COMPLETE_SECONDS
+                    self.call_sid,
+                    conversation,
+                    said,
+                    budget.remaining() - COMPLETE_SECONDS,
+                    self._language,
                 ):
                     if isinstance(event, CallAction):
                         answer.actions.append(event)
@@ -343,7 +360,7 @@ class RelaySession(SocketSession):
             late = is_late(error)
             metrics.CALL_EVENTS.labels("holding" if late else "apology").inc()
             self._answer = None  # nothing of it was heard; like gather mode, nothing stored
-            await self._say(phrases.HOLDING if late else phrases.APOLOGY)
+            await self._say(self._lines.HOLDING if late else self._lines.APOLOGY)
             self._wait_for_caller()
             return
         filler.cancel()
@@ -370,10 +387,12 @@ class RelaySession(SocketSession):
                 key = f"relay:{self._session}:message:{self._appends}:{index}"
                 budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
                 saved = await self._relay.calls.save_message(self.call_sid, action, key, budget)
-                line = policy.message_line(saved, " ".join(answer.spoken))
+                line = policy.message_line(saved, " ".join(answer.spoken), self._lang)
                 if line:
                     await self._say_in(answer, line)
-        decision = policy.answered(" ".join(answer.spoken), tuple(answer.actions))
+        decision = policy.answered(" ".join(answer.spoken), tuple(answer.actions), self._lang)
+        if decision.language:
+            await self._switch(decision.language)
         count(decision)
         if decision.next == "end" and not answer.spoken:
             await self._say_in(answer, decision.say)
@@ -407,7 +426,7 @@ class RelaySession(SocketSession):
             return
         answer.filled = True
         metrics.RELAY_EVENTS.labels("filler").inc()
-        await self._send({"type": "text", "token": phrases.FILLER + " ", "last": False})
+        await self._send({"type": "text", "token": self._lines.FILLER + " ", "last": False})
 
     async def _settle(self, heard: str | None = None) -> None:
         """Stop the answer in progress, and store the turn as the caller heard it: all of
@@ -436,6 +455,7 @@ class RelaySession(SocketSession):
     async def _store(self, turns: list[Turn]) -> None:
         if not turns:
             return
+        turns = [replace(t, language=t.language or self._lang) for t in turns]
         self._appends += 1
         key = f"relay:{self._session}:{self._appends}"
         try:
@@ -459,12 +479,31 @@ class RelaySession(SocketSession):
         await asyncio.sleep(self._settings.RELAY_IDLE_SECONDS)
         self._idle = None
         await self._settle()
-        decision = self._relay.calls.policy.silent(self._reprompts)
+        decision = self._relay.calls.policy.silent(self._reprompts, self._lang)
         if decision.reprompt:
             self._reprompts += 1
         await self._enact(decision)
 
     # --- speaking and ending --------------------------------------------------------
+
+    @property
+    def _lines(self) -> Phrases:
+        return self._book(self._lang)
+
+    @property
+    def _language(self) -> str:
+        """The call's language as a tag (the default's when none was chosen)."""
+        return self._lines.language
+
+    async def _switch(self, language: str) -> None:
+        """Go on in `language` (configured): Twilio speaks and listens in it from here."""
+        if language == self._language:
+            return
+        self._lang = language
+        metrics.CALL_LANGUAGES.labels(language).inc()
+        log.info("relay call %s: now in %s", self.call_sid, language)
+        message = {"type": "language", "ttsLanguage": language, "transcriptionLanguage": language}
+        await self._send(message)
 
     async def _say(self, text: str) -> None:
         await self._send({"type": "text", "token": text, "last": True})
@@ -481,7 +520,11 @@ class RelaySession(SocketSession):
         if reason == "transfer":
             await self._relay.calls.note(self.call_sid, [CallEvent("transferred", department)])
         log.info("relay call %s: session ends (%s)", self.call_sid, reason)
-        handoff = {"reason": reason, **({"number": number} if number else {})}
+        handoff = {
+            "reason": reason,
+            **({"number": number} if number else {}),
+            **({"lang": self._lang} if self._lang else {}),
+        }
         await self._send({"type": "end", "handoffData": json.dumps(handoff)})
         if self._timer is not None:
             self._timer.cancel()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import signal
 import socket
+import sys
 from types import FrameType
 
 import uvicorn
@@ -15,15 +17,23 @@ from aura_common.logs import setup_logging
 from aura_common.metrics import serve_metrics
 from aura_common.settings import bind_socket, load_settings, package_version
 from aura_common.tracing import setup_tracing, shutdown_tracing
+from aura_telephony import phrases
 from aura_telephony.config import Settings
 from aura_telephony.http_protocol import DeadlineProtocol
 from aura_telephony.main import create_app
 from aura_telephony.relay import Relay
 
+log = logging.getLogger(__name__)
+
 
 def main() -> None:
     settings = load_settings(Settings)
     setup_logging("telephony", settings.LOG_LEVEL, settings.LOG_FORMAT)
+    try:
+        phrases.from_settings(settings)  # every configured language has its lines
+    except phrases.PhrasebookError as error:
+        log.critical("%s", error)
+        sys.exit(2)
     tracer_provider = setup_tracing("aura-telephony", package_version("aura-telephony"))
     # uvicorn drains connections on SIGTERM/SIGINT, then re-raises the signal into the
     # handlers it found at start; with these no-ops a graceful stop exits with status 0.

@@ -26,7 +26,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -125,6 +125,7 @@ class StreamSession(SocketSession):
         self._exchange: trace.Span | None = None
         self._exchange_context = otel_context.Context()
         self._answered = False  # the model answered since the caller last spoke
+        self._lang = ""  # the call's language for the policy's lines; empty: the first
         self._greeting = False  # the model's first answer is the welcome, stored already
         self._timer: asyncio.Task[None] | None = asyncio.create_task(self._no_start())
 
@@ -240,7 +241,7 @@ class StreamSession(SocketSession):
         digit = str(dtmf.get("digit", "")) if isinstance(dtmf, dict) else ""
         if digit:
             self._stop_waiting()
-            await self._decide(self._calls.policy.pressed(digit[:1]), now=True)
+            await self._decide(self._calls.policy.pressed(digit[:1], self._lang), now=True)
 
     # --- the conversation's side ----------------------------------------------------
 
@@ -335,9 +336,13 @@ class StreamSession(SocketSession):
         if transcript.role == "user":
             said = transcript.text[: self._settings.MAX_SPEECH_CHARS]
             await self._store([Turn("user", said)])
-            decision = self._calls.policy.heard(said)
+            decision = self._calls.policy.heard(said, lang=self._lang)
             if decision.next in ("transfer", "end"):
                 await self._decide(decision)
+            elif decision.language:
+                # The model answers in the new language by itself; the lines follow it.
+                self._lang = decision.language
+                metrics.CALL_LANGUAGES.labels(decision.language).inc()
             return
         answer = self._answers.setdefault(transcript.item_id, _Answer(transcript.item_id))
         answer.text = transcript.text
@@ -350,9 +355,9 @@ class StreamSession(SocketSession):
             key = f"stream:{self._session}:message:{self._appends}"
             budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
             if not await self._calls.save_message(self.call_sid, action, key, budget):
-                await self._say(self._calls.policy.message_line(False, ""))
+                await self._say(self._calls.policy.message_line(False, "", self._lang))
             return
-        await self._decide(self._calls.policy.answered("", (action,)))
+        await self._decide(self._calls.policy.answered("", (action,), self._lang))
 
     async def _after_playing(self) -> None:
         """An answer may have been heard to its end: keep it; then carry out a decision
@@ -373,6 +378,10 @@ class StreamSession(SocketSession):
         """Carry out `decision` once what is playing has been heard (at once with `now`,
         or when nothing plays), within the audio left plus a grace."""
         count(decision)
+        if decision.language and decision.language != self._lang:
+            # The model speaks the caller's language by itself; the policy's lines follow.
+            self._lang = decision.language
+            metrics.CALL_LANGUAGES.labels(decision.language).inc()
         if decision.next in ("ask", "model"):
             if decision.say:
                 await self._say(decision.say)
@@ -419,7 +428,7 @@ class StreamSession(SocketSession):
 
     async def _after_silence(self) -> None:
         await asyncio.sleep(self._settings.RELAY_IDLE_SECONDS)
-        decision = self._calls.policy.silent(self._reprompts)
+        decision = self._calls.policy.silent(self._reprompts, self._lang)
         if decision.reprompt:
             self._reprompts += 1
         count(decision)
@@ -454,6 +463,7 @@ class StreamSession(SocketSession):
             await self._store([turn])
 
     async def _store(self, turns: list[Turn]) -> None:
+        turns = [replace(t, language=t.language or self._lang) for t in turns]
         self._appends += 1
         key = f"stream:{self._session}:{self._appends}"
         token = otel_context.attach(self._exchange_context)
@@ -481,6 +491,7 @@ class StreamSession(SocketSession):
             "reason": reason,
             **({"number": number} if number else {}),
             **({"say": say} if say else {}),
+            **({"lang": self._lang} if self._lang else {}),
         }
         try:
             await self._backends.memory.complete(

@@ -4,16 +4,13 @@ outright is dropped before it gets there."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from aura_common.text import xml_safe
 from aura_telephony.config import Settings
-from aura_telephony.phrases import (
-    NO_INPUT_GOODBYE,
-    NOBODY_AVAILABLE,
-    TRANSFER_FAILED,
-    TRANSFERRING,
-)
+from aura_telephony.phrases import Phrasebook, Phrases
 
 PROCESS_PATH = "/api/voice/process"
 RELAY_PATH = "/api/voice/relay"
@@ -23,8 +20,12 @@ STREAM_ENDED_PATH = "/api/voice/stream/ended"
 
 
 class Twiml:
-    def __init__(self, settings: Settings) -> None:
-        self._voice = settings.AI_ASSISTANT_VOICE
+    """Documents in the call's language (`lang`, a configured tag; empty: the default):
+    its voice, its recogniser, its lines."""
+
+    def __init__(self, settings: Settings, phrasebook: Phrasebook) -> None:
+        self._book = phrasebook
+        self._assistant_name = settings.AI_ASSISTANT_NAME
         self._gather_options: dict[str, str] = {
             "input": "speech dtmf",
             "method": "POST",
@@ -34,79 +35,96 @@ class Twiml:
             "action_on_empty_result": "true",
             "profanity_filter": "true" if settings.SPEECH_PROFANITY_FILTER else "false",
         }
-        if settings.SPEECH_LANGUAGE:
-            self._gather_options["language"] = settings.SPEECH_LANGUAGE
         if settings.SPEECH_MODEL:
             self._gather_options["speech_model"] = settings.SPEECH_MODEL
         if settings.SPEECH_HINTS:
             self._gather_options["hints"] = settings.SPEECH_HINTS
         # <ConversationRelay>: the caller may interrupt by voice or keys, and keys are sent.
+        # <ConversationRelay>: the caller may interrupt by voice or keys, and keys are sent.
         self._relay_options: dict[str, str] = {"interruptible": "any", "dtmf_detection": "true"}
         for option, value in (
-            ("language", settings.SPEECH_LANGUAGE),
-            ("tts_provider", settings.RELAY_TTS_PROVIDER),
-            ("voice", settings.RELAY_VOICE),
-            ("transcription_provider", settings.RELAY_TRANSCRIPTION_PROVIDER),
-            ("speech_model", settings.RELAY_SPEECH_MODEL),
             ("interrupt_sensitivity", settings.RELAY_INTERRUPT_SENSITIVITY),
             ("hints", settings.SPEECH_HINTS),
         ):
             if value:
                 self._relay_options[option] = value
 
-    def ask(self, text: str, reprompts: int = 0) -> str:
-        """Say `text` and listen for the caller's answer. `reprompts` counts the silent or
-        unclear turns so far; it travels in the action URL, so any replica can read it."""
+    def _say(self, parent: VoiceResponse | Gather, text: str, lines: Phrases) -> None:
+        parent.say(xml_safe(text), voice=lines.voices.say, language=lines.language)
+
+    def ask(self, text: str, reprompts: int = 0, lang: str = "", offer: bool = False) -> str:
+        """Say `text` and listen for the caller's answer, in `lang`. `reprompts` counts
+        the silent or unclear turns so far and `lang` is the call's language: both travel
+        in the action URL, so any replica can read them. With `offer` (the welcome), the
+        other languages are offered by key, each in its own language and voice."""
+        lines = self._book(lang)
+        query = urlencode({k: v for k, v in (("reprompts", reprompts), ("lang", lang)) if v})
+        action = f"{PROCESS_PATH}?{query}" if query else PROCESS_PATH
+        gather = Gather(action=action, language=lines.language, **self._gather_options)
+        self._say(gather, text, lines)
+        if offer:
+            for digit, other in enumerate(self._book.languages, start=1):
+                if other != lines.language:
+                    self._say(gather, self._book(other).choose(str(digit)), self._book(other))
         response = VoiceResponse()
-        action = f"{PROCESS_PATH}?reprompts={reprompts}" if reprompts else PROCESS_PATH
-        gather = Gather(action=action, **self._gather_options)
-        gather.say(xml_safe(text), voice=self._voice)
         response.append(gather)
         # Reached only if Twilio cannot post the empty result (the Gather is cut short).
-        response.say(NO_INPUT_GOODBYE, voice=self._voice)
+        self._say(response, lines.NO_INPUT_GOODBYE, lines)
         response.hangup()
         return str(response)
 
-    def hang_up(self, text: str) -> str:
+    def hang_up(self, text: str, lang: str = "") -> str:
         response = VoiceResponse()
-        response.say(xml_safe(text), voice=self._voice)
+        self._say(response, text, self._book(lang))
         response.hangup()
         return str(response)
 
-    def transfer(self, number: str, said: str = "") -> str:
+    def transfer(self, number: str, said: str = "", lang: str = "") -> str:
         """Put the caller through to `number`, after `said` (what the assistant told them)
         or the standard line."""
+        lines = self._book(lang)
         response = VoiceResponse()
-        response.say(xml_safe(said) or TRANSFERRING, voice=self._voice)
+        self._say(response, said or lines.TRANSFERRING, lines)
         response.dial(number)
         # <Dial> falls through to the next verb when nobody answers.
-        response.say(TRANSFER_FAILED, voice=self._voice)
+        self._say(response, lines.TRANSFER_FAILED, lines)
         response.hangup()
         return str(response)
 
-    def relay(self, url: str, welcome: str = "") -> str:
-        """Connect the call to Aura's ConversationRelay WebSocket at `url` (wss://). Twilio
-        speaks `welcome` itself; a reconnected call (a handover) gets none."""
+    def relay(self, url: str, welcome: str = "", lang: str = "") -> str:
+        """Connect the call to Aura's ConversationRelay WebSocket at `url` (wss://), in
+        `lang`. Twilio speaks `welcome` itself; a reconnected call (a handover) gets none."""
         greeting = {"welcome_greeting": xml_safe(welcome)} if welcome else {}
-        return self._append_relay(VoiceResponse(), url, **greeting)
+        return self._append_relay(VoiceResponse(), url, lang, **greeting)
 
-    def nobody_available(self, url: str) -> str:
+    def nobody_available(self, url: str, lang: str = "") -> str:
         """No one to transfer to: say so, and go back to the conversation."""
         response = VoiceResponse()
-        response.say(NOBODY_AVAILABLE, voice=self._voice)
-        return self._append_relay(response, url)
+        self._say(response, self._book(lang).NOBODY_AVAILABLE, self._book(lang))
+        return self._append_relay(response, url, lang)
 
-    def _append_relay(self, response: VoiceResponse, url: str, **extra: str) -> str:
+    def _append_relay(self, response: VoiceResponse, url: str, lang: str, **extra: str) -> str:
+        """<ConversationRelay> starting in `lang`, with a <Language> for every language
+        the call may switch to, each with its own voice and recogniser."""
+        start = self._book(lang)
         connect = response.connect(action=RELAY_ENDED_PATH, method="POST")
-        connect.conversation_relay(url=url, **self._relay_options, **extra)
+        options = {**self._relay_options, **_relay_voice(start), "language": start.language}
+        relay = connect.conversation_relay(url=url, **options, **extra)
+        if len(self._book.languages) > 1:
+            for tag in self._book.languages:
+                relay.language(code=tag, **_relay_voice(self._book(tag)))
+        if lang:
+            # A call reconnected in another language than the first (a handover) goes on
+            # in it: the session reads it in `setup`.
+            relay.parameter(name="lang", value=lang)
         return str(response)
 
-    def stream(self, url: str, ticket: str, say: str = "") -> str:
+    def stream(self, url: str, ticket: str, say: str = "", lang: str = "") -> str:
         """Connect the call to Aura's Media Streams WebSocket at `url` (wss://, no query:
         Twilio drops it), the call's ticket as a <Parameter>; after `say`, when given."""
         response = VoiceResponse()
         if say:
-            response.say(xml_safe(say), voice=self._voice)
+            self._say(response, say, self._book(lang))
         connect = response.connect(action=STREAM_ENDED_PATH, method="POST")
         stream = connect.stream(url=url)
         stream.parameter(name="ticket", value=ticket)
@@ -124,3 +142,18 @@ class Twiml:
     @staticmethod
     def empty() -> str:
         return str(VoiceResponse())
+
+
+def _relay_voice(lines: Phrases) -> dict[str, str]:
+    """A language's ConversationRelay voice and recogniser (empty: Twilio's defaults)."""
+    voices = lines.voices
+    return {
+        option: value
+        for option, value in (
+            ("tts_provider", voices.relay_tts_provider),
+            ("voice", voices.relay_voice),
+            ("transcription_provider", voices.relay_transcription_provider),
+            ("speech_model", voices.relay_speech_model),
+        )
+        if value
+    }

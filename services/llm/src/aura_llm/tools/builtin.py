@@ -102,6 +102,39 @@ class TakeMessage(Tool):
         return Output({"status": "message taken; it will be passed on"}, action)
 
 
+class SwitchLanguage(Tool):
+    """Offered whenever the deployment speaks more than one language: the caller may ask
+    for another, and only the configured ones can be chosen (the schema's enum)."""
+
+    kind = "builtin"
+
+    def __init__(self, languages: list[str]) -> None:
+        self.spec = ToolSpec(
+            "switch_language",
+            "Go on in another language when the caller asks for it or plainly speaks it. "
+            f"Only these languages are available: {', '.join(languages)}. Answer in the new "
+            "language from then on.",
+            {
+                "type": "object",
+                "properties": {
+                    "language": {
+                        "type": "string",
+                        "enum": languages,
+                        "description": "The language to go on in (a BCP-47 tag).",
+                    }
+                },
+                "required": ["language"],
+                "additionalProperties": False,
+            },
+        )
+
+    async def run(self, call_id: str, arguments: dict[str, Any], seconds: float) -> Output:
+        language = str(arguments["language"])
+        return Output(
+            {"status": f"now speaking {language}"}, CallAction("switch_language", language=language)
+        )
+
+
 def builtin_tool(entry: BuiltinTool, departments: Mapping[str, str]) -> Tool:
     if entry.builtin == "transfer_call":
         return TransferCall(departments, entry.description)

@@ -15,10 +15,12 @@ ClaimState = Literal["claimed", "in_progress", "completed"]
 
 @dataclass(frozen=True, slots=True)
 class Sources:
-    """What an assistant turn was given from the knowledge, and whether it held to it."""
+    """What an assistant turn was given from the knowledge, and whether it held to it; and
+    any turn's language."""
 
     passage_ids: tuple[str, ...] = ()
     ungrounded: bool = False  # it stated a fact none of its sources held
+    language: str = ""  # a BCP-47 tag; empty: the deployment's default
 
 
 # A turn to append: who spoke and what, and optionally whether the caller cut it short

@@ -154,13 +154,17 @@ def _encode(turn: StoredTurn) -> str:
         item["p"] = turn.sources.passage_ids
     if turn.sources.ungrounded:
         item["u"] = 1
+    if turn.sources.language:
+        item["l"] = turn.sources.language
     return json.dumps(item, separators=(",", ":"))
 
 
 def _decode(raw: bytes | str) -> StoredTurn:
     item = json.loads(raw)
     role: Role = "assistant" if item["r"] == "assistant" else "user"
-    sources = Sources(tuple(str(p) for p in item.get("p", ())), bool(item.get("u")))
+    sources = Sources(
+        tuple(str(p) for p in item.get("p", ())), bool(item.get("u")), str(item.get("l", ""))
+    )
     return StoredTurn(role, item["t"], float(item["at"]), bool(item.get("i")), sources)
 
 

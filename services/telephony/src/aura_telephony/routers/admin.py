@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from aura_telephony.calls import Calls
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall
-from aura_telephony.records import messages_json, tool_calls_json, turns_json
+from aura_telephony.records import languages_json, messages_json, tool_calls_json, turns_json
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class TranscriptTurn(BaseModel):
     # The knowledge passages the answer was given ("<file>#<heading or entry>").
     passage_ids: list[str] = []
     ungrounded: bool = False  # the answer stated a fact none of its sources held
+    language: str | None = None  # a BCP-47 tag; None: the deployment's first language
 
 
 class CallerMessage(BaseModel):
@@ -57,6 +58,7 @@ class CallTranscript(BaseModel):
     turns: list[TranscriptTurn]
     messages: list[CallerMessage]  # left with take_message
     tool_calls: list[ToolCall] = []
+    languages: list[str] = []  # the languages the call used, first to last
 
 
 async def require_admin(request: Request) -> None:
@@ -106,6 +108,7 @@ async def transcript(
         turns=[TranscriptTurn.model_validate(t) for t in turns_json(found)],
         messages=[CallerMessage.model_validate(m) for m in messages_json(found)],
         tool_calls=[ToolCall.model_validate(c) for c in tool_calls_json(found)],
+        languages=languages_json(found, calls.settings.languages[0]),
     )
 
 

@@ -126,8 +126,12 @@ async def process_speech(
     form: Annotated[GatherResult, Depends(webhook_form(GatherResult))],
     calls: AppCalls,
     reprompts: Annotated[int, Query(ge=0, le=20, description="Silent turns so far")] = 0,
+    lang: Annotated[
+        str, Query(max_length=35, description="The call's language, when not the first")
+    ] = "",
 ) -> Response:
-    return twiml_response(await calls.gathered(form, reprompts, delivery_key(request, params)))
+    key = delivery_key(request, params)
+    return twiml_response(await calls.gathered(form, reprompts, key, lang))
 
 
 @router.post(

@@ -78,6 +78,7 @@ class Persona(_message.Message):
     ASSISTANT_NAME_FIELD_NUMBER: _builtins.int
     SYSTEM_PROMPT_FIELD_NUMBER: _builtins.int
     CALL_CONTEXT_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     assistant_name: _builtins.str
     """assistant_name is the name the assistant introduces itself by."""
     system_prompt: _builtins.str
@@ -86,16 +87,21 @@ class Persona(_message.Message):
     """call_context says what this call is about (an outbound call's purpose); it is added
     to the system prompt.
     """
+    language: _builtins.str
+    """language is the caller's language (a BCP-47 tag, one of the deployment's LANGUAGES);
+    with several configured, the assistant answers in it.
+    """
     def __init__(
         self,
         *,
         assistant_name: _builtins.str = ...,
         system_prompt: _builtins.str = ...,
         call_context: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistant_name", b"assistant_name", "call_context", b"call_context", "system_prompt", b"system_prompt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assistant_name", b"assistant_name", "call_context", b"call_context", "language", b"language", "system_prompt", b"system_prompt"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -444,6 +450,7 @@ class CallAction(_message.Message):
     TRANSFER_CALL_FIELD_NUMBER: _builtins.int
     END_CALL_FIELD_NUMBER: _builtins.int
     TAKE_MESSAGE_FIELD_NUMBER: _builtins.int
+    SWITCH_LANGUAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def transfer_call(self) -> Global___TransferCall:
         """transfer_call puts the caller through to a person."""
@@ -456,22 +463,49 @@ class CallAction(_message.Message):
     def take_message(self) -> Global___TakeMessage:
         """take_message records a message for the business."""
 
+    @_builtins.property
+    def switch_language(self) -> Global___SwitchLanguage:
+        """switch_language goes on in another of the deployment's languages."""
+
     def __init__(
         self,
         *,
         transfer_call: Global___TransferCall | None = ...,
         end_call: Global___EndCall | None = ...,
         take_message: Global___TakeMessage | None = ...,
+        switch_language: Global___SwitchLanguage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "end_call", b"end_call", "take_message", b"take_message", "transfer_call", b"transfer_call"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "end_call", b"end_call", "switch_language", b"switch_language", "take_message", b"take_message", "transfer_call", b"transfer_call"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "end_call", b"end_call", "take_message", b"take_message", "transfer_call", b"transfer_call"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "end_call", b"end_call", "switch_language", b"switch_language", "take_message", b"take_message", "transfer_call", b"transfer_call"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["transfer_call", "end_call", "take_message"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["transfer_call", "end_call", "take_message", "switch_language"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
 Global___CallAction: _TypeAlias = CallAction  # noqa: Y015
+
+@_typing.final
+class SwitchLanguage(_message.Message):
+    """SwitchLanguage goes on in another language the deployment speaks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    language: _builtins.str
+    """language is a BCP-47 tag from the deployment's LANGUAGES."""
+    def __init__(
+        self,
+        *,
+        language: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwitchLanguage: _TypeAlias = SwitchLanguage  # noqa: Y015
 
 @_typing.final
 class TransferCall(_message.Message):

@@ -85,6 +85,7 @@ class Turn(_message.Message):
     INTERRUPTED_FIELD_NUMBER: _builtins.int
     PASSAGE_IDS_FIELD_NUMBER: _builtins.int
     UNGROUNDED_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     role: Global___Role.ValueType
     """role says who spoke."""
     text: _builtins.str
@@ -95,6 +96,8 @@ class Turn(_message.Message):
     """
     ungrounded: _builtins.bool
     """ungrounded is true for an assistant turn that stated a fact its sources did not hold."""
+    language: _builtins.str
+    """language is the turn's language (a BCP-47 tag); empty for the deployment's default."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """create_time is when the memory service stored the turn; ignored on append."""
@@ -112,10 +115,11 @@ class Turn(_message.Message):
         interrupted: _builtins.bool = ...,
         passage_ids: _abc.Iterable[_builtins.str] | None = ...,
         ungrounded: _builtins.bool = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "interrupted", b"interrupted", "passage_ids", b"passage_ids", "role", b"role", "text", b"text", "ungrounded", b"ungrounded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "interrupted", b"interrupted", "language", b"language", "passage_ids", b"passage_ids", "role", b"role", "text", b"text", "ungrounded", b"ungrounded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
