@@ -17,6 +17,8 @@ import yaml
 
 from aura_llm.knowledge.documents import load_knowledge
 from aura_llm.tools import ToolsConfig
+from aura_telephony import phrases
+from aura_telephony.config import Settings as TelephonySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "aura"
@@ -107,6 +109,7 @@ def test_ci_values_cover_the_deployments_we_promise() -> None:
         "grpc-tls-values.yaml",
         "relay-values.yaml",
         "knowledge-values.yaml",
+        "languages-values.yaml",
     }
 
 
@@ -540,3 +543,25 @@ def test_knowledge_values_are_checked(sets: tuple[str, ...], says: str) -> None:
     result = helm(*args, check=False)
     assert result.returncode != 0
     assert says in result.stderr
+
+
+def test_two_languages_reach_both_services_and_the_operators_lines_load(tmp_path: Path) -> None:
+    objects = render(ci("languages"))
+    telephony = find(objects, "Deployment", "-telephony")
+    variables = env(telephony)
+    assert variables["LANGUAGES"]["value"] == "en-US,es-ES"
+    assert env(find(objects, "Deployment", "-llm"))["LANGUAGES"]["value"] == "en-US,es-ES"
+    voices = json.loads(variables["LANGUAGE_VOICES"]["value"])
+    assert voices["es-ES"]["say"] == "Polly.Conchita"
+    assert variables["PHRASES_PATH"]["value"] == "/etc/aura/phrases"
+    # A change of catalogue rolls the pods: a bad one stops a new pod, not running calls.
+    assert "checksum/phrases" in telephony["spec"]["template"]["metadata"]["annotations"]
+    files = find(objects, "ConfigMap", "-phrases")["data"]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    settings = TelephonySettings.model_validate(
+        {"LANGUAGES": "en-US,es-ES", "LANGUAGE_VOICES": voices, "PHRASES_PATH": str(tmp_path)}
+    )
+    book = phrases.from_settings(settings)
+    assert book("es-ES").FAREWELL == "Gracias por llamar a la clínica. ¡Hasta pronto!"
+    assert book("es-ES").voices.say == "Polly.Conchita"

@@ -19,7 +19,9 @@ import pytest
 from aura.memory.v1 import memory_service_pb2 as memory_pb
 from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
+from aura_phone.cli import load_script, run_script
 from aura_phone.relay import RelayPlayer, welcome
+from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import phrases
 from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
@@ -172,3 +174,26 @@ def test_a_language_without_a_catalogue_stops_telephony_at_start(tmp_path: Path)
     )
     assert done.returncode == 2
     assert "no phrase catalogue for it-IT" in done.stderr
+
+
+def test_the_simulator_places_a_call_in_spanish(
+    stack: Stack, fake_model: FakeOpenAI, tmp_path: Path
+) -> None:
+    script = tmp_path / "spanish.yaml"
+    script.write_text(
+        """
+language: es-ES
+steps:
+  - hear: "¿En qué puedo ayudarle?"
+  - say: "hola, ¿a qué hora abren?"
+    hear: "Abrimos a las ocho."
+""",
+        encoding="utf-8",
+    )
+    numbers, steps = load_script(script)
+    fake_model.default = Reply("Abrimos a las ocho.")
+    heard: list[str] = []
+    call = Call(stack.base_url, TOKEN, language=numbers["language"], on_say=heard.append)
+    run_script(call, steps)
+    assert "[choosing es-ES: pressing 2]" in heard
+    assert SPANISH.welcome("Aura") in heard

@@ -5,6 +5,7 @@
   aura-call --script call.yaml                # exits non-zero when an expectation fails
   aura-call --relay                           # expect ConversationRelay (VOICE_MODE=relay)
   aura-call --realtime                        # Media Streams audio (VOICE_MODE=realtime)
+  aura-call --language es-ES                  # a Spanish caller (LANGUAGES=en-US,es-ES)
 
 Interactive: what you type is what the caller says; `#5` presses 5; an empty line is
 silence; Ctrl-C hangs up. Over ConversationRelay, answers print token by token with their
@@ -73,6 +74,7 @@ class _Script(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     caller: str | None = Field(default=None, alias="from")
     callee: str | None = Field(default=None, alias="to")
+    language: str | None = None  # the caller's language, e.g. es-ES
     steps: Annotated[list[_Step], Field(min_length=1)]
 
 
@@ -123,7 +125,7 @@ def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
             for e in error.errors(include_url=False)
         )
         raise ScriptError(f"{path}: {problems}") from None
-    numbers = {"from": script.caller, "to": script.callee}
+    numbers = {"from": script.caller, "to": script.callee, "language": script.language}
     return {k: v for k, v in numbers.items() if v}, [Step.of(step) for step in script.steps]
 
 
@@ -321,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--twilio-api-port", type=int, default=0, help="0: any free port")
     parser.add_argument(
+        "--language",
+        default="",
+        help="the caller's language (e.g. es-ES): chosen by key when the welcome offers it, "
+        "spoken over ConversationRelay",
+    )
+    parser.add_argument(
         "--realtime",
         action="store_true",
         help="play Twilio Media Streams (VOICE_MODE=realtime): speak as audio, hear audio",
@@ -337,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             numbers, steps = load_script(args.script)
             args.caller = numbers.get("from", args.caller)
             args.callee = numbers.get("to", args.callee)
+            args.language = numbers.get("language", args.language)
         call = Call(
             args.url,
             args.token,
@@ -346,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             account_sid=defaults.TWILIO_ACCOUNT_SID,
             on_say=(lambda text: None) if args.quiet else (lambda text: print(f"aura> {text}")),
             relay=args.relay,
+            language=args.language,
         )
         if args.script:
             run_script(call, steps)

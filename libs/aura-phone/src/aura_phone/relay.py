@@ -81,6 +81,7 @@ class RelayPlayer:
         *,
         on_token: Callable[[str, float], None] = lambda token, seconds: None,
         silence_seconds: float = 30.0,
+        language: str = "en-US",
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._twilio = twilio
@@ -90,6 +91,9 @@ class RelayPlayer:
         self._interrupt_after = 0  # of the answer now streaming, from the caller's last step
         self._held: list[str | bytes] = []  # a message read ahead, not yet handled
         self.heard: list[Heard] = []
+        # The language the caller speaks in: sent as the recogniser's `lang` with each
+        # prompt (a deployment that speaks it switches to it), and changed by `language`.
+        self.language = language
 
     def connect(self, url: str) -> ClientConnection:
         """Open `url`'s path on the deployment, signed for `url` itself (the public wss://
@@ -174,6 +178,11 @@ class RelayPlayer:
             message = json.loads(raw)
             if message.get("type") == "end":
                 return Outcome(handoff=str(message.get("handoffData", "")))
+            if message.get("type") == "language":
+                # Twilio speaks and listens in another language from here: so does the caller.
+                self.language = str(message.get("ttsLanguage") or self.language)
+                self._on_token(f"[language: {self.language}] ", time.perf_counter() - asked)
+                continue
             if message.get("type") != "text":
                 continue
             token = str(message.get("token", ""))
@@ -226,7 +235,12 @@ class RelayPlayer:
         if action.kind == "speech":
             socket.send(
                 json.dumps(
-                    {"type": "prompt", "voicePrompt": action.value, "lang": "en-US", "last": True}
+                    {
+                        "type": "prompt",
+                        "voicePrompt": action.value,
+                        "lang": self.language,
+                        "last": True,
+                    }
                 )
             )
         elif action.kind == "digits":

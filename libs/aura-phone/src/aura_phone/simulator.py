@@ -86,9 +86,13 @@ class Call:
     on_token: Callable[[str, float], None] | None = None
     typed: queue.Queue[Action] | None = None
     relay: bool = False  # expect ConversationRelay: a <Gather> is then an error
+    # The caller's language (a BCP-47 tag): chosen by key when the welcome offers it, and
+    # what the caller speaks over ConversationRelay. Empty: the deployment's first.
+    language: str = ""
     turns: list[Turn] = field(default_factory=list)
     ended: bool = False
     _started: float = field(default_factory=time.monotonic)
+    _chose: bool = False
     _twilio: Twilio = field(init=False)
 
     def __post_init__(self) -> None:
@@ -179,8 +183,13 @@ class Call:
                         "the deployment answered with <Gather>, not ConversationRelay: "
                         "is it running with VOICE_MODE=relay?"
                     )
-                for nested in verb.findall("Say"):
+                offered = verb.findall("Say")
+                for nested in offered:
                     self._say(nested, turn)
+                digit = self._offer(offered)
+                if digit:
+                    self.on_say(f"[choosing {self.language}: pressing {digit}]")
+                    return verb.get("action") or turn.path, self.params(Digits=digit)
                 choice = answer(turn)
                 if choice.kind == "hangup":
                     return None
@@ -207,6 +216,17 @@ class Call:
                 return None
         return None  # Twilio hangs up at the end of a document
 
+    def _offer(self, says: list[ElementTree.Element]) -> str:
+        """The key that chooses the caller's language, when this <Gather> offers it (the
+        welcome offers each other language, in it, after its own greeting), else ""."""
+        if not self.language or self._chose:
+            return ""
+        for index, say in enumerate(says[1:], start=2):
+            if (say.get("language") or "").lower() == self.language.lower():
+                self._chose = True
+                return str(index)
+        return ""
+
     def _connect(
         self, verb: ElementTree.Element, turn: Turn, answer: Callable[[Turn], Input]
     ) -> tuple[str, dict[str, str]] | None:
@@ -227,6 +247,7 @@ class Call:
             self._twilio,
             self.call_sid,
             on_token=self.on_token or (lambda token, seconds: None),
+            language=self.language or "en-US",
         )
         try:
             outcome = player.play(
