@@ -15,6 +15,7 @@ from aura_memory.stores.base import (
     MAX_MESSAGES_PER_CALL,
     MessageLimitError,
     OutboxItem,
+    Sources,
     StoredEvent,
     StoredMessage,
 )
@@ -287,3 +288,17 @@ async def test_turns_stored_just_after_the_end_join_the_transcript(
     assert [t.text for t in record.turns] == ["Hello!", "when are you open", "From 8."]
     assert (record.status, record.caller) == ("completed", "*******0000")
     assert record.ended_at is not None
+
+
+async def test_a_turn_keeps_its_language_and_sources(store: ConversationStore) -> None:
+    spanish = Sources(("faq.md#hours",), ungrounded=True, language="es-ES")
+    await store.append(
+        "CA1",
+        [
+            ("user", "¿a qué hora abren?", False, Sources(language="es-ES")),
+            ("assistant", "A las ocho.", False, spanish),
+        ],
+    )
+    turns = await store.history("CA1")
+    assert [t.sources.language for t in turns] == ["es-ES", "es-ES"]
+    assert turns[1].sources == spanish
