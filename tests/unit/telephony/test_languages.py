@@ -91,6 +91,7 @@ def test_a_key_chooses_a_language_for_the_rest_of_the_call() -> None:
         ("Parlez-vous français ?", "fr"),
         ("Can you speak Italian?", "it"),
         ("do you have french bread", ""),
+        ("I'd like it in French bread", ""),
         ("what time do you open", ""),
     ],
 )

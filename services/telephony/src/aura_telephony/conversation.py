@@ -147,9 +147,11 @@ _ASKING = (
     r"|parler|sprechen|sprichst|auf)"
 )
 _NAMES = "|".join(_LANGUAGE_NAMES)
+# What may follow the name in a request; anything else ("in French bread") is not one.
+_AFTER = r"(?:\s+(?:please|por favor|sil vous plait|bitte|to me|with me|instead|now))*$"
 _REQUEST = re.compile(
-    rf"^({_NAMES})(?:\s+please|\s+por favor|\s+sil vous plait|\s+bitte)?$"
-    rf"|\b{_ASKING}\s+(?:\w+\s+)?({_NAMES})\b"
+    rf"^({_NAMES}){_AFTER}"
+    rf"|\b{_ASKING}\s+(?:\w+\s+)?({_NAMES}){_AFTER}"
     rf"|\b({_NAMES})\s+(?:sprechen|reden)\b"  # German puts the verb last
 )
 
