@@ -101,15 +101,23 @@ async def open_call(stack: Stack) -> StreamPlayer:
 
 
 def stream_ended(stack: Stack, call_sid: str) -> ElementTree.Element:
-    params = TWILIO.call_params(call_sid)
-    response = httpx.post(
-        f"{stack.base_url}/api/voice/stream/ended",
-        data=params,
-        headers=TWILIO.headers(stack.base_url, "/api/voice/stream/ended", params),
-        timeout=10,
-    )
-    assert response.status_code == 200
-    return ElementTree.fromstring(response.text)
+    """What the <Connect> action answers when the stream ends; a warm transfer's redirect
+    (the caller hears a colleague is briefed) is followed to its dial, as Twilio does."""
+    path = "/api/voice/stream/ended"
+    while True:
+        params = TWILIO.call_params(call_sid)
+        response = httpx.post(
+            f"{stack.base_url}{path}",
+            data=params,
+            headers=TWILIO.headers(stack.base_url, path, params),
+            timeout=10,
+        )
+        assert response.status_code == 200
+        document = ElementTree.fromstring(response.text)
+        redirect = document.findtext("Redirect")
+        if not redirect:
+            return document
+        path = redirect
 
 
 def test_the_welcome_connects_a_signed_stream_without_a_query(stack: Stack) -> None:
@@ -166,9 +174,11 @@ async def test_a_tool_runs_and_the_transfer_dials_through_the_action_url(
         await player.say("please put me through to orders")
         await until(player.closed.is_set, what="the stream closed for the transfer")
         assert any("transferring" in r for r in openai_fake.script.tool_results)
-        dial = stream_ended(stack, player.call_sid).find("Dial")
-        assert dial is not None
-        assert (dial.text or "").strip() == "+15555550112"
+        # A warm transfer (the default), as in every voice mode: the number, and the whisper.
+        number = stream_ended(stack, player.call_sid).find("Dial/Number")
+        assert number is not None
+        assert (number.text or "").strip() == "+15555550112"
+        assert number.get("url", "").startswith("/api/voice/whisper?call=")
     finally:
         await player.close()
 
@@ -317,9 +327,9 @@ async def test_the_keypad_puts_the_caller_through(
             await until(lambda: player.playback.received_ms > 0, what="the greeting")
             await player.press("0")
             await until(player.closed.is_set, what="the stream closed for the transfer")
-            dial = stream_ended(stack, player.call_sid).find("Dial")
-            assert dial is not None
-            assert (dial.text or "").strip() == "+15005550006"
+            number = stream_ended(stack, player.call_sid).find("Dial/Number")
+            assert number is not None
+            assert (number.text or "").strip() == "+15005550006"
         finally:
             await player.close()
 

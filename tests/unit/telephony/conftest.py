@@ -68,6 +68,9 @@ async def make_rig() -> AsyncIterator[RigFactory]:
                     "LLM_SERVICE_ADDRESS": llm_address,
                     "MEMORY_SERVICE_ADDRESS": memory_address,
                     "AI_ASSISTANT_NAME": "Aura",
+                    # The TwiML of each decision as a cold transfer renders it; the warm
+                    # transfer's webhooks have tests of their own.
+                    "TRANSFER_MODE": "cold",
                     **overrides,
                 }
             )

@@ -32,7 +32,7 @@ def test_every_shipped_catalogue_has_every_line_and_its_placeholders(path: Path)
     lines = yaml.safe_load(path.read_text())["lines"]
     assert set(lines) == set(LINES) == set(english)
     for name, line in lines.items():
-        for placeholder in ("{assistant_name}", "{digit}", "{languages}"):
+        for placeholder in ("{assistant_name}", "{digit}", "{languages}", "{caller}", "{request}"):
             assert (placeholder in line) == (placeholder in english[name]), (name, placeholder)
 
 

@@ -13,7 +13,7 @@ from tests.support.twilio import Twiml as Parsed
 
 
 def builder(**env: str) -> Twiml:
-    settings = Settings.model_validate(env)
+    settings = Settings.model_validate({"TRANSFER_MODE": "cold", **env})
     return Twiml(settings, phrases.from_settings(settings))
 
 

@@ -20,7 +20,7 @@ import queue
 import re
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -160,7 +160,10 @@ def run_script(call: Call, steps: list[Step], path: str = "", answered_by: str =
     # The deployment ended the call while step `position` was the latest: check it against
     # what was said last (the request that hung up may have said nothing more).
     said = [turn for turn in call.turns if turn.heard] or call.turns
-    steps[position].check(position, said[-1])
+    last = said[-1]
+    if call.dialed and not last.dialed:  # put through by a later request (a warm transfer)
+        last = replace(last, dialed=call.dialed)
+    steps[position].check(position, last)
     if position < len(steps) - 1:
         raise ScriptError(f"the call ended after step {position}, before the script did")
 

@@ -89,6 +89,11 @@ class Call:
     # The caller's language (a BCP-47 tag): chosen by key when the welcome offers it, and
     # what the caller speaks over ConversationRelay. Empty: the deployment's first.
     language: str = ""
+    # A warm transfer: whether the person who answers takes the call (presses 1), and
+    # every whisper they heard; the number the call was last put through to.
+    takes_transfers: bool = True
+    whispers: list[str] = field(default_factory=list)
+    dialed: str = ""
     turns: list[Turn] = field(default_factory=list)
     ended: bool = False
     _started: float = field(default_factory=time.monotonic)
@@ -208,9 +213,17 @@ class Call:
                 return (verb.text or "").strip() or turn.path, self.params()
             elif verb.tag == "Dial":
                 number = (verb.findtext("Number") or verb.text or "").strip()
-                turn.dialed = number
+                turn.dialed = self.dialed = number
                 self.on_say(f"[transferring the call to {number}]")
-                return None
+                screen = verb.find("Number")
+                if screen is None or not screen.get("url"):
+                    return None
+                # A warm transfer: the person who answers hears the whisper first.
+                taken = self._answer_transfer(screen.get("url", ""), number)
+                if not verb.get("action"):
+                    return None
+                status = "completed" if taken else "no-answer"
+                return verb.get("action", ""), self.params(DialCallStatus=status)
             elif verb.tag in ("Hangup", "Reject"):
                 turn.hung_up = True
                 return None
@@ -267,6 +280,32 @@ class Call:
         return verb.get("action", ""), self.params(
             SessionId="VX" + self.call_sid[2:], SessionStatus=status, HandoffData=outcome.handoff
         )
+
+    def _answer_transfer(self, url: str, number: str) -> bool:
+        """Play the person who answers a warm transfer: their leg (a child call of this
+        one) asks for the whisper, hears it, and presses 1 (`takes_transfers`) or not.
+        Whether they took the call."""
+        child = new_call_sid()
+        leg = self._twilio.call_params(
+            child,
+            ParentCallSid=self.call_sid,
+            Direction="outbound-dial",
+            From=self.callee,
+            To=number,
+            CallStatus="in-progress",
+        )
+        response, _ = self._post(url, leg)
+        gather = self._document(response).find("Gather")
+        if gather is None:
+            return False
+        heard = " ".join((say.text or "") for say in gather.findall("Say"))
+        self.whispers.append(heard)
+        self.on_say(f"[{number} hears: {heard}]")
+        digits = "1" if self.takes_transfers else ""
+        answer, _ = self._post(gather.get("action", url), {**leg, "Digits": digits})
+        taken = self.takes_transfers and self._document(answer).find("Hangup") is None
+        self.on_say(f"[{number} {'takes the call' if taken else 'does not take the call'}]")
+        return taken
 
     def _say(self, verb: ElementTree.Element, turn: Turn) -> None:
         text = verb.text or ""

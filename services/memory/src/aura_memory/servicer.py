@@ -44,6 +44,8 @@ MAX_RESULT_CHARS = 64 * 1024
 MAX_TTL_SECONDS = 24 * 3600
 MAX_PURPOSE_CHARS = 1000
 MAX_EVENT_CHARS = 200
+# A detail may be a warm transfer's summary: two spoken sentences.
+MAX_EVENT_DETAIL_CHARS = 1000
 MAX_PAYLOAD_CHARS = 1024 * 1024
 MAX_LEASE = 100
 MAX_MESSAGE_FIELD_CHARS = {"caller_name": 200, "callback_number": 64, "text": 4000}
@@ -399,8 +401,10 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         event = request.event
         if not event.kind or len(event.kind) > MAX_EVENT_CHARS:
             await _reject(context, f"event.kind is required, at most {MAX_EVENT_CHARS} characters")
-        if len(event.detail) > MAX_EVENT_CHARS:
-            await _reject(context, f"event.detail is longer than {MAX_EVENT_CHARS} characters")
+        if len(event.detail) > MAX_EVENT_DETAIL_CHARS:
+            await _reject(
+                context, f"event.detail is longer than {MAX_EVENT_DETAIL_CHARS} characters"
+            )
         if len(event.outcome) > MAX_EVENT_CHARS:
             await _reject(context, f"event.outcome is longer than {MAX_EVENT_CHARS} characters")
         stored = StoredEvent(event.kind, event.detail, 0.0, event.outcome)

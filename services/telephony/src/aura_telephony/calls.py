@@ -33,6 +33,7 @@ from aura_telephony.model import Answer, CallEvent, Claim, Counting, Parties, Tr
 from aura_telephony.policy import CallPolicy, Decision
 from aura_telephony.post_call import PostCallSender
 from aura_telephony.security import stream_endpoint
+from aura_telephony.transfers import Transfers
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,8 @@ class Calls:
         self.policy = CallPolicy(settings, self.phrasebook)
         self.twiml = twiml.Twiml(settings, self.phrasebook)
         holding = self.twiml.ask(self.phrasebook().HOLDING)
-        self._deliveries = Deliveries(backends, settings.TURN_BUDGET_SECONDS, holding=holding)
+        self.deliveries = Deliveries(backends, settings.TURN_BUDGET_SECONDS, holding=holding)
+        self.transfers = Transfers(self)
 
     async def incoming(
         self, form: VoiceWebhook, key: str, relay_url: str, outbound: Placed | None = None
@@ -84,14 +86,14 @@ class Calls:
                 return await self._answered(form, outbound, relay_url)
 
             with metrics.TURN_SECONDS.labels("welcome").time():
-                return await self._deliveries.once(form.CallSid, key, answered)
+                return await self.deliveries.once(form.CallSid, key, answered)
         log.info("call %s from %s", form.CallSid, mask_phone(form.From or ""))
 
         async def welcome(budget: TurnBudget, claim: Claim | None) -> Reply:
             return await self._welcome(form, claim, relay_url)
 
         with metrics.TURN_SECONDS.labels("welcome").time():
-            return await self._deliveries.once(
+            return await self.deliveries.once(
                 form.CallSid, key, welcome, self._calls_from(form.From or "")
             )
 
@@ -116,7 +118,7 @@ class Calls:
             return await self._respond(form, reprompts, budget, history, key, lang)
 
         with metrics.TURN_SECONDS.labels("speech").time():
-            return await self._deliveries.once(form.CallSid, key, answer)
+            return await self.deliveries.once(form.CallSid, key, answer)
 
     async def status(self, form: StatusCallback) -> str:
         """A status callback; a final status ends the call (its transcript is kept)."""
@@ -145,7 +147,7 @@ class Calls:
         async def next_step(budget: TurnBudget, claim: Claim | None) -> Reply:
             return Reply(self._after_relay(form, relay_url))
 
-        return await self._deliveries.once(form.CallSid, key, next_step)
+        return await self.deliveries.once(form.CallSid, key, next_step)
 
     def _after_relay(self, form: RelayEnded, relay_url: str) -> str:
         reason = form.handoff("reason")
@@ -180,7 +182,7 @@ class Calls:
         async def next_step(budget: TurnBudget, claim: Claim | None) -> Reply:
             return Reply(await self._after_stream(form, relay_url, budget))
 
-        return await self._deliveries.once(form.CallSid, key, next_step)
+        return await self.deliveries.once(form.CallSid, key, next_step)
 
     async def _after_stream(self, form: StreamEnded, relay_url: str, budget: TurnBudget) -> str:
         handoff: dict[str, object] = {}

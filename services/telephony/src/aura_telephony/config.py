@@ -93,6 +93,20 @@ class Settings(AuraSettings):
         "operator, transfers the call here (E.164 number or sip: URI). Empty: the caller "
         "hears that nobody is available.",
     )
+    TRANSFER_MODE: Literal["warm", "cold"] = Field(
+        default="warm",
+        description="warm: the person who answers a transfer first hears who is calling and "
+        "what they want (a summary written by the model) and takes the call with 1; if they "
+        "do not, the caller is back with the assistant. cold: the call is put straight "
+        "through.",
+    )
+    TRANSFER_SUMMARY_SECONDS: float = Field(
+        default=2.0,
+        gt=0,
+        le=10,
+        description="The most the transfer summary may take; past it (or with no model) "
+        "the whisper says the caller's number and their last request.",
+    )
     TRUST_PROXY_HEADERS: bool = Field(
         default=False,
         description="Without PUBLIC_BASE_URL, rebuild the signed URL from "

@@ -242,11 +242,22 @@ class LlmClient:
         return conversing
 
     @failing_as("llm")
-    async def summarize(self, call_sid: str, turns: Sequence[Turn], seconds: float) -> str:
+    async def summarize(
+        self,
+        call_sid: str,
+        turns: Sequence[Turn],
+        seconds: float,
+        purpose: str = "",
+        language: str = "",
+    ) -> str:
+        """A summary of the call: for the records, or (`purpose` "handoff") for the person
+        taking a transfer, in `language`."""
         response = await self._stub.Summarize(
             llm_pb.SummarizeRequest(
                 call_id=call_sid,
                 transcript=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in turns],
+                purpose=purpose,
+                language=language,
             ),
             timeout=seconds,
         )

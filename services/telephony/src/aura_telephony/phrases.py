@@ -67,12 +67,18 @@ class Phrases:
     TOO_MANY_CALLS: str
     LANGUAGE_NOT_AVAILABLE: str
     ONLY_KNOWLEDGE_LANGUAGE: str
+    BRIEFING: str
+    WHISPER_ACCEPT: str
+    WHISPER_FALLBACK: str
 
     def welcome(self, assistant_name: str) -> str:
         return self.WELCOME.replace("{assistant_name}", assistant_name)
 
     def choose(self, digit: str) -> str:
         return self.CHOOSE_LANGUAGE.replace("{digit}", digit)
+
+    def whisper_fallback(self, caller: str, request: str) -> str:
+        return self.WHISPER_FALLBACK.replace("{caller}", caller).replace("{request}", request)
 
 
 LINES: tuple[str, ...] = tuple(f.name for f in fields(Phrases) if f.name.isupper())

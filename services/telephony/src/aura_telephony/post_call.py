@@ -58,9 +58,18 @@ def outcome(record: Transcript | None) -> str:
     for kind, name in (("refused", "refused"), ("voicemail", "voicemail")):
         if kind in kinds:
             return name
-    if "transferred" in kinds:
+    # A warm transfer counts once someone took it; a cold one when it was dialled.
+    if "transfer_accepted" in kinds or ("transferred" in kinds and "transfer_summary" not in kinds):
         return "transferred"
     return "answered" if any(t.role == "user" for t in record.turns) else "abandoned"
+
+
+def transfer_summary(record: Transcript | None) -> str | None:
+    """What the person who took (or was offered) a warm transfer heard, the latest."""
+    summaries = [
+        e.detail for e in (record.events if record else ()) if e.kind == "transfer_summary"
+    ]
+    return summaries[-1] if summaries else None
 
 
 def build_record(
@@ -92,6 +101,7 @@ def build_record(
         "outcome": outcome(record),
         "purpose": record.purpose if record else "",
         "summary": summary,
+        "transfer_summary": transfer_summary(record),
         "languages": languages,
         "transcript": turns_json(record),
         "messages": messages_json(record),

@@ -3,12 +3,9 @@ name our account, when TWILIO_ACCOUNT_SID is set). Rejections are counted by rea
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import logging
 import re
-import secrets
 from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request, WebSocket
@@ -17,6 +14,7 @@ from twilio.request_validator import RequestValidator
 
 from aura_telephony import metrics
 from aura_telephony.config import Settings
+from aura_telephony.macs import value_mac
 from aura_telephony.twiml import RELAY_PATH, STREAM_PATH
 
 log = logging.getLogger(__name__)
@@ -55,15 +53,11 @@ def websocket_url(base: str, path: str) -> str:
     return re.sub(r"^http", "ws", base) + path
 
 
-# Unsigned mode (local development) has no shared secret: tickets hold for this process.
-_DEVELOPMENT_KEY = secrets.token_bytes(32)
 _CALL_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
 def _ticket_mac(call_sid: str, settings: Settings) -> str:
-    key = settings.TWILIO_AUTH_TOKEN.encode() or _DEVELOPMENT_KEY
-    digest = hmac.new(key, b"aura-relay:" + call_sid.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:18]).decode()
+    return value_mac("relay", call_sid, settings)
 
 
 def relay_ticket(call_sid: str, settings: Settings) -> str:

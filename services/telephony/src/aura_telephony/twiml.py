@@ -10,6 +10,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from aura_common.text import xml_safe
 from aura_telephony.config import Settings
+from aura_telephony.macs import value_mac
 from aura_telephony.phrases import Phrasebook, Phrases
 
 PROCESS_PATH = "/api/voice/process"
@@ -17,6 +18,12 @@ RELAY_PATH = "/api/voice/relay"
 RELAY_ENDED_PATH = "/api/voice/relay/ended"
 STREAM_PATH = "/api/voice/stream"
 STREAM_ENDED_PATH = "/api/voice/stream/ended"
+TRANSFER_PATH = "/api/voice/transfer"
+TRANSFER_ENDED_PATH = "/api/voice/transfer/ended"
+WHISPER_PATH = "/api/voice/whisper"
+WHISPER_ANSWER_PATH = "/api/voice/whisper/answer"
+# How long the person who answers a warm transfer has to press 1.
+WHISPER_SECONDS = 10
 
 
 class Twiml:
@@ -25,6 +32,7 @@ class Twiml:
 
     def __init__(self, settings: Settings, phrasebook: Phrasebook) -> None:
         self._book = phrasebook
+        self._settings = settings
         self._assistant_name = settings.AI_ASSISTANT_NAME
         self._gather_options: dict[str, str] = {
             "input": "speech dtmf",
@@ -81,13 +89,52 @@ class Twiml:
 
     def transfer(self, number: str, said: str = "", lang: str = "") -> str:
         """Put the caller through to `number`, after `said` (what the assistant told them)
-        or the standard line."""
+        or the standard line. Warm (TRANSFER_MODE): the caller hears that a colleague is
+        being briefed while the transfer webhook writes the summary and dials."""
         lines = self._book(lang)
         response = VoiceResponse()
+        if self._settings.TRANSFER_MODE == "warm":
+            if said:
+                self._say(response, said, lines)
+            self._say(response, lines.BRIEFING, lines)
+            query = {"to": number, "sig": value_mac("transfer", number, self._settings)}
+            if lang:
+                query["lang"] = lang
+            response.redirect(f"{TRANSFER_PATH}?{urlencode(query)}", method="POST")
+            return str(response)
         self._say(response, said or lines.TRANSFERRING, lines)
         response.dial(number)
         # <Dial> falls through to the next verb when nobody answers.
         self._say(response, lines.TRANSFER_FAILED, lines)
+        response.hangup()
+        return str(response)
+
+    def dial_warm(self, number: str, call_sid: str, lang: str = "") -> str:
+        """Dial `number`; whoever answers hears the whisper first (<Number url>), and the
+        caller hears ringing meanwhile. The action URL decides what comes after."""
+        query = urlencode({k: v for k, v in (("call", call_sid), ("lang", lang)) if v})
+        response = VoiceResponse()
+        dial = response.dial(action=f"{TRANSFER_ENDED_PATH}?{query}", method="POST")
+        dial.number(number, url=f"{WHISPER_PATH}?{query}", method="POST")
+        return str(response)
+
+    def whisper(self, summary: str, call_sid: str, lang: str = "") -> str:
+        """What the person answering a warm transfer hears: the summary, then how to take
+        the call; without a key in time, they are hung up on (and the caller comes back)."""
+        lines = self._book(lang)
+        query = urlencode({k: v for k, v in (("call", call_sid), ("lang", lang)) if v})
+        response = VoiceResponse()
+        gather = Gather(
+            action=f"{WHISPER_ANSWER_PATH}?{query}",
+            method="POST",
+            input="dtmf",
+            num_digits="1",
+            timeout=str(WHISPER_SECONDS),
+            action_on_empty_result="true",
+        )
+        self._say(gather, summary, lines)
+        self._say(gather, lines.WHISPER_ACCEPT, lines)
+        response.append(gather)
         response.hangup()
         return str(response)
 

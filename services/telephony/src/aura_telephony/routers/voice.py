@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from aura_telephony.calls import Calls, Placed
 from aura_telephony.delivery import idempotency_key
 from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
+from aura_telephony.macs import value_signed
 from aura_telephony.security import FORM_CONTENT_TYPE, relay_url, twilio_form
 
 router = APIRouter(prefix="/api/voice", tags=["voice"])
@@ -145,3 +146,92 @@ async def call_status(
     form: Annotated[StatusCallback, Depends(webhook_form(StatusCallback))], calls: AppCalls
 ) -> Response:
     return twiml_response(await calls.status(form))
+
+
+TransferQuery = Annotated[str, Query(max_length=64, description="A number this deployment chose")]
+CallQuery = Annotated[str, Query(max_length=64, description="The caller's CallSid")]
+LangQuery = Annotated[str, Query(max_length=35, description="The call's language")]
+
+
+@router.post(
+    "/transfer",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="A warm transfer: write the summary for the person who answers, then dial",
+    openapi_extra=form_body(VoiceWebhook),
+)
+async def warm_transfer(
+    request: Request,
+    params: Params,
+    form: Annotated[VoiceWebhook, Depends(webhook_form(VoiceWebhook))],
+    calls: AppCalls,
+    to: TransferQuery,
+    sig: Annotated[str, Query(max_length=64)],
+    lang: LangQuery = "",
+) -> Response:
+    # The number is one this deployment put in the redirect, with its MAC: never a caller's.
+    if not value_signed("transfer", to, sig, calls.settings):
+        raise HTTPException(status_code=403, detail="a transfer this deployment did not issue")
+    lang = calls.phrasebook.find(lang) or ""
+    key = delivery_key(request, params)
+    return twiml_response(await calls.transfers.brief_and_dial(form, key, to, lang))
+
+
+@router.post(
+    "/whisper",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="A warm transfer was answered: what the person who answered hears first",
+    openapi_extra=form_body(VoiceWebhook),
+)
+async def whisper(
+    request: Request,
+    params: Params,
+    form: Annotated[VoiceWebhook, Depends(webhook_form(VoiceWebhook))],
+    calls: AppCalls,
+    call: CallQuery,
+    lang: LangQuery = "",
+) -> Response:
+    lang = calls.phrasebook.find(lang) or ""
+    key = delivery_key(request, params)
+    return twiml_response(await calls.transfers.whisper(form, key, call, lang))
+
+
+@router.post(
+    "/whisper/answer",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="The person who answered a warm transfer pressed 1 (or did not)",
+    openapi_extra=form_body(GatherResult),
+)
+async def whisper_answer(
+    request: Request,
+    params: Params,
+    form: Annotated[GatherResult, Depends(webhook_form(GatherResult))],
+    calls: AppCalls,
+    call: CallQuery,
+    lang: LangQuery = "",
+) -> Response:
+    key = delivery_key(request, params)
+    return twiml_response(await calls.transfers.answered(form, key, call))
+
+
+@router.post(
+    "/transfer/ended",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="A warm transfer's <Dial> ended: hang up, or back to the assistant",
+    openapi_extra=form_body(VoiceWebhook),
+)
+async def transfer_ended(
+    request: Request,
+    params: Params,
+    form: Annotated[VoiceWebhook, Depends(webhook_form(VoiceWebhook))],
+    calls: AppCalls,
+    call: CallQuery = "",
+    lang: LangQuery = "",
+) -> Response:
+    lang = calls.phrasebook.find(lang) or ""
+    url = relay_url(request, calls.settings, form.CallSid)
+    key = delivery_key(request, params)
+    return twiml_response(await calls.transfers.ended(form, key, url, lang))

@@ -280,8 +280,16 @@ class SummarizeRequest(_message.Message):
 
     CALL_ID_FIELD_NUMBER: _builtins.int
     TRANSCRIPT_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """call_id identifies the call; used for logs and traces."""
+    purpose: _builtins.str
+    """purpose is "" for the business's records, or "handoff" for the person about to take
+    a transferred call: at most two sentences, spoken to them.
+    """
+    language: _builtins.str
+    """language is the language the summary is written in (a BCP-47 tag); empty: English."""
     @_builtins.property
     def transcript(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
         """transcript is every turn of the call, oldest first."""
@@ -291,10 +299,12 @@ class SummarizeRequest(_message.Message):
         *,
         call_id: _builtins.str = ...,
         transcript: _abc.Iterable[Global___Message] | None = ...,
+        purpose: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "transcript", b"transcript"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "language", b"language", "purpose", b"purpose", "transcript", b"transcript"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
