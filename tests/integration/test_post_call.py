@@ -97,7 +97,10 @@ def test_a_call_record_arrives_signed_after_the_receiver_fails_twice(
         "interrupted": False,
         "passage_ids": [],
         "ungrounded": False,
+        "language": None,
     }
+    assert record["languages"] == ["en-US"]
+    assert record["transfer_summary"] is None
     # The answer names the knowledge it was given.
     answer = record["transcript"][2]
     assert answer["passage_ids"][0] == "sample_bakery.yaml#opening-hours"

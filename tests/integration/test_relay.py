@@ -404,6 +404,10 @@ def test_a_live_call_survives_the_sigterm_of_its_replica(
             again = RelayPlayer(second_url, twilio, call_sid)
             more = iter([Action("speech", "and on sunday?"), Action("hangup")])
             again.play(reconnect.get("url", ""), "", lambda h: next(more))
+            # The second session keeps what was heard as its socket closes, after the hang-up.
+            eventually(
+                lambda: len(history(stack, call_sid)) >= 5, what="the second session's turns"
+            )
             stored = [text for _, text, _ in history(stack, call_sid)]
             assert stored[1:] == [
                 "what time do you open on saturday",
