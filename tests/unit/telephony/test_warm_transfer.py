@@ -148,6 +148,7 @@ async def test_a_transfer_url_this_deployment_did_not_issue_is_refused(
 ) -> None:
     rig = await warm(make_rig)
     call_sid = await started(rig)
-    forged = "/api/voice/transfer?to=%2B19005550000&sig=AAAA"
-    response = await rig.twilio.post(forged, rig.twilio.call_params(call_sid))
-    assert response.status_code == 403
+    for sig in ("AAAA", "%C3%A7"):  # a wrong MAC, and one no MAC could be
+        forged = f"/api/voice/transfer?to=%2B19005550000&sig={sig}"
+        response = await rig.twilio.post(forged, rig.twilio.call_params(call_sid))
+        assert response.status_code == 403

@@ -23,5 +23,7 @@ def value_mac(purpose: str, value: str, settings: Settings) -> str:
 
 
 def value_signed(purpose: str, value: str, mac: str, settings: Settings) -> bool:
-    """Whether `mac` is this deployment's for `value`."""
-    return hmac.compare_digest(mac, value_mac(purpose, value, settings))
+    """Whether `mac` is this deployment's for `value` (compared as bytes: a MAC from a URL
+    may hold any character, which str comparison refuses)."""
+    expected = value_mac(purpose, value, settings).encode()
+    return hmac.compare_digest(mac.encode("utf-8", "replace"), expected)

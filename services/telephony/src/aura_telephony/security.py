@@ -3,7 +3,6 @@ name our account, when TWILIO_ACCOUNT_SID is set). Rejections are counted by rea
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from typing import Annotated, NoReturn
@@ -14,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from aura_telephony import metrics
 from aura_telephony.config import Settings
-from aura_telephony.macs import value_mac
+from aura_telephony.macs import value_mac, value_signed
 from aura_telephony.twiml import RELAY_PATH, STREAM_PATH
 
 log = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ def ticket_call(ticket: str, settings: Settings) -> str | None:
     call_sid, _, mac = ticket.partition(".")
     if not _CALL_SID.match(call_sid) or not mac:
         return None
-    return call_sid if hmac.compare_digest(mac, _ticket_mac(call_sid, settings)) else None
+    return call_sid if value_signed("relay", call_sid, mac, settings) else None
 
 
 def relay_url(connection: HTTPConnection, settings: Settings, call_sid: str) -> str:
