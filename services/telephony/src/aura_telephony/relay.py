@@ -34,7 +34,6 @@ from aura_common.text import xml_safe
 from aura_telephony import metrics
 from aura_telephony.budget import TurnBudget
 from aura_telephony.calls import Calls, count
-from aura_telephony.config import Settings
 from aura_telephony.delivery import COMPLETE_SECONDS
 from aura_telephony.errors import DownstreamError, describe, is_late
 from aura_telephony.model import CallEvent, Sentence, ToolRunning, Turn
@@ -50,14 +49,19 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 class SocketSession:
     """What a call's WebSocket session does, relay's or a realtime stream's: send to
-    Twilio within RELAY_SEND_SECONDS (a peer that stops reading closes the session), and
-    ask the route to close the socket (`closing`, with `close_code`)."""
+    Twilio within RELAY_SEND_SECONDS (a peer that stops reading closes the session), ask
+    the route to close the socket (`closing`, with `close_code`), and store the call's
+    turns in its language, each append keyed so that a retry is applied once."""
 
-    name = "socket"  # for logs
+    name = "socket"  # for logs and append keys
     _events: Counter = metrics.RELAY_EVENTS  # where a stalled peer is counted
 
-    def __init__(self, settings: Settings, send: Send) -> None:
-        self._settings = settings
+    def __init__(self, relay: Relay, send: Send) -> None:
+        self._settings = relay.settings
+        self._backends = relay.backends
+        self._session = secrets.token_hex(8)  # keys this session's appends
+        self._appends = 0
+        self._lang = ""  # the call's language; empty: the first
         self._send_raw = send
         self._send_lock = asyncio.Lock()
         self.call_sid = ""
@@ -74,6 +78,20 @@ class SocketSession:
     async def handle(self, raw: str) -> None:
         """One message from Twilio."""
         raise NotImplementedError
+
+    async def _store(self, turns: list[Turn]) -> None:
+        if not turns:
+            return
+        turns = [replace(t, language=t.language or self._lang) for t in turns]
+        self._appends += 1
+        key = f"{self.name}:{self._session}:{self._appends}"
+        try:
+            budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
+            await self._backends.memory.append(self.call_sid, turns, key, budget)
+        except DownstreamError as error:
+            log.error(
+                "%s call %s: cannot store the turn: %s", self.name, self.call_sid, describe(error)
+            )
 
     async def end(self, reason: Reason) -> None:
         """End the call's session; Twilio then asks the action URL what comes next."""
@@ -150,18 +168,14 @@ class RelaySession(SocketSession):
     name = "relay"
 
     def __init__(self, relay: Relay, send: Send, issued_for: str) -> None:
-        super().__init__(relay.settings, send)
+        super().__init__(relay, send)
         self._relay = relay
-        self._backends = relay.backends
         self.issued_for = issued_for  # the call whose welcome issued this socket's URL
-        self._session = secrets.token_hex(8)  # keys this session's appends
-        self._appends = 0
         self._answer: _Answer | None = None
         self._answering: asyncio.Task[None] | None = None
         self._idle: asyncio.Task[None] | None = None
         self._reprompts = 0
         self._book = relay.calls.phrasebook
-        self._lang = ""  # the call's language; empty: the first
         self._timer: asyncio.Task[None] | None = asyncio.create_task(
             self._close_after(self._settings.RELAY_SETUP_SECONDS, 1008, "no_setup")
         )
@@ -451,18 +465,6 @@ class RelaySession(SocketSession):
                 )
             )
         await self._store(turns)
-
-    async def _store(self, turns: list[Turn]) -> None:
-        if not turns:
-            return
-        turns = [replace(t, language=t.language or self._lang) for t in turns]
-        self._appends += 1
-        key = f"relay:{self._session}:{self._appends}"
-        try:
-            budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
-            await self._backends.memory.append(self.call_sid, turns, key, budget)
-        except DownstreamError as error:
-            log.error("relay call %s: cannot store the turn: %s", self.call_sid, describe(error))
 
     # --- silence --------------------------------------------------------------------
 

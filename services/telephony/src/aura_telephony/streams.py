@@ -24,9 +24,8 @@ import binascii
 import contextlib
 import json
 import logging
-import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -105,13 +104,10 @@ class StreamSession(SocketSession):
     _events = metrics.REALTIME_EVENTS
 
     def __init__(self, relay: Relay, send: Send) -> None:
-        super().__init__(relay.settings, send)
+        super().__init__(relay, send)
         self._relay = relay
         self._calls = relay.calls
-        self._backends = relay.backends
         self.stream_sid = ""
-        self._session = secrets.token_hex(8)
-        self._appends = 0
         self._conversing: Conversing | None = None
         self._listening: asyncio.Task[None] | None = None
         self._batch = bytearray()
@@ -125,7 +121,6 @@ class StreamSession(SocketSession):
         self._exchange: trace.Span | None = None
         self._exchange_context = otel_context.Context()
         self._answered = False  # the model answered since the caller last spoke
-        self._lang = ""  # the call's language for the policy's lines; empty: the first
         self._greeting = False  # the model's first answer is the welcome, stored already
         self._timer: asyncio.Task[None] | None = asyncio.create_task(self._no_start())
 
@@ -463,15 +458,10 @@ class StreamSession(SocketSession):
             await self._store([turn])
 
     async def _store(self, turns: list[Turn]) -> None:
-        turns = [replace(t, language=t.language or self._lang) for t in turns]
-        self._appends += 1
-        key = f"stream:{self._session}:{self._appends}"
+        """In the exchange's trace: the caller's turn is stored as part of its answer."""
         token = otel_context.attach(self._exchange_context)
         try:
-            budget = TurnBudget(self._settings.MEMORY_TIMEOUT_SECONDS)
-            await self._backends.memory.append(self.call_sid, turns, key, budget)
-        except DownstreamError as error:
-            log.error("stream call %s: cannot store the turn: %s", self.call_sid, describe(error))
+            await super()._store(turns)
         finally:
             otel_context.detach(token)
 

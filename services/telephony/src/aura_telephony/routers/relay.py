@@ -52,10 +52,6 @@ async def relay_socket(websocket: WebSocket, ticket: str) -> None:
         rejected(websocket, "relay_ticket", "a relay URL this deployment did not issue")
         await websocket.close(code=1008)
         return
-    if relay.draining or relay.full:
-        # Another replica takes it (readiness is failing), or Twilio falls back to gather.
-        await websocket.close(code=1013)
-        return
     await serve(websocket, relay, lambda send: RelaySession(relay, send, call_sid))
 
 
@@ -63,7 +59,12 @@ async def serve(
     websocket: WebSocket, relay: Relay, open_session: Callable[[Send], SocketSession]
 ) -> None:
     """Accept the socket and hand its messages to the session `open_session` makes, until
-    either side closes it; the session is one of the relay registry's live ones meanwhile."""
+    either side closes it; the session is one of the relay registry's live ones meanwhile.
+    A draining or full pod refuses it before accepting."""
+    if relay.draining or relay.full:
+        # Another replica takes it (readiness is failing), or Twilio falls back to gather.
+        await websocket.close(code=1013)
+        return
     await websocket.accept()
 
     async def send(message: dict[str, Any]) -> None:

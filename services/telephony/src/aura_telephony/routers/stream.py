@@ -5,7 +5,6 @@ must name this deployment's account and carry the ticket the welcome issued for 
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, WebSocket
@@ -26,8 +25,6 @@ from aura_telephony.routers.voice import (
 from aura_telephony.security import relay_url, websocket_signed
 from aura_telephony.streams import StreamSession
 
-log = logging.getLogger(__name__)
-
 router = APIRouter(prefix="/api/voice/stream", tags=["realtime"])
 
 
@@ -38,10 +35,6 @@ async def stream_socket(websocket: WebSocket) -> None:
     if not websocket_signed(websocket, settings):
         await websocket.close(code=1008)  # before accept: the client gets HTTP 403
         return
-    if relay.draining or relay.full:
-        await websocket.close(code=1013)
-        return
-
     await serve(websocket, relay, lambda send: StreamSession(relay, send))
 
 
