@@ -88,8 +88,8 @@ class RealtimeConnection(ABC):
 
     @abstractmethod
     async def truncate(self, item_id: str, audio_ms: int) -> None:
-        """The caller heard only `audio_ms` of the answer `item_id`: the model's memory of
-        it is cut there."""
+        """The caller heard only `audio_ms` (never more than was received) of the answer
+        `item_id`: the model's memory of it is cut there."""
 
     @abstractmethod
     async def instruct(self, instructions: str) -> None:

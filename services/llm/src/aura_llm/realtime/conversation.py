@@ -207,12 +207,13 @@ class Conversation:
         await self._out.put(None)  # telephony hung up
 
     async def _played(self, connection: RealtimeConnection, played: Played) -> None:
+        total = self._received_ms.get(played.item_id, 0)
         index = self._items.get(played.item_id)
         if index is not None:
             turn = self._turns[index]
-            total = self._received_ms.get(played.item_id, 0)
             self._turns[index] = ChatTurn(turn.role, heard_part(turn.text, played.audio_ms, total))
-        await connection.truncate(played.item_id, played.audio_ms)
+        # No more than the provider sent: past it, a truncation is refused.
+        await connection.truncate(played.item_id, min(played.audio_ms, total))
 
     # --- the provider's side ------------------------------------------------------------
 

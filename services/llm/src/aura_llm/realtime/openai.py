@@ -19,7 +19,6 @@ from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 from aura_llm.providers.base import ProviderError, ToolCall, status_error
 from aura_llm.realtime.base import (
-    ULAW_BYTES_PER_MS,
     AnswerDone,
     AssistantSaid,
     Audio,
@@ -116,7 +115,6 @@ class _Session(RealtimeConnection):
     def __init__(self, connection: AsyncRealtimeConnection, call_id: str) -> None:
         self._connection = connection
         self._call_id = call_id
-        self._received_ms: dict[str, int] = {}  # audio received per answer
 
     async def events(self) -> AsyncIterator[Event]:
         # Raw frames, decoded as JSON: the SDK's typed events cost 15 times as much to
@@ -142,10 +140,7 @@ class _Session(RealtimeConnection):
         kind = event.get("type")
         if kind == "response.output_audio.delta":
             item_id = str(event.get("item_id", ""))
-            audio = base64.b64decode(str(event.get("delta", "")))
-            received = self._received_ms.get(item_id, 0) + len(audio) // ULAW_BYTES_PER_MS
-            self._received_ms[item_id] = received
-            return [Audio(item_id, audio)]
+            return [Audio(item_id, base64.b64decode(str(event.get("delta", ""))))]
         if kind == "input_audio_buffer.speech_started":
             return [SpeechStarted()]
         if kind == "input_audio_buffer.speech_stopped":
@@ -204,11 +199,9 @@ class _Session(RealtimeConnection):
             await self._send(self._connection.response.create())
 
     async def truncate(self, item_id: str, audio_ms: int) -> None:
-        # Past the audio OpenAI sent, a truncation is refused ("invalid truncation").
-        heard = min(audio_ms, self._received_ms.get(item_id, 0))
         await self._send(
             self._connection.conversation.item.truncate(
-                item_id=item_id, content_index=0, audio_end_ms=heard
+                item_id=item_id, content_index=0, audio_end_ms=audio_ms
             )
         )
 
