@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
-from aura.memory.v1 import memory_service_pb2 as memory_pb
-from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
 from aura_phone.simulator import Call, Input
 from aura_telephony import phrases
+from tests.support.stored import ROLES, transcript
 
 TOKEN = "policy-token"
 FRONT_DESK = "+15005550100"
@@ -60,12 +58,7 @@ def hung_up(call: Call) -> bool:
 
 
 def stored(stack: Stack, call: Call) -> list[tuple[str, str]]:
-    roles = {memory_pb.ROLE_USER: "user", memory_pb.ROLE_ASSISTANT: "assistant"}
-    with grpc.insecure_channel(stack.memory_address) as channel:
-        found = memory_grpc.MemoryServiceStub(channel).GetTranscript(
-            memory_pb.GetTranscriptRequest(call_id=call.call_sid), timeout=5
-        )
-    return [(roles[t.role], t.text) for t in found.transcript.turns]
+    return [(ROLES[t.role], t.text) for t in transcript(stack, call.call_sid).turns]
 
 
 def test_a_question_is_answered_from_the_knowledge(stack: Stack) -> None:
@@ -122,9 +115,5 @@ def test_a_message_is_taken_over_several_turns(stack: Stack) -> None:
         Input("speech", "Please call me about a cake."),
     )
     assert any("passed your message on" in line for line in heard(call))
-    with grpc.insecure_channel(stack.memory_address) as channel:
-        found = memory_grpc.MemoryServiceStub(channel).GetTranscript(
-            memory_pb.GetTranscriptRequest(call_id=call.call_sid), timeout=5
-        )
-    [message] = found.transcript.messages
+    [message] = transcript(stack, call.call_sid).messages
     assert (message.caller_name, message.callback_number) == ("Jo Baker", "555 0100")

@@ -8,15 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
 from aura.memory.v1 import memory_service_pb2 as memory_pb
-from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
 from aura_phone.simulator import Call, Input, Turn
 from tests.support import eventually
 from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
+from tests.support.stored import transcript
 
 TOKEN = "knowledge-token"
 HOURS_ID = "sample_bakery.yaml#opening-hours"
@@ -71,11 +70,7 @@ def ask(stack: Stack, question: str) -> tuple[Call, str]:
 
 
 def stored(stack: Stack, call_sid: str) -> list[memory_pb.Turn]:
-    with grpc.insecure_channel(stack.memory_address) as channel:
-        reply = memory_grpc.MemoryServiceStub(channel).GetTranscript(
-            memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5
-        )
-    return list(reply.transcript.turns)
+    return list(transcript(stack, call_sid).turns)
 
 
 def ungrounded_count(stack: Stack) -> float:

@@ -16,8 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from aura.memory.v1 import memory_service_pb2 as memory_pb
-from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack
 from aura_phone.cli import load_script, run_script
 from aura_phone.relay import RelayPlayer, welcome
@@ -25,6 +23,7 @@ from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import phrases
 from tests.support.fake_vendors import FakeOpenAI, Reply, serving_in_thread
+from tests.support.stored import ROLES, transcript
 from tests.support.twilio import Twiml
 
 TOKEN = "languages-token"
@@ -68,14 +67,7 @@ def post(stack: Stack, path: str, call_sid: str, **params: str) -> Twiml:
 
 
 def turns(stack: Stack, call_sid: str) -> list[tuple[str, str, str]]:
-    import grpc
-
-    with grpc.insecure_channel(f"127.0.0.1:{stack.memory_port}") as channel:
-        reply = memory_grpc.MemoryServiceStub(channel).GetTranscript(
-            memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5
-        )
-    roles = {memory_pb.ROLE_USER: "user", memory_pb.ROLE_ASSISTANT: "assistant"}
-    return [(roles[t.role], t.text, t.language) for t in reply.transcript.turns]
+    return [(ROLES[t.role], t.text, t.language) for t in transcript(stack, call_sid).turns]
 
 
 def system_prompt(request: Any) -> str:

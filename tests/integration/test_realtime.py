@@ -14,19 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
-import grpc
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from aura.memory.v1 import memory_service_pb2 as memory_pb
-from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.fake_realtime import FakeGeminiLive, FakeOpenAIRealtime, Rule
 from aura_dev.stack import Stack
 from aura_phone.media import StreamError, StreamPlayer, parse_stream, stream_welcome, tone_ulaw
 from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import phrases
 from tests.support.realtime import fresh, realtime_fake, until
+from tests.support.stored import history
 
 TOKEN = "realtime-token"
 TWILIO = Twilio(auth_token=TOKEN)
@@ -81,15 +79,6 @@ def stack(
 def clean_scripts(openai_fake: FakeOpenAIRealtime, gemini_fake: FakeGeminiLive) -> None:
     fresh(openai_fake.script)
     fresh(gemini_fake.script)
-
-
-def history(stack: Stack, call_sid: str) -> list[tuple[str, str, bool]]:
-    with grpc.insecure_channel(f"127.0.0.1:{stack.memory_port}") as channel:
-        reply = memory_grpc.MemoryServiceStub(channel).GetTranscript(
-            memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5
-        )
-    roles = {memory_pb.ROLE_USER: "user", memory_pb.ROLE_ASSISTANT: "assistant"}
-    return [(roles[t.role], t.text, t.interrupted) for t in reply.transcript.turns]
 
 
 async def open_call(stack: Stack) -> StreamPlayer:

@@ -13,15 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
-import grpc
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
-from aura.memory.v1 import memory_service_pb2 as memory_pb
-from aura.memory.v1 import memory_service_pb2_grpc as memory_grpc
 from aura_dev.stack import Stack, free_port
 from aura_phone.cli import load_script, main, run_script
 from aura_phone.relay import Action, Heard, RelayError, RelayPlayer, welcome
@@ -30,6 +27,7 @@ from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import phrases
 from tests.support import eventually
 from tests.support.fake_vendors import CallTools, FakeOpenAI, Reply, serving_in_thread
+from tests.support.stored import history, transcript
 from tests.support.tool_servers import SECRET, FakeToolServer
 
 TOKEN = "relay-token"
@@ -119,21 +117,6 @@ tools:
     stack = Stack(env=env, log_dir=workdir, cwd=workdir)
     with stack.running():
         yield stack
-
-
-def transcript(stack: Stack, call_sid: str) -> memory_pb.Transcript:
-    with grpc.insecure_channel(stack.memory_address) as channel:
-        reply = memory_grpc.MemoryServiceStub(channel).GetTranscript(
-            memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5
-        )
-    return reply.transcript
-
-
-def history(stack: Stack, call_sid: str) -> list[tuple[str, str, bool]]:
-    """The call's transcript (live or ended): role, text and whether it was cut short."""
-    roles = {memory_pb.ROLE_USER: "user", memory_pb.ROLE_ASSISTANT: "assistant"}
-    turns = transcript(stack, call_sid).turns
-    return [(roles[t.role], t.text, t.interrupted) for t in turns]
 
 
 def relay_url(stack: Stack, call_sid: str, twilio: Twilio | None = None) -> str:
