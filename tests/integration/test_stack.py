@@ -193,7 +193,17 @@ def test_probe_command_reports_health(stack: Stack) -> None:
     assert healthy.stdout.count("ok") == 3
     stack.stop_service("llm")
     down = subprocess.run(
-        [sys.executable, "-m", "aura_common.probe", "--timeout", "1", "--grpc", stack.llm_address],
+        [
+            sys.executable,
+            "-m",
+            "aura_common.probe",
+            "--timeout",
+            "1",
+            "--within",
+            "2",
+            "--grpc",
+            stack.llm_address,
+        ],
         capture_output=True,
         text=True,
         timeout=60,

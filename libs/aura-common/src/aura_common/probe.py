@@ -11,8 +11,11 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument(
+        "--within",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="retry a failing check until this many seconds have passed (a Service's routes "
+        "can lag a moment behind its pods being ready)",
+    )
+    parser.add_argument(
         "--ca",
         default=os.environ.get("GRPC_TLS_CA_FILE", ""),
         metavar="FILE",
@@ -71,16 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.http and not args.grpc:
         parser.error("nothing to check: give --http or --grpc")
-    failed = []
-    for url in args.http:
-        ok = http_healthy(url, timeout=args.timeout)
-        print(f"{'ok  ' if ok else 'FAIL'} http {url}")
-        failed += [] if ok else [url]
+    checks: list[tuple[str, str, Callable[[], bool]]] = [
+        ("http", url, partial(http_healthy, url, args.timeout)) for url in args.http
+    ]
     for target in args.grpc:
         address, _, service = target.partition("/")
-        ok = grpc_serving(address, timeout=args.timeout, service=service, ca_file=args.ca)
-        print(f"{'ok  ' if ok else 'FAIL'} grpc {target}")
-        failed += [] if ok else [target]
+        checks.append(
+            ("grpc", target, partial(grpc_serving, address, args.timeout, service, args.ca))
+        )
+    deadline = time.monotonic() + args.within
+    failed = 0
+    for kind, target, check in checks:
+        ok = check()
+        while not ok and time.monotonic() < deadline:
+            time.sleep(1.0)  # a retry interval against a live service, not synchronisation
+            ok = check()
+        print(f"{'ok  ' if ok else 'FAIL'} {kind} {target}")
+        failed += not ok
     return 1 if failed else 0
 
 
