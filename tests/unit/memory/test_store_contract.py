@@ -229,6 +229,19 @@ async def test_events_are_kept_with_the_transcript(store: ConversationStore) -> 
     ]
 
 
+async def test_an_event_after_the_end_joins_the_ended_record(store: ConversationStore) -> None:
+    # A recording's last callback comes after the call's status callback ended it.
+    await store.append("CA1", [("user", "hello")])
+    await store.record_event("CA1", StoredEvent("recording", "started", 0.0))
+    assert await store.end_call("CA1", "completed", ended_at=1.0)
+    await store.record_event("CA1", StoredEvent("recording", "completed", 0.0))
+    record = await store.transcript("CA1")
+    assert record is not None
+    assert (record.status, [t.text for t in record.turns]) == ("completed", ["hello"])
+    assert [e.detail for e in record.events] == ["started", "completed"]
+    assert await store.live_calls() == 0  # not reopened
+
+
 async def test_the_outbox_leases_retries_and_forgets_what_was_sent(
     store: ConversationStore, clock: Clock
 ) -> None:

@@ -153,6 +153,14 @@ class InMemoryStore(ConversationStore):
 
     async def record_event(self, call_id: str, event: StoredEvent) -> None:
         now = self._clock()
+        ended = self._ended.get(call_id) if call_id not in self._calls else None
+        if ended is not None and ended[0] > now and ended[1].status != UNKNOWN_STATUS:
+            # An ended call's event (a recording's last callback comes after the call)
+            # joins its record, as in the Redis store.
+            expires, record = ended
+            kept = replace(record, events=(*record.events, replace(event, created_at=now)))
+            self._ended[call_id] = (expires, kept)
+            return
         call = self._get_or_open(call_id, now)
         stored = replace(event, created_at=now)
         call.record = replace(call.record, events=(*call.record.events, stored))

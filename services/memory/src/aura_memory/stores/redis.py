@@ -132,6 +132,20 @@ for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return 1
 """
 
+# KEYS: events, meta. ARGV: event, keys' TTL. An ended call's event (a recording's last
+# callback comes after the call) joins its record, and keeps the record's retention.
+# Returns 1 when the call is live.
+_EVENT = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if redis.call('HEXISTS', KEYS[2], 'ended_at') == 1 then
+  local ttl = redis.call('TTL', KEYS[2])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
 # KEYS: counter. ARGV: window.
 _INCREMENT = """
 local count = redis.call('INCR', KEYS[1])
@@ -215,6 +229,7 @@ class RedisStore(ConversationStore):
         )
         self._append = self._redis.register_script(_APPEND)
         self._end = self._redis.register_script(_END)
+        self._event = self._redis.register_script(_EVENT)
         self._save_message = self._redis.register_script(_SAVE_MESSAGE)
         self._enqueue = self._redis.register_script(_ENQUEUE)
         self._lease = self._redis.register_script(_LEASE)
@@ -286,11 +301,10 @@ class RedisStore(ConversationStore):
         if event.outcome:
             item["o"] = event.outcome
         encoded = json.dumps(item, separators=(",", ":"))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, encoded)
-            pipe.expire(key, self._keys_ttl)
-            pipe.zadd(self._live_key, {call_id: now})
-            await self._run(pipe.execute())
+        keys = [key, self._key(call_id, "meta")]
+        if await self._run(self._event(keys=keys, args=[encoded, self._keys_ttl])):
+            # (another hash slot than the call's keys: not in the script, for Redis Cluster)
+            await self._run(self._redis.zadd(self._live_key, {call_id: now}))
 
     def _outbox_keys(self, item_id: str = "") -> list[str]:
         # One hash tag, so that the scripts run on Redis Cluster too.
