@@ -436,6 +436,8 @@ def test_helm_test_hook_checks_all_three_services() -> None:
         (("image.tag=latest",), "/image/tag"),
         (("llm.provider=claude",), "/llm/provider"),
         (("surprise=1",), "surprise"),
+        (("telephony.recording.enabled=true",), "/twilio/accountSid"),
+        (("telephony.recording.optOutKey=0",), "/telephony/recording/optOutKey"),
     ],
 )
 def test_schema_refuses_broken_values(sets: tuple[str, ...], complaint: str) -> None:
@@ -565,3 +567,34 @@ def test_two_languages_reach_both_services_and_the_operators_lines_load(tmp_path
     book = phrases.from_settings(settings)
     assert book("es-ES").FAREWELL == "Gracias por llamar a la clínica. ¡Hasta pronto!"
     assert book("es-ES").voices.say == "Polly.Conchita"
+
+
+def test_recording_reaches_telephony_and_its_settings_load(tmp_path: Path) -> None:
+    values = {
+        "twilio": {"accountSid": "AC" + "1" * 32},
+        "telephony": {
+            "recording": {
+                "enabled": True,
+                "notice": "Calls are recorded; press {digit} to opt out.",
+                "optOutKey": "8",
+            }
+        },
+    }
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+    objects = render(tmp_path / "values.yaml")
+    variables = env(find(objects, "Deployment", "-telephony"))
+    chosen = {
+        name: variables[name]["value"]
+        for name in ("CALL_RECORDING", "RECORDING_NOTICE", "RECORDING_OPT_OUT_KEY")
+    }
+    assert chosen["CALL_RECORDING"] == "on"
+    credentials = {"TWILIO_ACCOUNT_SID": variables["TWILIO_ACCOUNT_SID"]["value"]}
+    credentials["TWILIO_AUTH_TOKEN"] = "from-the-secret"
+    settings = TelephonySettings.model_validate({**chosen, **credentials})
+    assert (
+        phrases.from_settings(settings)().notice("8") == "Calls are recorded; press 8 to opt out."
+    )
+    # Off by default, and no notice of the chart's own.
+    default = env(find(render(), "Deployment", "-telephony"))
+    assert default["CALL_RECORDING"]["value"] == "off"
+    assert "RECORDING_NOTICE" not in default

@@ -71,6 +71,24 @@ def test_follows_gather_redirect_and_hangup_then_reports_status() -> None:
     assert placed.turns[-1].hung_up
 
 
+def test_a_keypad_only_prompt_gets_the_prompt_key_and_leaves_the_script_alone() -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+    answers = {
+        "/api/voice": '<Response><Gather input="dtmf" action="/notice"><Say>Recorded.</Say>'
+        "</Gather></Response>",
+        "/notice": '<Response><Gather input="speech" action="/x"><Say>Hi</Say></Gather></Response>',
+        "/x": "<Response><Hangup/></Response>",
+    }
+    ended: list[str] = []
+    placed = call(answers, seen)
+    placed.prompt_key, placed.on_end = "9", ended.append
+    spoken = iter([Input("speech", "hello")])
+    placed.start(lambda turn: next(spoken))
+    assert [p.get("Digits") for path, p in seen if path == "/notice"] == ["9"]
+    assert [p.get("SpeechResult") for path, p in seen if path == "/x"] == ["hello"]
+    assert ended == [placed.call_sid]
+
+
 def test_silence_without_action_on_empty_result_falls_through() -> None:
     seen: list[tuple[str, dict[str, str]]] = []
     answers = {
@@ -86,7 +104,7 @@ def test_silence_without_action_on_empty_result_falls_through() -> None:
 def test_digits_and_dial() -> None:
     seen: list[tuple[str, dict[str, str]]] = []
     answers = {
-        "/api/voice": '<Response><Gather input="dtmf" action="/k"><Say>Press</Say>'
+        "/api/voice": '<Response><Gather input="dtmf speech" action="/k"><Say>Press</Say>'
         "</Gather></Response>",
         "/k": "<Response><Say>Connecting</Say><Dial>+15550001234</Dial></Response>",
     }

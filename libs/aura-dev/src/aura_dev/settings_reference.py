@@ -92,7 +92,9 @@ def env_line(name: str, info: FieldInfo) -> str:
     if info.examples:
         return f"# {name}={info.examples[0]}"
     value = env_value(info.get_default(call_default_factory=True))
-    commented = isinstance(info.default, Path) or len(value) > LONG_DEFAULT
+    # Unset (None) differs from empty: the line stays a comment until it is given a value.
+    unset = info.default is None
+    commented = unset or isinstance(info.default, Path) or len(value) > LONG_DEFAULT
     return f"{'# ' if commented else ''}{name}={value}"
 
 

@@ -6,6 +6,9 @@
   aura-call --relay                           # expect ConversationRelay (VOICE_MODE=relay)
   aura-call --realtime                        # Media Streams audio (VOICE_MODE=realtime)
   aura-call --language es-ES                  # a Spanish caller (LANGUAGES=en-US,es-ES)
+  aura-call --twilio-api-port 8090            # recordings (CALL_RECORDING=on) go to a fake
+                                              # REST API: TWILIO_API_BASE_URL=http://127.0.0.1:8090
+  aura-call --press-at-prompts 9              # refuse the recording at its notice
 
 Interactive: what you type is what the caller says; `#5` presses 5; an empty line is
 silence; Ctrl-C hangs up. Over ConversationRelay, answers print token by token with their
@@ -211,8 +214,10 @@ def interactive(call: Call, path: str = "") -> None:
 def answer_calls(args: argparse.Namespace, defaults: CallerSettings) -> int:
     """Play Twilio's REST API until the deployment places a call, then be its callee."""
     placed: queue.Queue[PlacedCall] = queue.Queue()
-    rest = FakeTwilioRest(defaults.TWILIO_ACCOUNT_SID, args.token, on_call=placed.put)
-    url = rest.start(port=args.twilio_api_port)
+    rest = FakeTwilioRest(
+        defaults.TWILIO_ACCOUNT_SID, args.token, on_call=placed.put, callback_base=args.url
+    )
+    url = rest.start(port=args.twilio_api_port or 0)
     print(f"[Twilio's REST API on {url}: set TWILIO_API_BASE_URL={url} and place a call]")
     try:
         call_placed = placed.get()
@@ -227,6 +232,8 @@ def answer_calls(args: argparse.Namespace, defaults: CallerSettings) -> int:
             account_sid=defaults.TWILIO_ACCOUNT_SID,
             on_say=(lambda text: None) if args.quiet else (lambda text: print(f"aura> {text}")),
             relay=args.relay,
+            prompt_key=args.press_at_prompts,
+            on_end=rest.end_call,
         )
         print(f"[{call_placed.params.get('To')} is ringing: answered by a {args.answer_calls}]")
         answered_by = "human" if args.answer_calls == "human" else "machine_end_beep"
@@ -280,7 +287,10 @@ def realtime_call(args: argparse.Namespace, defaults: CallerSettings) -> int:
         callee=args.callee,
     )
     try:
-        asyncio.run(interactive(args.url, twilio, new_call_sid(), defaults.ADMIN_API_TOKEN))
+        call = interactive(
+            args.url, twilio, new_call_sid(), defaults.ADMIN_API_TOKEN, args.press_at_prompts
+        )
+        asyncio.run(call)
     except StreamError as error:
         print(f"aura-call: {error}", file=sys.stderr)
         return 1
@@ -324,7 +334,20 @@ def main(argv: list[str] | None = None) -> int:
         "person or an answering machine: serves Twilio's REST API for placing calls on "
         "--twilio-api-port; point the deployment's TWILIO_API_BASE_URL at it",
     )
-    parser.add_argument("--twilio-api-port", type=int, default=0, help="0: any free port")
+    parser.add_argument(
+        "--twilio-api-port",
+        type=int,
+        default=None,
+        help="serve Twilio's REST API (placed calls, call recordings) on this port, 0 for "
+        "any free one; point the deployment's TWILIO_API_BASE_URL at it",
+    )
+    parser.add_argument(
+        "--press-at-prompts",
+        default="",
+        metavar="KEY",
+        help="the key to press at a keypad-only prompt (the recording notice's, to refuse "
+        "it); default: none",
+    )
     parser.add_argument(
         "--language",
         default="",
@@ -359,7 +382,13 @@ def main(argv: list[str] | None = None) -> int:
             on_say=(lambda text: None) if args.quiet else (lambda text: print(f"aura> {text}")),
             relay=args.relay,
             language=args.language,
+            prompt_key=args.press_at_prompts,
         )
+        if args.twilio_api_port is not None:
+            rest = FakeTwilioRest(defaults.TWILIO_ACCOUNT_SID, args.token, callback_base=args.url)
+            api = rest.start(port=args.twilio_api_port)
+            print(f"[Twilio's REST API on {api}: the deployment's TWILIO_API_BASE_URL]")
+            call.on_end = rest.end_call
         if args.script:
             run_script(call, steps)
             if not args.quiet:

@@ -48,12 +48,27 @@ class StreamTwiml:
 
 
 def stream_welcome(
-    base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0
+    base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0, prompt_key: str = ""
 ) -> StreamTwiml:
-    """Ring the deployment as Twilio does and return the <Stream> its answer names."""
+    """Ring the deployment as Twilio does and return the <Stream> its answer names; a
+    keypad-only prompt first (a recording notice) is answered with `prompt_key` (or no
+    key) and followed, as Twilio does."""
     response = ring(base_url, twilio, call_sid, timeout)
     if response.status_code != 200:
         raise StreamError(f"the welcome answered HTTP {response.status_code}")
+    prompt = ElementTree.fromstring(response.text).find("Gather")  # noqa: S314
+    if prompt is not None and prompt.get("input") == "dtmf" and prompt.get("action"):
+        path = prompt.get("action", "")
+        params = twilio.call_params(call_sid, Digits=prompt_key)
+        base = base_url.rstrip("/")
+        response = httpx.post(
+            f"{base}{path}",
+            data=params,
+            headers=twilio.headers(base, path, params),
+            timeout=timeout,
+        )
+        if response.status_code != 200:
+            raise StreamError(f"the notice's webhook answered HTTP {response.status_code}")
     return parse_stream(response.text)
 
 
@@ -282,12 +297,14 @@ async def _transcript(base_url: str, admin_token: str, call_sid: str) -> list[di
     return turns if isinstance(turns, list) else []
 
 
-async def interactive(base_url: str, twilio: Twilio, call_sid: str, admin_token: str = "") -> None:
+async def interactive(
+    base_url: str, twilio: Twilio, call_sid: str, admin_token: str = "", prompt_key: str = ""
+) -> None:
     """A realtime call from a terminal: each line typed is spoken as the caller's voice
     (espeak-ng when installed), `#5` presses 5, typing while the assistant speaks talks
     over it. Each answer prints its timing, and its words when ADMIN_API_TOKEN is given."""
     player = StreamPlayer(base_url, twilio, call_sid)
-    await player.open(stream_welcome(base_url, twilio, call_sid))
+    await player.open(stream_welcome(base_url, twilio, call_sid, prompt_key=prompt_key))
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 

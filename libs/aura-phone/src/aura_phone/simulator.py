@@ -94,6 +94,11 @@ class Call:
     takes_transfers: bool = True
     whispers: list[str] = field(default_factory=list)
     dialed: str = ""
+    # A keypad-only prompt (the recording notice): the key the caller presses there, if
+    # any; the script's steps are for the conversation after it.
+    prompt_key: str = ""
+    # Told the CallSid once the call has ended (e.g. a fake REST API's end_call).
+    on_end: Callable[[str], None] = lambda call_sid: None
     turns: list[Turn] = field(default_factory=list)
     ended: bool = False
     _started: float = field(default_factory=time.monotonic)
@@ -183,14 +188,21 @@ class Call:
             if verb.tag == "Say":
                 self._say(verb, turn)
             elif verb.tag == "Gather":
+                offered = verb.findall("Say")
+                for nested in offered:
+                    self._say(nested, turn)
+                inputs = verb.get("input", "dtmf").split()
+                action = verb.get("action") or turn.path
+                if inputs == ["dtmf"]:
+                    # A keypad-only prompt, such as a recording notice, in any voice mode.
+                    if self.prompt_key:
+                        self.on_say(f"[pressing {self.prompt_key}]")
+                    return action, self.params(Digits=self.prompt_key)
                 if self.relay:
                     raise CallError(
                         "the deployment answered with <Gather>, not ConversationRelay: "
                         "is it running with VOICE_MODE=relay?"
                     )
-                offered = verb.findall("Say")
-                for nested in offered:
-                    self._say(nested, turn)
                 digit = self._offer(offered)
                 if digit:
                     self.on_say(f"[choosing {self.language}: pressing {digit}]")
@@ -198,8 +210,6 @@ class Call:
                 choice = answer(turn)
                 if choice.kind == "hangup":
                     return None
-                inputs = verb.get("input", "dtmf").split()
-                action = verb.get("action") or turn.path
                 if choice.kind == "speech" and "speech" in inputs:
                     return action, self.params(SpeechResult=choice.value, Confidence="0.92")
                 if choice.kind == "digits" and "dtmf" in inputs:
@@ -319,3 +329,4 @@ class Call:
         self.ended = True
         duration = str(max(1, round(time.monotonic() - self._started)))
         self._post("/api/voice/status", self.params(CallStatus=status, CallDuration=duration))
+        self.on_end(self.call_sid)

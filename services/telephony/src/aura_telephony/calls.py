@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, replace
+from urllib.parse import urlencode
 
 from aura_common.actions import CallAction
 from aura_common.logs import mask_phone
@@ -32,8 +33,10 @@ from aura_telephony.hangups import Hangups
 from aura_telephony.model import Answer, CallEvent, Claim, Counting, Parties, Transcript, Turn
 from aura_telephony.policy import CallPolicy, Decision
 from aura_telephony.post_call import PostCallSender
+from aura_telephony.recordings import Recordings
 from aura_telephony.security import stream_endpoint
 from aura_telephony.transfers import Transfers
+from aura_telephony.twilio_rest import TwilioRest
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,12 @@ class Placed:
 
     purpose: str
     voicemail: str = ""
+
+    def query(self) -> str:
+        """The answer URL's query, for the webhooks after it (the recording notice's)."""
+        return urlencode(
+            {k: v for k, v in (("purpose", self.purpose), ("voicemail", self.voicemail)) if v}
+        )
 
 
 log = logging.getLogger(__name__)
@@ -62,6 +71,7 @@ class Calls:
         backends: Backends,
         post_call: PostCallSender | None = None,
         phrasebook: phrases.Phrasebook | None = None,
+        rest: TwilioRest | None = None,
     ) -> None:
         self.settings = settings
         self.backends = backends
@@ -72,6 +82,7 @@ class Calls:
         holding = self.twiml.ask(self.phrasebook().HOLDING)
         self.deliveries = Deliveries(backends, settings.TURN_BUDGET_SECONDS, holding=holding)
         self.transfers = Transfers(self)
+        self.recordings = Recordings(settings, backends, rest or TwilioRest(settings), self.note)
 
     async def incoming(
         self, form: VoiceWebhook, key: str, relay_url: str, outbound: Placed | None = None
@@ -255,20 +266,56 @@ class Calls:
             return Reply(self.twiml.voicemail(outbound.voicemail), parties=parties)
         greeting = self.settings.outbound_greeting(outbound.purpose)
         metrics.CALLS_STARTED.inc()
-        return self._greet(greeting, relay_url, parties)
+        return self._greet(greeting, relay_url, parties, outbound.query())
 
-    def _greet(self, greeting: str, relay_url: str, parties: Parties) -> Reply:
-        """A call's first words, in a <Gather> or as the relay's greeting, stored with the
-        call's parties. The model sees its own greeting as the first turn."""
+    def _greet(self, greeting: str, relay_url: str, parties: Parties, query: str = "") -> Reply:
+        """A call's first words, stored with the call's parties: with recording on, the
+        notice (the greeting follows at its webhook); else the greeting."""
+        if self.recordings.on:
+            notice = self.phrasebook().notice(self.settings.RECORDING_OPT_OUT_KEY)
+            return Reply(self.twiml.notice(query), [Turn("assistant", notice)], parties)
+        return replace(self._greeting(greeting, relay_url), parties=parties)
+
+    def _greeting(self, greeting: str, relay_url: str, before: str = "") -> Reply:
+        """The greeting, after `before` when given, in a <Gather> or as the relay's
+        greeting; the model sees it as the first turn."""
+        said = f"{before} {greeting}".strip()
         if self.settings.VOICE_MODE == "relay":
-            document = self.twiml.relay(relay_url, greeting)
+            document = self.twiml.relay(relay_url, said)
         elif self.settings.VOICE_MODE == "realtime":
             # The model says the greeting, in its own voice, as the stream opens.
-            document = self.twiml.stream(*stream_endpoint(relay_url))
+            document = self.twiml.stream(*stream_endpoint(relay_url), say=before)
         else:
             # With several languages, the welcome offers the others by key.
-            document = self.twiml.ask(greeting, offer=len(self.phrasebook.languages) > 1)
-        return Reply(document, [Turn("assistant", greeting)], parties)
+            document = self.twiml.ask(said, offer=len(self.phrasebook.languages) > 1)
+        return Reply(document, [Turn("assistant", said)])
+
+    async def consented(
+        self,
+        form: GatherResult,
+        key: str,
+        relay_url: str,
+        callback_url: str,
+        outbound: Placed | None = None,
+    ) -> str:
+        """The recording notice was heard: the caller pressed its key (no recording), or
+        not (the recording starts, once); then the greeting."""
+        greeting = self.settings.welcome_message
+        if outbound is not None:
+            greeting = self.settings.outbound_greeting(outbound.purpose)
+
+        async def step(budget: TurnBudget, claim: Claim | None) -> Reply:
+            digits = (form.Digits or "").strip()
+            if digits[:1] == self.settings.RECORDING_OPT_OUT_KEY:
+                decision = self.policy.pressed(digits)
+                count(decision)
+                await self.recordings.refuse(form.CallSid, "keypad")
+                return self._greeting(greeting, relay_url, before=decision.say)
+            await self.recordings.start(form.CallSid, callback_url)
+            return self._greeting(greeting, relay_url)
+
+        with metrics.TURN_SECONDS.labels("welcome").time():
+            return await self.deliveries.once(form.CallSid, key, step)
 
     async def _respond(
         self,
@@ -345,8 +392,11 @@ class Calls:
         if decision.next == "end":
             spoken = [Turn("assistant", decision.say, language=lang)] if turns else []
             return Reply(self.twiml.hang_up(decision.say, lang), turns + spoken)
+        if decision.stops_recording:
+            await self.recordings.refuse(call_sid, decision.refused_by)
         reprompted = reprompts + 1 if decision.reprompt else 0
-        spoken = [Turn("assistant", decision.say, language=lang)] if decision.language else []
+        said = decision.language or decision.stops_recording
+        spoken = [Turn("assistant", decision.say, language=lang)] if said else []
         return Reply(self.twiml.ask(decision.say, reprompted, lang), turns + spoken)
 
     async def _carry_out(

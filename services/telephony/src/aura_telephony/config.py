@@ -107,6 +107,27 @@ class Settings(AuraSettings):
         description="The most the transfer summary may take; past it (or with no model) "
         "the whisper says the caller's number and their last request.",
     )
+    CALL_RECORDING: Literal["off", "on"] = Field(
+        default="off",
+        description="on: every call is recorded through Twilio's REST API (both channels), "
+        "after the caller hears RECORDING_NOTICE; a caller who says they do not want it, or "
+        "presses RECORDING_OPT_OUT_KEY, stops it for the rest of the call. Consent rules "
+        "differ by place: the operator owns them.",
+    )
+    RECORDING_NOTICE: str | None = Field(
+        default=None,
+        max_length=500,
+        description="What a caller hears before the recording starts, in the first "
+        "language (the other languages' notices are in their catalogues). Unset: the "
+        "catalogue's notice; set, it must not be empty while CALL_RECORDING=on. "
+        "{digit} is RECORDING_OPT_OUT_KEY.",
+    )
+    RECORDING_OPT_OUT_KEY: str = Field(
+        default="9",
+        pattern=r"^[1-9*#]$",
+        description="The key that stops the recording (the notice offers it). Not 0 "
+        "(a person) nor a language's key.",
+    )
     TRUST_PROXY_HEADERS: bool = Field(
         default=False,
         description="Without PUBLIC_BASE_URL, rebuild the signed URL from "
@@ -312,6 +333,29 @@ class Settings(AuraSettings):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("PUBLIC_BASE_URL must start with https:// (or http://)")
         return value
+
+    @model_validator(mode="after")
+    def _recording(self) -> Settings:
+        notice = self.RECORDING_NOTICE
+        if self.CALL_RECORDING == "on" and notice is not None and not notice.strip():
+            raise ValueError(
+                "RECORDING_NOTICE must not be empty while CALL_RECORDING=on: callers "
+                "must hear that they are recorded (unset it for the standard notice)"
+            )
+        credentials = self.TWILIO_ACCOUNT_SID and self.TWILIO_AUTH_TOKEN
+        if self.CALL_RECORDING == "on" and not credentials:
+            raise ValueError(
+                "CALL_RECORDING=on records through Twilio's REST API: set TWILIO_ACCOUNT_SID "
+                "and TWILIO_AUTH_TOKEN"
+            )
+        key, languages = self.RECORDING_OPT_OUT_KEY, len(self.languages)
+        choosing = languages > 1 and key.isdigit() and int(key) <= languages
+        if self.CALL_RECORDING == "on" and choosing:
+            raise ValueError(
+                f"RECORDING_OPT_OUT_KEY={key} is a language's key with LANGUAGES="
+                f"{self.LANGUAGES}: choose a key after the last language"
+            )
+        return self
 
     @model_validator(mode="after")
     def _post_call_secret(self) -> Settings:

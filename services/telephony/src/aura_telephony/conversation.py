@@ -168,3 +168,25 @@ def asks_for_language(speech: str) -> str:
     if found is None:
         return ""
     return _LANGUAGE_NAMES[next(g for g in found.groups() if g)]
+
+
+# A caller refusing to be recorded, in the languages Aura ships (accents folded): a
+# negation with "record", or asking for the recording to stop. "Can you record my order"
+# and "I'd like to record a message" are not refusals.
+_REFUSES_RECORDING = re.compile(
+    r"\b(?:dont|do not|never) record\b"
+    r"|\b(?:dont|do not) (?:want|wish|consent|agree)\b.*\brecord(?:ed|ing)?\b"
+    r"|\b(?:stop|turn off|switch off|cancel|end|pause) (?:the )?(?:call )?recording\b"
+    r"|\b(?:no|without) recording\b|\bnot (?:to )?be recorded\b"
+    r"|\bno (?:me |la |lo )?grab(?:e|es|en|ar|acion)\b|\bno quiero que (?:se |me )?grab"
+    r"|\b(?:deje|dejen|pare|paren) de grabar\b|\bsin grabar\b"
+    r"|\bn?enregistrez pas\b|\bne (?:m|l)?(?:enregistrez|enregistre) pas\b"
+    r"|\bpas d ?enregistrement\b|\barretez (?:l ?)?enregistrement\b|\barretez d ?enregistrer\b"
+    r"|\bnicht (?:aufnehmen|aufzeichnen|aufgezeichnet|aufgenommen)\b"
+    r"|\bkeine (?:aufnahme|aufzeichnung)\b|\b(?:aufnahme|aufzeichnung) (?:stoppen|beenden)\b"
+)
+
+
+def refuses_recording(speech: str) -> bool:
+    """True when the caller says they do not want the call recorded."""
+    return bool(_REFUSES_RECORDING.search(_fold(speech)))

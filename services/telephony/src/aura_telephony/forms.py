@@ -85,3 +85,19 @@ class RelayEnded(VoiceWebhook):
             return ""
         value = data.get(field) if isinstance(data, dict) else None
         return value if isinstance(value, str) else ""
+
+
+class RecordingStatusCallback(VoiceWebhook):
+    """What Twilio posts to a recording's status callback (CALL_RECORDING=on)."""
+
+    RecordingSid: str = Field(min_length=1, max_length=64, description="The recording's id")
+    RecordingStatus: str | None = Field(
+        default=None, description="in-progress, completed, absent or failed"
+    )
+    RecordingUrl: str | None = Field(default=None, description="Where Twilio keeps the media")
+    RecordingDuration: str | None = Field(default=None, description="Seconds recorded")
+    RecordingChannels: str | None = None
+    RecordingStartTime: str | None = None
+    RecordingSource: str | None = None
+    RecordingTrack: str | None = None
+    ErrorCode: str | None = None

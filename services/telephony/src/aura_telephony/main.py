@@ -20,6 +20,7 @@ from aura_telephony.outbound import Outbound
 from aura_telephony.post_call import PostCallSender
 from aura_telephony.relay import Relay
 from aura_telephony.routers import admin, info, relay, stream, voice
+from aura_telephony.twilio_rest import TwilioRest
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         post_call = PostCallSender(settings, backends) if settings.POST_CALL_WEBHOOK_URL else None
         if post_call is not None:
             post_call.start()
-        app.state.calls = Calls(settings, backends, post_call)
+        rest = TwilioRest(settings)
+        app.state.calls = Calls(settings, backends, post_call, rest=rest)
         app.state.calls.start()
         app.state.relay = Relay(app.state.calls)
-        app.state.outbound = Outbound(settings, backends.memory)
+        app.state.outbound = Outbound(settings, backends.memory, rest)
         process.started()
         try:
             yield
         finally:
-            await app.state.outbound.close()
+            await rest.close()
             await app.state.calls.close()
             if post_call is not None:
                 await post_call.close()

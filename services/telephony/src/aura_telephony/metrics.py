@@ -34,7 +34,8 @@ CALL_EVENTS = Counter(
     "aura_call_events",
     "What turns led to: answered, goodbye, transfer, reprompt, low_confidence, keypad, "
     "holding, apology, refused, message (a message the caller left was saved), voicemail "
-    "(an outbound call reached a machine).",
+    "(an outbound call reached a machine), recording_refused (the caller said no to being "
+    "recorded).",
     ["event"],
 )
 POST_CALL_DELIVERIES = Counter(
@@ -138,6 +139,7 @@ CALL_EVENT_NAMES = (
     "refused",
     "message",
     "voicemail",
+    "recording_refused",
 )
 REJECTION_REASONS = ("missing", "invalid", "account_mismatch", "relay_ticket", "call_mismatch")
 for _event in CALL_EVENT_NAMES:
@@ -211,3 +213,15 @@ for _event in REALTIME_EVENT_NAMES:
     REALTIME_EVENTS.labels(_event)
 for _reason in REALTIME_ENDING_REASONS:
     REALTIME_ENDINGS.labels(_reason)
+
+RECORDINGS = Counter(
+    "aura_recordings",
+    "Call recordings (CALL_RECORDING=on) through Twilio's REST API, by what happened: "
+    "started, adopted (a retry found the recording its lost answer had started), stopped "
+    "(the caller refused), declined (refused before it started), failed (Twilio refused or "
+    "was unreachable: the call goes on unrecorded), completed (Twilio's callback).",
+    ["event"],
+)
+RECORDING_EVENTS = ("started", "adopted", "stopped", "declined", "failed", "completed")
+for _event in RECORDING_EVENTS:
+    RECORDINGS.labels(_event)

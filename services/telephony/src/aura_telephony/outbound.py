@@ -3,34 +3,29 @@
 The answer URL carries the call's purpose and voicemail message (Twilio signs the whole
 URL when it calls back, so neither can be forged), and asks for answering-machine
 detection that waits for the greeting to end (DetectMessageEnd): the answer webhook then
-says whether a person or a machine picked up. TWILIO_API_BASE_URL sends the REST calls to
-a gateway or a fake instead of Twilio, through the SDK's own HTTP client hook."""
+says whether a person or a machine picked up. The REST calls go through `twilio_rest`
+(TWILIO_API_BASE_URL)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 from twilio.base import values
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.http.response import Response
-from twilio.rest import Client
+from twilio.base.exceptions import TwilioRestException
 
 from aura_common.logs import mask_phone
 from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.memory_client import MemoryClient
+from aura_telephony.twilio_rest import UNANSWERED, TwilioRest
 
 log = logging.getLogger(__name__)
 
-TWILIO_API = "https://api.twilio.com"
 E164 = r"^\+[1-9][0-9]{6,14}$"
-_REST_TIMEOUT_SECONDS = 10.0
 
 
 class OutboundCall(BaseModel):
@@ -86,30 +81,15 @@ class OutboundError(Exception):
         self.rule = rule  # refused by the operator's rules, before Twilio was asked
 
 
-# The SDK's client is untyped for mypy (it builds on aiohttp-retry, which has no types).
-class _Gateway(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """The SDK's asynchronous HTTP client, sending what it addresses to Twilio's REST API
-    to `base_url` instead (a gateway, or a fake in tests)."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__(timeout=_REST_TIMEOUT_SECONDS)
-        self._base_url = base_url.rstrip("/")
-
-    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        if self._base_url and url.startswith(TWILIO_API):
-            url = self._base_url + url[len(TWILIO_API) :]
-        return await super().request(method, url, *args, **kwargs)
-
-
 def allowed(settings: Settings, number: str) -> bool:
     return any(number.startswith(prefix) for prefix in settings.outbound_prefixes)
 
 
 class Outbound:
-    def __init__(self, settings: Settings, memory: MemoryClient) -> None:
+    def __init__(self, settings: Settings, memory: MemoryClient, rest: TwilioRest) -> None:
         self._settings = settings
         self._memory = memory
-        self._client: Client | None = None
+        self._rest = rest
 
     async def request(self, call: OutboundCall) -> PlacedCall:
         """Place `call` if the operator's rules allow it: outbound calls on, the number in
@@ -139,20 +119,10 @@ class Outbound:
             )
         return await self.place(call, settings.PUBLIC_BASE_URL.rstrip("/"))
 
-    def _twilio(self) -> Client:
-        if self._client is None:  # made on first use, inside the event loop it needs
-            settings = self._settings
-            self._client = Client(
-                settings.TWILIO_ACCOUNT_SID,
-                settings.TWILIO_AUTH_TOKEN,
-                http_client=_Gateway(settings.TWILIO_API_BASE_URL),
-            )
-        return self._client
-
     async def place(self, call: OutboundCall, public_base: str) -> PlacedCall:
         """Ask Twilio to ring `call.to`; raises OutboundError with what to tell the client."""
         settings = self._settings
-        if not settings.TWILIO_ACCOUNT_SID or not settings.TWILIO_AUTH_TOKEN:
+        if not self._rest.configured:
             raise OutboundError(503, "outbound calls need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         caller_id = call.from_ or settings.TWILIO_PHONE_NUMBER
         if not caller_id:
@@ -164,7 +134,7 @@ class Outbound:
         if call.voicemail_message:
             query["voicemail"] = call.voicemail_message
         try:
-            created = await self._twilio().calls.create_async(
+            created = await self._rest.client().calls.create_async(
                 to=call.to,
                 from_=caller_id,
                 url=f"{public_base}/api/voice?{urlencode(query)}",
@@ -184,14 +154,8 @@ class Outbound:
             # A bad number or caller ID is the client's to fix; our credentials are not.
             status = 422 if error.status in (400, 404) else 502
             raise OutboundError(status, f"Twilio: {error.msg}", error.code) from error
-        except (TwilioException, aiohttp.ClientError, OSError) as error:
+        except UNANSWERED as error:
             log.error("outbound call to %s: Twilio unreachable: %s", mask_phone(call.to), error)
             raise OutboundError(502, "Twilio could not be reached") from error
         log.info("outbound call %s to %s placed", created.sid, mask_phone(call.to))
         return PlacedCall(call_sid=created.sid or "", to=call.to, status=str(created.status or ""))
-
-    async def close(self) -> None:
-        if self._client is not None:
-            http = self._client.http_client
-            if isinstance(http, AsyncTwilioHttpClient):
-                await http.close()

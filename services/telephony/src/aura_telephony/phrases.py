@@ -70,12 +70,18 @@ class Phrases:
     BRIEFING: str
     WHISPER_ACCEPT: str
     WHISPER_FALLBACK: str
+    RECORDING_NOTICE: str
+    RECORDING_STOPPED: str
+    RECORDING_OFF: str
 
     def welcome(self, assistant_name: str) -> str:
         return self.WELCOME.replace("{assistant_name}", assistant_name)
 
     def choose(self, digit: str) -> str:
         return self.CHOOSE_LANGUAGE.replace("{digit}", digit)
+
+    def notice(self, digit: str) -> str:
+        return self.RECORDING_NOTICE.replace("{digit}", digit)
 
     def whisper_fallback(self, caller: str, request: str) -> str:
         return self.WHISPER_FALLBACK.replace("{caller}", caller).replace("{request}", request)
@@ -172,6 +178,11 @@ class Phrasebook:
         primary = wanted.split("-")[0]
         return next((t for t in self.languages if t.split("-")[0].lower() == primary), None)
 
+    def replace_notice(self, tag: str, text: str) -> None:
+        """The operator's own recording notice (RECORDING_NOTICE) for `tag`."""
+        self._by_tag[tag] = replace(self._by_tag[tag], RECORDING_NOTICE=text)
+        self.default = self._by_tag[self.languages[0]]
+
     def names(self) -> str:
         """The configured languages by their own names: "English, Español"."""
         return ", ".join(self._by_tag[t].name for t in self.languages)
@@ -192,4 +203,7 @@ def from_settings(settings: Settings) -> Phrasebook:
     if "AI_ASSISTANT_VOICE" in settings.model_fields_set or first.lower().startswith("en"):
         mine["say"] = settings.AI_ASSISTANT_VOICE
     voices[first] = {**{k: v for k, v in mine.items() if v}, **voices.get(first, {})}
-    return Phrasebook(settings.languages, settings.PHRASES_PATH, voices)
+    book = Phrasebook(settings.languages, settings.PHRASES_PATH, voices)
+    if settings.RECORDING_NOTICE:  # the operator's own notice, in the first language
+        book.replace_notice(first, settings.RECORDING_NOTICE)
+    return book

@@ -19,6 +19,7 @@ from aura_telephony.conversation import (
     asks_for_language,
     is_goodbye,
     presses_for_a_person,
+    refuses_recording,
     wants_a_person,
 )
 from aura_telephony.phrases import Phrasebook
@@ -42,10 +43,17 @@ class Decision:
     events: tuple[str, ...] = ()  # call events to count (aura_call_events_total)
     # The call goes on in this language (a configured one) from here; `say` is in it.
     language: str = ""
+    # The caller refused the recording (by words or the notice's key): stop it for good.
+    stops_recording: bool = False
 
     @property
     def dials(self) -> bool:
         return self.next == "transfer"
+
+    @property
+    def refused_by(self) -> str:
+        """How the caller refused the recording: keypad or words."""
+        return "keypad" if "keypad" in self.events else "words"
 
 
 class CallPolicy:
@@ -66,6 +74,8 @@ class CallPolicy:
             return self._again(lines.DIDNT_CATCH, reprompts, lang)
         if confidence is not None and confidence < self._settings.SPEECH_MIN_CONFIDENCE:
             return self._again(lines.NOT_SURE, reprompts, lang, "low_confidence")
+        if refuses_recording(speech):
+            return replace(self.refuse_recording(lang), keep_caller=True)
         if wants_a_person(speech):
             return self.transfer(keep_caller=True, lang=lang)
         asked = asks_for_language(speech)
@@ -81,10 +91,15 @@ class CallPolicy:
 
     def pressed(self, digits: str, lang: str = "") -> Decision:
         """The caller pressed keys: 0 for a person; with several languages, 2, 3... for
-        the second, third... (as the welcome offers them); anything else, help."""
+        the second, third... (as the welcome offers them); with recording on, the notice's
+        key to refuse it; anything else, help."""
         if presses_for_a_person(digits):
             transfer = self.transfer(lang=lang)
             return replace(transfer, events=("keypad", *transfer.events))
+        recording = self._settings.CALL_RECORDING == "on"
+        if recording and digits.strip()[:1] == self._settings.RECORDING_OPT_OUT_KEY:
+            refusal = self.refuse_recording(lang)
+            return replace(refusal, events=("keypad", *refusal.events))
         chosen = self.language_for(digits)
         if chosen:
             return self.switch(chosen, events=("keypad",))
@@ -110,6 +125,17 @@ class CallPolicy:
         """The caller asked for a language the operator did not configure."""
         line = self.phrasebook(lang).LANGUAGE_NOT_AVAILABLE
         return Decision("ask", line.replace("{languages}", self.phrasebook.names()))
+
+    def refuse_recording(self, lang: str = "") -> Decision:
+        """The caller does not want the call recorded: with recording on it stops, for
+        the rest of the call; with it off they are told so. Nothing a caller says starts
+        a recording."""
+        lines = self.phrasebook(lang)
+        if self._settings.CALL_RECORDING != "on":
+            return Decision("ask", lines.RECORDING_OFF)
+        return Decision(
+            "ask", lines.RECORDING_STOPPED, events=("recording_refused",), stops_recording=True
+        )
 
     def silent(self, reprompts: int, lang: str = "") -> Decision:
         """The caller said nothing for a while, after `reprompts` askings in a row."""

@@ -32,10 +32,12 @@ from aura_telephony.budget import TurnBudget
 from aura_telephony.config import Settings
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.model import Delivery, Transcript
+from aura_telephony.recordings import pending
 from aura_telephony.records import (
     iso,
     languages_json,
     messages_json,
+    recording_json,
     tool_calls_json,
     turns_json,
 )
@@ -48,6 +50,14 @@ _SUMMARY_SECONDS = 20.0
 _MAX_BACKOFF_SECONDS = 1800.0
 # Attempts that wait for a summary before the record goes without one.
 _SUMMARY_ATTEMPTS = 3
+# How long a record waits for Twilio to say a recording is done (its duration and media
+# come a few seconds after the call ends), and how often it looks again meanwhile.
+RECORDING_WAIT_SECONDS = 120.0
+_RECORDING_POLL_SECONDS = 3.0
+
+
+class RecordingPendingError(Exception):
+    """The call's recording is not done yet: the record waits for it."""
 
 
 def outcome(record: Transcript | None) -> str:
@@ -106,6 +116,7 @@ def build_record(
         "transcript": turns_json(record),
         "messages": messages_json(record),
         "tool_calls": tool_calls_json(record),
+        "recording": recording_json(record),
     }
 
 
@@ -171,8 +182,14 @@ class PostCallSender:
         age = time.time() - delivery.created_at.timestamp() if delivery.created_at else 0.0
         unsummarised = "summary" not in job
         try:
-            body = await self._body(delivery, job)
+            body = await self._body(delivery, job, age)
             delivered = await self._post(delivery.id, body)
+        except RecordingPendingError:
+            kept = json.dumps(job) if unsummarised and "summary" in job else ""
+            await self._backends.memory.settle_delivery(
+                delivery.id, False, _RECORDING_POLL_SECONDS, _RPC_SECONDS, kept
+            )
+            return
         except DownstreamError as error:
             log.warning("call %s: record not ready: %s", delivery.id, describe(error))
             delivered = False
@@ -199,8 +216,10 @@ class PostCallSender:
         kept = json.dumps(job) if unsummarised and "summary" in job else ""
         await self._backends.memory.settle_delivery(delivery.id, False, wait, _RPC_SECONDS, kept)
 
-    async def _body(self, delivery: Delivery, job: dict[str, Any]) -> bytes:
-        """The record to send; a summary it makes is kept in `job` for the retries."""
+    async def _body(self, delivery: Delivery, job: dict[str, Any], age: float) -> bytes:
+        """The record to send; a summary it makes is kept in `job` for the retries.
+        Raises RecordingPendingError while the call's recording is not yet done (for up to
+        RECORDING_WAIT_SECONDS), so that the record carries its duration and media."""
         record = await self._backends.memory.transcript(delivery.id, TurnBudget(_RPC_SECONDS))
         # A call in which the caller said nothing has nothing to summarise.
         turns = record.turns if record is not None else ()
@@ -213,6 +232,8 @@ class PostCallSender:
                 if delivery.attempts + 1 < _SUMMARY_ATTEMPTS:
                     raise
                 log.warning("call %s: sent without a summary: %s", delivery.id, describe(error))
+        if pending(record) and age < RECORDING_WAIT_SECONDS:
+            raise RecordingPendingError
         record_json = build_record(
             delivery.id, job, record, job.get("summary"), self._settings.languages[0]
         )

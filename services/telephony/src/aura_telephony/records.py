@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from aura_telephony.model import Transcript
+from aura_telephony.recordings import REFUSED_EVENT, recording_of
 
 
 def iso(at: datetime | None) -> str | None:
@@ -57,3 +58,23 @@ def tool_calls_json(record: Transcript | None) -> list[dict[str, Any]]:
             tool, _, outcome = event.detail.partition(" ")
         calls.append({"tool": tool, "outcome": outcome, "at": iso(event.at)})
     return calls
+
+
+def recording_json(record: Transcript | None) -> dict[str, Any] | None:
+    """The call's recording (Twilio's SID, status, duration and media URL) and whether,
+    how and when the caller refused it; None for a call that was never to be recorded."""
+    events = record.events if record else ()
+    found = recording_of(record)
+    refusal = next((e for e in events if e.kind == REFUSED_EVENT), None)
+    if found is None and refusal is None:
+        return None
+    return {
+        "sid": (found.sid or None) if found else None,
+        # Refused before it started: there never was one.
+        "status": found.status if found else "declined",
+        "duration_seconds": found.duration_seconds if found else None,
+        "url": (found.url or None) if found else None,
+        "channels": found.channels if found else None,
+        "refused_by": (refusal.detail or "words") if refusal else None,
+        "refused_at": iso(refusal.at) if refusal else None,
+    }

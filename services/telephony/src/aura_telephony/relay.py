@@ -305,6 +305,9 @@ class RelaySession(SocketSession):
             await self.end("goodbye")
             await self._store([*caller, Turn("assistant", decision.say)] if caller else [])
         else:
+            if decision.stops_recording:
+                await self._relay.calls.recordings.refuse(self.call_sid, decision.refused_by)
+                caller.append(Turn("assistant", decision.say))
             await self._store(caller)
             if decision.language:
                 await self._switch(decision.language)

@@ -192,13 +192,14 @@ class StreamSession(SocketSession):
         except DownstreamError as error:
             log.warning("stream call %s: no history: %s", self.call_sid, describe(error))
             conversation = Conversation()
-        # A new call has only its welcome: the model says it. A call handed over from
-        # another replica (or from another mode) goes on from its turns.
+        # A new call has only its welcome (after the recording notice, when there is
+        # one): the model says it. A call handed over from another replica (or from
+        # another mode) goes on from its turns.
         turns: tuple[Turn, ...] = tuple(conversation.turns)
         greeting = ""
-        if len(turns) == 1 and turns[0].role == "assistant":
-            greeting = turns[0].text
-            turns = ()
+        if turns and all(t.role == "assistant" for t in turns):
+            greeting = turns[-1].text
+            turns = ()  # (the notice was said by Twilio; the model greets afresh)
             self._greeting = True
         self._conversing = await self._backends.llm.converse(
             self.call_sid,
@@ -332,7 +333,7 @@ class StreamSession(SocketSession):
             said = transcript.text[: self._settings.MAX_SPEECH_CHARS]
             await self._store([Turn("user", said)])
             decision = self._calls.policy.heard(said, lang=self._lang)
-            if decision.next in ("transfer", "end"):
+            if decision.next in ("transfer", "end") or decision.stops_recording:
                 await self._decide(decision)
             elif decision.language:
                 # The model answers in the new language by itself; the lines follow it.
@@ -377,6 +378,8 @@ class StreamSession(SocketSession):
             # The model speaks the caller's language by itself; the policy's lines follow.
             self._lang = decision.language
             metrics.CALL_LANGUAGES.labels(decision.language).inc()
+        if decision.stops_recording:
+            await self._calls.recordings.refuse(self.call_sid, decision.refused_by)
         if decision.next in ("ask", "model"):
             if decision.say:
                 await self._say(decision.say)

@@ -22,6 +22,7 @@ TRANSFER_PATH = "/api/voice/transfer"
 TRANSFER_ENDED_PATH = "/api/voice/transfer/ended"
 WHISPER_PATH = "/api/voice/whisper"
 WHISPER_ANSWER_PATH = "/api/voice/whisper/answer"
+CONSENT_PATH = "/api/voice/consent"
 # How long the person who answers a warm transfer has to press 1.
 WHISPER_SECONDS = 10
 
@@ -79,6 +80,27 @@ class Twiml:
         # Reached only if Twilio cannot post the empty result (the Gather is cut short).
         self._say(response, lines.NO_INPUT_GOODBYE, lines)
         response.hangup()
+        return str(response)
+
+    def notice(self, query: str = "") -> str:
+        """The recording notice, in each of the deployment's languages and voices, while
+        listening for the key that refuses; the notice's webhook (CONSENT_PATH) then
+        starts the recording, or not, and greets."""
+        action = f"{CONSENT_PATH}?{query}" if query else CONSENT_PATH
+        gather = Gather(
+            action=action,
+            method="POST",
+            input="dtmf",
+            num_digits="1",
+            timeout="1",
+            action_on_empty_result="true",
+        )
+        for tag in self._book.languages:
+            lines = self._book(tag)
+            self._say(gather, lines.notice(self._settings.RECORDING_OPT_OUT_KEY), lines)
+        response = VoiceResponse()
+        response.append(gather)
+        response.redirect(action, method="POST")  # should the empty result not be posted
         return str(response)
 
     def hang_up(self, text: str, lang: str = "") -> str:

@@ -15,7 +15,13 @@ from pydantic import BaseModel
 from aura_telephony.calls import Calls
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall
-from aura_telephony.records import languages_json, messages_json, tool_calls_json, turns_json
+from aura_telephony.records import (
+    languages_json,
+    messages_json,
+    recording_json,
+    tool_calls_json,
+    turns_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,18 @@ class ToolCall(BaseModel):
     at: datetime | None
 
 
+class CallRecording(BaseModel):
+    """The call's recording (CALL_RECORDING=on): Twilio keeps the audio, Aura its id."""
+
+    sid: str | None  # Twilio's RE...; None when it never started
+    status: str  # in-progress, completed, absent, failed, or declined (refused first)
+    duration_seconds: int | None
+    url: str | None  # the media on Twilio's API (fetched with the account's credentials)
+    channels: int | None
+    refused_by: Literal["words", "keypad"] | None  # the caller said no to it
+    refused_at: datetime | None
+
+
 class CallTranscript(BaseModel):
     call_sid: str
     caller: str
@@ -59,6 +77,7 @@ class CallTranscript(BaseModel):
     messages: list[CallerMessage]  # left with take_message
     tool_calls: list[ToolCall] = []
     languages: list[str] = []  # the languages the call used, first to last
+    recording: CallRecording | None = None
 
 
 async def require_admin(request: Request) -> None:
@@ -95,6 +114,7 @@ async def transcript(
         raise HTTPException(status_code=503, detail="memory service unavailable") from error
     if found is None:
         raise HTTPException(status_code=404, detail="no transcript for this call")
+    recorded = recording_json(found)
     return CallTranscript(
         call_sid=found.call_sid,
         caller=found.caller,
@@ -109,6 +129,7 @@ async def transcript(
         messages=[CallerMessage.model_validate(m) for m in messages_json(found)],
         tool_calls=[ToolCall.model_validate(c) for c in tool_calls_json(found)],
         languages=languages_json(found, calls.settings.languages[0]),
+        recording=CallRecording.model_validate(recorded) if recorded else None,
     )
 
 

@@ -14,9 +14,15 @@ from pydantic import BaseModel, ValidationError
 
 from aura_telephony.calls import Calls, Placed
 from aura_telephony.delivery import idempotency_key
-from aura_telephony.forms import GatherResult, StatusCallback, VoiceWebhook
+from aura_telephony.forms import (
+    GatherResult,
+    RecordingStatusCallback,
+    StatusCallback,
+    VoiceWebhook,
+)
 from aura_telephony.macs import value_signed
-from aura_telephony.security import FORM_CONTENT_TYPE, relay_url, twilio_form
+from aura_telephony.recordings import STATUS_PATH
+from aura_telephony.security import FORM_CONTENT_TYPE, public_base, relay_url, twilio_form
 
 router = APIRouter(prefix="/api/voice", tags=["voice"])
 
@@ -100,18 +106,59 @@ async def incoming_call(
     params: Params,
     form: Annotated[VoiceWebhook, Depends(webhook_form(VoiceWebhook))],
     calls: AppCalls,
-    purpose: Annotated[
-        str, Query(max_length=300, description="An outbound call's purpose (POST /api/calls)")
-    ] = "",
-    voicemail: Annotated[
-        str, Query(max_length=500, description="An outbound call's voicemail message")
-    ] = "",
+    purpose: PurposeQuery = "",
+    voicemail: VoicemailQuery = "",
 ) -> Response:
     url = relay_url(request, calls.settings, form.CallSid)
     # Set only in the answer URL of a call Aura placed, which Twilio signs with its query.
     outbound = Placed(purpose, voicemail) if purpose else None
     key = delivery_key(request, params)
     return twiml_response(await calls.incoming(form, key, url, outbound))
+
+
+PurposeQuery = Annotated[
+    str, Query(max_length=300, description="An outbound call's purpose (POST /api/calls)")
+]
+VoicemailQuery = Annotated[
+    str, Query(max_length=500, description="An outbound call's voicemail message")
+]
+
+
+@router.post(
+    "/consent",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="The recording notice was heard (or its key pressed): record, or not; greet",
+    openapi_extra=form_body(GatherResult),
+)
+async def recording_consent(
+    request: Request,
+    params: Params,
+    form: Annotated[GatherResult, Depends(webhook_form(GatherResult))],
+    calls: AppCalls,
+    purpose: PurposeQuery = "",
+    voicemail: VoicemailQuery = "",
+) -> Response:
+    url = relay_url(request, calls.settings, form.CallSid)
+    callback = public_base(request, calls.settings).rstrip("/") + STATUS_PATH
+    outbound = Placed(purpose, voicemail) if purpose else None
+    key = delivery_key(request, params)
+    return twiml_response(await calls.consented(form, key, url, callback, outbound))
+
+
+@router.post(
+    "/recording",
+    response_class=Response,
+    responses=RESPONSES,
+    summary="A call recording's status callback: its SID, status, duration and media URL",
+    openapi_extra=form_body(RecordingStatusCallback),
+)
+async def recording_status(
+    form: Annotated[RecordingStatusCallback, Depends(webhook_form(RecordingStatusCallback))],
+    calls: AppCalls,
+) -> Response:
+    await calls.recordings.status(form)
+    return twiml_response(calls.twiml.empty())
 
 
 @router.post(
