@@ -218,14 +218,15 @@ async def test_an_outbound_calls_purpose_is_kept_with_it(store: ConversationStor
 
 async def test_events_are_kept_with_the_transcript(store: ConversationStore) -> None:
     await store.append("CA1", [("user", "the manager please")])
-    await store.record_event("CA1", StoredEvent("tool", "transfer_call ok", 0.0))
+    called = '{"department":"manager"}'
+    await store.record_event("CA1", StoredEvent("tool", "transfer_call", 0.0, "ok", called))
     await store.record_event("CA1", StoredEvent("transferred", "", 0.0))
     assert await store.end_call("CA1", "completed", ended_at=1.0)
     record = await store.transcript("CA1")
     assert record is not None
-    assert [(e.kind, e.detail) for e in record.events] == [
-        ("tool", "transfer_call ok"),
-        ("transferred", ""),
+    assert [(e.kind, e.detail, e.arguments) for e in record.events] == [
+        ("tool", "transfer_call", called),
+        ("transferred", "", ""),
     ]
 
 

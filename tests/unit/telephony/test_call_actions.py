@@ -99,6 +99,8 @@ async def test_a_message_is_taken_over_four_turns_and_served_with_the_transcript
     # The tool call, as a structured record: its name and outcome apart.
     [tool_call] = response.json()["tool_calls"]
     assert (tool_call["tool"], tool_call["outcome"]) == ("take_message", "ok")
+    # ... and what the model called it with.
+    assert tool_call["arguments"]["caller_name"] == "Jo Baker"
     stored = await rig.store.transcript(call_sid)
     assert stored is not None
     [event] = [e for e in stored.events if e.kind == "tool"]

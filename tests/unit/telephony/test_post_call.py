@@ -52,7 +52,7 @@ def test_the_record_holds_the_call_and_computes_its_duration() -> None:
     )
     assert record["duration_seconds"] == 120
     assert record["tool_calls"] == [
-        {"tool": "order_status", "outcome": "timeout", "at": AT.isoformat()}
+        {"tool": "order_status", "outcome": "timeout", "arguments": {}, "at": AT.isoformat()}
     ]
     assert record["messages"][0]["callback_number"] == "555 0100"
     assert record["summary"] == "The caller said hi."

@@ -52,6 +52,25 @@ class ToolUse:
 
     tool: str
     outcome: str
+    arguments: str = ""  # the call's JSON arguments, compact; "" when unusable
+
+    @classmethod
+    def of(cls, call: ToolCall, outcome: str) -> ToolUse:
+        return cls(call.name, outcome, recorded_arguments(call.arguments))
+
+
+# The most of a tool call's arguments kept with the call's record.
+MAX_RECORDED_ARGUMENTS = 500
+
+
+def recorded_arguments(arguments: str) -> str:
+    """A tool call's arguments as the record keeps them: a compact JSON object, or ""."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return ""
+    compact = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
+    return compact if isinstance(parsed, dict) and len(compact) <= MAX_RECORDED_ARGUMENTS else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +168,13 @@ class Assistant:
         for call in calls[:MAX_TOOL_CALLS_PER_ROUND]:
             ran = await self.toolbox.run(call_id, call, deadline, reserve)
             results.append(ran.result)
-            uses.append(ToolUse(call.name, ran.outcome))
+            uses.append(ToolUse.of(call, ran.outcome))
             if ran.action is not None:
                 actions.append(ran.action)
             ends = ends or ran.ends_turn
         for call in calls[MAX_TOOL_CALLS_PER_ROUND:]:
             results.append(ToolResult(call, TOO_MANY_CALLS))
-            uses.append(ToolUse(call.name, "skipped"))
+            uses.append(ToolUse.of(call, "skipped"))
         return results, actions, uses, ends
 
     async def answer(self, prompt: Prompt, deadline: float) -> TurnAnswer:

@@ -180,7 +180,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             failover=answer.failover,
             failures=_failures(answer.failures),
             actions=[_action(a) for a in answer.actions],
-            tools_used=[pb.ToolUse(tool=u.tool, outcome=u.outcome) for u in answer.tools_used],
+            tools_used=[_tool_use(u) for u in answer.tools_used],
             passage_ids=answer.passage_ids,
             ungrounded=bool(answer.ungrounded),
         )
@@ -199,7 +199,7 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
                 elif isinstance(item, CallAction):
                     yield pb.GenerateStreamResponse(actions=[_action(item)])
                 elif isinstance(item, ToolUse):
-                    used = pb.ToolUse(tool=item.tool, outcome=item.outcome)
+                    used = _tool_use(item)
                     yield pb.GenerateStreamResponse(tools_used=[used])
                 else:
                     yield pb.GenerateStreamResponse(
@@ -327,7 +327,7 @@ def _converse_response(event: Outgoing) -> pb.ConverseResponse:
     if isinstance(event, CallAction):
         return pb.ConverseResponse(action=_action(event))
     if isinstance(event, ToolUse):
-        return pb.ConverseResponse(tool_used=pb.ToolUse(tool=event.tool, outcome=event.outcome))
+        return pb.ConverseResponse(tool_used=_tool_use(event))
     if isinstance(event, AnswerDone):
         return pb.ConverseResponse(answer_done=pb.AnswerDone(item_id=event.item_id))
     ready = pb.ConverseReady(
@@ -337,3 +337,7 @@ def _converse_response(event: Outgoing) -> pb.ConverseResponse:
         failures=_failures(event.failures),
     )
     return pb.ConverseResponse(ready=ready)
+
+
+def _tool_use(use: ToolUse) -> pb.ToolUse:
+    return pb.ToolUse(tool=use.tool, outcome=use.outcome, arguments=use.arguments)

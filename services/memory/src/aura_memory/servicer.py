@@ -162,7 +162,11 @@ def _transcript_to_pb(record: CallRecord) -> pb.Transcript:
         ],
         events=[
             pb.CallEvent(
-                kind=e.kind, detail=e.detail, create_time=_stamp(e.created_at), outcome=e.outcome
+                kind=e.kind,
+                detail=e.detail,
+                create_time=_stamp(e.created_at),
+                outcome=e.outcome,
+                arguments=e.arguments,
             )
             for e in record.events
         ],
@@ -407,7 +411,11 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             )
         if len(event.outcome) > MAX_EVENT_CHARS:
             await _reject(context, f"event.outcome is longer than {MAX_EVENT_CHARS} characters")
-        stored = StoredEvent(event.kind, event.detail, 0.0, event.outcome)
+        if len(event.arguments) > MAX_EVENT_DETAIL_CHARS:
+            await _reject(
+                context, f"event.arguments is longer than {MAX_EVENT_DETAIL_CHARS} characters"
+            )
+        stored = StoredEvent(event.kind, event.detail, 0.0, event.outcome, event.arguments)
         await self._stored(
             context=context,
             name="record_event",

@@ -40,7 +40,7 @@ _TO_LLM_ROLE: dict[Role, llm_pb.Role.ValueType] = {
 
 
 def _uses(uses: Sequence[llm_pb.ToolUse]) -> tuple[ToolUse, ...]:
-    return tuple(ToolUse(u.tool, u.outcome) for u in uses)
+    return tuple(ToolUse(u.tool, u.outcome, u.arguments) for u in uses)
 
 
 def _actions(actions: Sequence[llm_pb.CallAction]) -> tuple[CallAction, ...]:
@@ -123,7 +123,8 @@ class Conversing:
             elif kind == "action":
                 yield from_actions(response.action)
             elif kind == "tool_used":
-                yield ToolUse(response.tool_used.tool, response.tool_used.outcome).event()
+                used = response.tool_used
+                yield ToolUse(used.tool, used.outcome, used.arguments).event()
             elif kind == "ready":
                 r = response.ready
                 yield LiveReady(r.provider, r.model, r.failover)

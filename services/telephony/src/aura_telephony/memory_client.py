@@ -134,7 +134,8 @@ class MemoryClient:
             direction=found.direction,
             purpose=found.purpose,
             events=tuple(
-                CallEvent(e.kind, e.detail, _time(e.create_time), e.outcome) for e in found.events
+                CallEvent(e.kind, e.detail, _time(e.create_time), e.outcome, e.arguments)
+                for e in found.events
             ),
         )
 
@@ -213,7 +214,10 @@ class MemoryClient:
             memory_pb.RecordEventRequest(
                 call_id=call_sid,
                 event=memory_pb.CallEvent(
-                    kind=event.kind, detail=event.detail, outcome=event.outcome
+                    kind=event.kind,
+                    detail=event.detail,
+                    outcome=event.outcome,
+                    arguments=event.arguments,
                 ),
             ),
             timeout=self._memory_timeout(budget),

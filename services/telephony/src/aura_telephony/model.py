@@ -44,6 +44,7 @@ class CallEvent:
     detail: str = ""  # a department transferred to, or a tool's name
     at: datetime | None = None
     outcome: str = ""  # a tool's: ok, error, timeout, invalid_arguments, skipped
+    arguments: str = ""  # a tool's: the JSON object it was called with
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +53,10 @@ class ToolUse:
 
     tool: str
     outcome: str
+    arguments: str = ""
 
     def event(self) -> CallEvent:
-        return CallEvent("tool", self.tool, outcome=self.outcome)
+        return CallEvent("tool", self.tool, outcome=self.outcome, arguments=self.arguments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ post-call webhook, so that the two never describe a turn, a message or a tool ca
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -56,7 +57,13 @@ def tool_calls_json(record: Transcript | None) -> list[dict[str, Any]]:
         tool, outcome = event.detail, event.outcome
         if not outcome:  # recorded before tool events had their own outcome field
             tool, _, outcome = event.detail.partition(" ")
-        calls.append({"tool": tool, "outcome": outcome, "at": iso(event.at)})
+        try:
+            arguments = json.loads(event.arguments) if event.arguments else {}
+        except ValueError:
+            arguments = {}
+        calls.append(
+            {"tool": tool, "outcome": outcome, "arguments": arguments, "at": iso(event.at)}
+        )
     return calls
 
 

@@ -374,7 +374,7 @@ class Conversation:
             self._start.call_id, call, time.monotonic() + TOOL_SECONDS, reserve=0.0
         )
         state.steps.append(Step("", (ToolResult(call, ran.result.content),)))
-        await self._out.put(ToolUse(call.name, ran.outcome))
+        await self._out.put(ToolUse.of(call, ran.outcome))
         if ran.action is not None:
             await self._out.put(ran.action)
         if connection is not self._connection:

@@ -61,6 +61,7 @@ class StoredEvent:
     detail: str
     created_at: float
     outcome: str = ""  # a tool's: ok, error, timeout, invalid_arguments, skipped
+    arguments: str = ""  # a tool's: the JSON object it was called with
 
 
 @dataclass(frozen=True, slots=True)

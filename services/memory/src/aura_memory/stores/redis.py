@@ -300,6 +300,8 @@ class RedisStore(ConversationStore):
         item = {"k": event.kind, "d": event.detail, "at": now}
         if event.outcome:
             item["o"] = event.outcome
+        if event.arguments:
+            item["a"] = event.arguments
         encoded = json.dumps(item, separators=(",", ":"))
         keys = [key, self._key(call_id, "meta")]
         if await self._run(self._event(keys=keys, args=[encoded, self._keys_ttl])):
@@ -432,7 +434,7 @@ class RedisStore(ConversationStore):
             turns=tuple(_decode(item) for item in raw),
             messages=tuple(_decode_message(item) for item in messages),
             events=tuple(
-                StoredEvent(e["k"], e["d"], float(e["at"]), e.get("o", ""))
+                StoredEvent(e["k"], e["d"], float(e["at"]), e.get("o", ""), e.get("a", ""))
                 for e in map(json.loads, events)
             ),
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import logging
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel
@@ -49,6 +49,7 @@ class CallerMessage(BaseModel):
 class ToolCall(BaseModel):
     tool: str
     outcome: str  # ok, error, timeout, invalid_arguments or skipped
+    arguments: dict[str, Any] = {}  # what the model called it with
     at: datetime | None
 
 

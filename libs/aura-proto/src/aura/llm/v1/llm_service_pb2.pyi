@@ -252,21 +252,27 @@ class ToolUse(_message.Message):
 
     TOOL_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
     tool: _builtins.str
     """tool names the tool."""
     outcome: _builtins.str
     """outcome is ok, error, timeout, invalid_arguments, or skipped (past the calls one
     answer may make).
     """
+    arguments: _builtins.str
+    """arguments is the JSON object the model called it with, compact; empty when it was
+    not JSON or longer than 500 characters.
+    """
     def __init__(
         self,
         *,
         tool: _builtins.str = ...,
         outcome: _builtins.str = ...,
+        arguments: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "tool", b"tool"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "outcome", b"outcome", "tool", b"tool"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -678,12 +678,15 @@ class CallEvent(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """kind is transferred, voicemail, refused or tool."""
     detail: _builtins.str
     """detail is e.g. the department transferred to, or a tool's name."""
     outcome: _builtins.str
     """outcome is, for a tool, how it went: ok, error, timeout, invalid_arguments, skipped."""
+    arguments: _builtins.str
+    """arguments is, for a tool, the JSON object it was called with (at most 500 characters)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """create_time is when the memory service stored it; ignored on record."""
@@ -695,10 +698,11 @@ class CallEvent(_message.Message):
         detail: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         outcome: _builtins.str = ...,
+        arguments: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "detail", b"detail", "kind", b"kind", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "create_time", b"create_time", "detail", b"detail", "kind", b"kind", "outcome", b"outcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
