@@ -13,6 +13,7 @@ import grpc
 from aura.llm.v1 import llm_service_pb2 as pb
 from aura.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from aura_common.actions import CallAction
+from aura_llm import judge
 from aura_llm.assistant import Assistant, Consulted, ToolRunning, ToolUse
 from aura_llm.config import Settings
 from aura_llm.failover import Failure, NoAnswerError, StreamInterruptedError
@@ -287,6 +288,33 @@ class LlmServicer(pb_grpc.LlmServiceServicer):
             await _no_answer(context, error)
         return pb.SummarizeResponse(summary=answer.text, provider=answer.provider)
 
+    async def Judge(self, request: pb.JudgeRequest, context: Context) -> pb.JudgeResponse:
+        transcript = await _chat_turns(
+            request.transcript, "transcript", MAX_SUMMARY_TURNS, context, MAX_USER_TEXT_CHARS
+        )
+        criteria = [c.strip() for c in request.criteria if c.strip()]
+        if not criteria or len(criteria) > judge.MAX_CRITERIA:
+            await _reject(context, f"give 1 to {judge.MAX_CRITERIA} criteria")
+        if any(len(c) > judge.MAX_CRITERION_CHARS for c in criteria):
+            await _reject(context, f"a criterion is longer than {judge.MAX_CRITERION_CHARS}")
+        if all(p.name == "local" for p in self._assistant.router.providers):
+            return _judged(judge.skipped(criteria, "no model: the local provider cannot judge"), "")
+        prompt = Prompt(
+            call_id=request.call_id,
+            assistant_name=self._settings.AI_ASSISTANT_NAME,
+            system_prompt=judge.JUDGE_PROMPT,
+            history=(),
+            user_text=judge.request(transcript, criteria),
+            task="judge",
+        )
+        try:
+            answer = await self._assistant.router.generate(prompt, self._deadline(context))
+        except NoAnswerError as error:
+            log.warning("call %s: not judged: %s", request.call_id, error)
+            verdicts = judge.skipped(criteria, f"no model answered: {error}")
+            return _judged(verdicts, "")
+        return _judged(judge.verdicts(answer.text, criteria), answer.provider)
+
 
 # Far more than any 20 ms frame or batch of them: a bigger message is not Twilio's audio.
 MAX_AUDIO_BYTES = 64 * 1024
@@ -341,3 +369,12 @@ def _converse_response(event: Outgoing) -> pb.ConverseResponse:
 
 def _tool_use(use: ToolUse) -> pb.ToolUse:
     return pb.ToolUse(tool=use.tool, outcome=use.outcome, arguments=use.arguments)
+
+
+def _judged(verdicts: list[judge.Verdict], provider: str) -> pb.JudgeResponse:
+    return pb.JudgeResponse(
+        verdicts=[
+            pb.Verdict(criterion=v.criterion, verdict=v.verdict, reason=v.reason) for v in verdicts
+        ],
+        provider=provider,
+    )

@@ -263,3 +263,20 @@ class LlmClient:
             timeout=seconds,
         )
         return response.summary
+
+    @failing_as("llm")
+    async def judge(
+        self, call_sid: str, turns: Sequence[Turn], criteria: Sequence[str], seconds: float
+    ) -> tuple[list[tuple[str, str, str]], str]:
+        """The judge's verdicts on the call (criterion, pass/fail/skipped, reason), and the
+        provider that judged ("" when none could)."""
+        response = await self._stub.Judge(
+            llm_pb.JudgeRequest(
+                call_id=call_sid,
+                transcript=[llm_pb.Message(role=_TO_LLM_ROLE[t.role], text=t.text) for t in turns],
+                criteria=list(criteria),
+            ),
+            timeout=seconds,
+        )
+        verdicts = [(v.criterion, v.verdict, v.reason) for v in response.verdicts]
+        return verdicts, response.provider

@@ -68,8 +68,9 @@ class Prompt:
     steps: tuple[Step, ...] = ()
     # False on the last round a turn allows: the model must answer in words.
     may_call_tools: bool = True
-    # "summary": write a summary of the call in `history` for the business, not an answer.
-    task: Literal["answer", "summary"] = "answer"
+    # "summary": write a summary of the call in `history` for the business, not an answer;
+    # "judge": score a call against criteria (evaluations), answering in JSON.
+    task: Literal["answer", "summary", "judge"] = "answer"
     # What this call is about, when Aura placed it: the last part of the system prompt.
     call_context: str = ""
     # The knowledge passages chosen for this turn (the local provider answers from them;

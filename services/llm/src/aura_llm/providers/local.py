@@ -73,6 +73,8 @@ class LocalProvider(Provider):
     async def generate(self, prompt: Prompt, budget: float) -> Completion:
         if prompt.task == "summary":
             return Completion(self.summary(prompt.history))
+        if prompt.task == "judge":
+            return Completion("")  # no model: the judge's criteria are skipped, not passed
         if prompt.steps:
             return Completion(self._after_tools(prompt))
         message = self._message_in_progress(prompt)

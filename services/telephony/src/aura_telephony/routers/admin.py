@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from aura_telephony.calls import Calls
 from aura_telephony.errors import DownstreamError, describe
@@ -131,6 +131,63 @@ async def transcript(
         tool_calls=[ToolCall.model_validate(c) for c in tool_calls_json(found)],
         languages=languages_json(found, calls.settings.languages[0]),
         recording=CallRecording.model_validate(recorded) if recorded else None,
+    )
+
+
+class JudgeRequest(BaseModel):
+    criteria: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        min_length=1, max_length=20, description="Plain sentences the call must satisfy"
+    )
+
+
+class JudgeVerdict(BaseModel):
+    criterion: str
+    verdict: Literal["pass", "fail", "skipped"]  # skipped: no model could judge it
+    reason: str
+
+
+class Judged(BaseModel):
+    verdicts: list[JudgeVerdict]
+    provider: str  # the provider that judged; "" when none could
+
+
+# A judge reads a whole call: more time than a turn, less than Twilio never waits on.
+JUDGE_SECONDS = 60.0
+
+
+@router.post(
+    "/{call_sid}/judge",
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"description": "Missing or wrong token"},
+        404: {"description": "Unknown"},
+        503: {"description": "Memory or llm service unavailable"},
+    },
+    summary="Score a call against criteria in plain words, with the llm service's "
+    "provider (aura-eval's judge; requires ADMIN_API_TOKEN)",
+)
+async def judge_call(
+    request: Request,
+    call_sid: Annotated[str, Path(min_length=1, max_length=64)],
+    body: JudgeRequest,
+) -> Judged:
+    calls: Calls = request.app.state.calls
+    try:
+        found = await calls.transcript(call_sid)
+        if found is None:
+            raise HTTPException(status_code=404, detail="no transcript for this call")
+        verdicts, provider = await calls.backends.llm.judge(
+            call_sid, found.turns, body.criteria, JUDGE_SECONDS
+        )
+    except DownstreamError as error:
+        log.error("call %s not judged: %s", call_sid, describe(error))
+        raise HTTPException(status_code=503, detail="memory or llm service unavailable") from error
+    return Judged(
+        verdicts=[
+            JudgeVerdict.model_validate({"criterion": c, "verdict": v, "reason": r})
+            for c, v, r in verdicts
+        ],
+        provider=provider,
     )
 
 

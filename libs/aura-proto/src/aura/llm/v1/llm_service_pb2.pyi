@@ -343,6 +343,96 @@ class SummarizeResponse(_message.Message):
 Global___SummarizeResponse: _TypeAlias = SummarizeResponse  # noqa: Y015
 
 @_typing.final
+class JudgeRequest(_message.Message):
+    """JudgeRequest holds a call's whole conversation and the criteria to score it against."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_FIELD_NUMBER: _builtins.int
+    CRITERIA_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """call_id identifies the call; used for logs and traces."""
+    @_builtins.property
+    def transcript(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """transcript is every turn of the call, oldest first."""
+
+    @_builtins.property
+    def criteria(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """criteria are plain sentences the call must satisfy, at most 20 of 500 characters."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        transcript: _abc.Iterable[Global___Message] | None = ...,
+        criteria: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "criteria", b"criteria", "transcript", b"transcript"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JudgeRequest: _TypeAlias = JudgeRequest  # noqa: Y015
+
+@_typing.final
+class Verdict(_message.Message):
+    """Verdict is the judge's word on one criterion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRITERION_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    criterion: _builtins.str
+    """criterion is the sentence judged, as given."""
+    verdict: _builtins.str
+    """verdict is pass, fail, or skipped (no model could judge it)."""
+    reason: _builtins.str
+    """reason is one sentence saying why."""
+    def __init__(
+        self,
+        *,
+        criterion: _builtins.str = ...,
+        verdict: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["criterion", b"criterion", "reason", b"reason", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
+
+@_typing.final
+class JudgeResponse(_message.Message):
+    """JudgeResponse has one verdict per criterion, in the order given."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """provider names the provider that judged ("" when none could)."""
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]: ...
+    def __init__(
+        self,
+        *,
+        verdicts: _abc.Iterable[Global___Verdict] | None = ...,
+        provider: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "verdicts", b"verdicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JudgeResponse: _TypeAlias = JudgeResponse  # noqa: Y015
+
+@_typing.final
 class GenerateStreamRequest(_message.Message):
     """GenerateStreamRequest asks for the answer to one caller utterance, streamed."""
 

@@ -50,6 +50,11 @@ class LlmServiceStub:
                 request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.SerializeToString,
                 response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.FromString,
                 _registered_method=True)
+        self.Judge = channel.unary_unary(
+                '/aura.llm.v1.LlmService/Judge',
+                request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.JudgeRequest.SerializeToString,
+                response_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.JudgeResponse.FromString,
+                _registered_method=True)
         self.Converse = channel.stream_stream(
                 '/aura.llm.v1.LlmService/Converse',
                 request_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.ConverseRequest.SerializeToString,
@@ -83,6 +88,15 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Judge(self, request, context):
+        """Judge scores a call against criteria written in plain words ("the assistant never
+        promised a delivery time"), with the configured provider, failing over like any
+        turn. Without a model (the local provider) every criterion is skipped, never passed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Converse(self, request_iterator, context):
         """Converse carries one realtime call: the caller's audio in, and the assistant's audio,
         transcripts, speech-started and call actions out, whatever speech-to-speech provider
@@ -110,6 +124,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.Summarize,
                     request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.FromString,
                     response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.SerializeToString,
+            ),
+            'Judge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Judge,
+                    request_deserializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.JudgeRequest.FromString,
+                    response_serializer=aura_dot_llm_dot_v1_dot_llm__service__pb2.JudgeResponse.SerializeToString,
             ),
             'Converse': grpc.stream_stream_rpc_method_handler(
                     servicer.Converse,
@@ -199,6 +218,33 @@ class LlmService:
             '/aura.llm.v1.LlmService/Summarize',
             aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeRequest.SerializeToString,
             aura_dot_llm_dot_v1_dot_llm__service__pb2.SummarizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Judge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aura.llm.v1.LlmService/Judge',
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.JudgeRequest.SerializeToString,
+            aura_dot_llm_dot_v1_dot_llm__service__pb2.JudgeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,11 @@ class LlmServiceStub:
     """
     Summarize: _grpc.UnaryUnaryMultiCallable[_llm_service_pb2.SummarizeRequest, _llm_service_pb2.SummarizeResponse]
     """Summarize writes a short summary of a whole call for the business's records."""
+    Judge: _grpc.UnaryUnaryMultiCallable[_llm_service_pb2.JudgeRequest, _llm_service_pb2.JudgeResponse]
+    """Judge scores a call against criteria written in plain words ("the assistant never
+    promised a delivery time"), with the configured provider, failing over like any
+    turn. Without a model (the local provider) every criterion is skipped, never passed.
+    """
     Converse: _grpc.StreamStreamMultiCallable[_llm_service_pb2.ConverseRequest, _llm_service_pb2.ConverseResponse]
     """Converse carries one realtime call: the caller's audio in, and the assistant's audio,
     transcripts, speech-started and call actions out, whatever speech-to-speech provider
@@ -61,6 +66,11 @@ class LlmServiceAsyncStub(LlmServiceStub):
     """
     Summarize: _aio.UnaryUnaryMultiCallable[_llm_service_pb2.SummarizeRequest, _llm_service_pb2.SummarizeResponse]  # type: ignore[assignment]
     """Summarize writes a short summary of a whole call for the business's records."""
+    Judge: _aio.UnaryUnaryMultiCallable[_llm_service_pb2.JudgeRequest, _llm_service_pb2.JudgeResponse]  # type: ignore[assignment]
+    """Judge scores a call against criteria written in plain words ("the assistant never
+    promised a delivery time"), with the configured provider, failing over like any
+    turn. Without a model (the local provider) every criterion is skipped, never passed.
+    """
     Converse: _aio.StreamStreamMultiCallable[_llm_service_pb2.ConverseRequest, _llm_service_pb2.ConverseResponse]  # type: ignore[assignment]
     """Converse carries one realtime call: the caller's audio in, and the assistant's audio,
     transcripts, speech-started and call actions out, whatever speech-to-speech provider
@@ -96,6 +106,17 @@ class LlmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_llm_service_pb2.SummarizeResponse, _abc.Awaitable[_llm_service_pb2.SummarizeResponse]]:
         """Summarize writes a short summary of a whole call for the business's records."""
+
+    @_abc_1.abstractmethod
+    def Judge(
+        self,
+        request: _llm_service_pb2.JudgeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_llm_service_pb2.JudgeResponse, _abc.Awaitable[_llm_service_pb2.JudgeResponse]]:
+        """Judge scores a call against criteria written in plain words ("the assistant never
+        promised a delivery time"), with the configured provider, failing over like any
+        turn. Without a model (the local provider) every criterion is skipped, never passed.
+        """
 
     @_abc_1.abstractmethod
     def Converse(
