@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 PYTEST_ARGS ?=
 , := ,
 
-.PHONY: help setup tools run call test lint fmt proto settings bench clean images base-image e2e-containers container-engine \
+.PHONY: help setup tools run call eval test lint fmt proto settings bench clean images base-image e2e-containers container-engine \
 	kind-up kind-load deploy e2e-kind kind-down
 
 # Containers: docker or podman, whichever is here; images tagged with the git revision.
@@ -72,6 +72,9 @@ run: $(SYNCED) ## Run telephony, llm and memory in the foreground (Ctrl-C stops 
 
 call: $(SYNCED) ## Call the local Aura (make run) as Twilio would; type to speak, #5 to press 5
 	@exec $(VENV)/bin/aura-call
+
+eval: $(SYNCED) ## Start Aura as make run does, run the sample scenario suite (EVAL_ARGS=... for aura-eval), stop it
+	@$(VENV)/bin/python -m aura_dev.evaluation $(EVAL_ARGS)
 
 test: $(SYNCED) ## Run every test: unit, integration (real processes), chart and e2e
 	@scripts/system-packages.sh test

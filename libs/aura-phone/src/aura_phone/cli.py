@@ -20,127 +20,27 @@ from __future__ import annotations
 
 import argparse
 import queue
-import re
 import sys
 import threading
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
-
-import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aura_phone.relay import Action
 from aura_phone.rest import FakeTwilioRest, PlacedCall
+from aura_phone.script import CallerSettings, ScriptError, Step, load_script, since
 from aura_phone.simulator import Call, CallError, Input, Turn
-
-
-class ScriptError(Exception):
-    """The script is malformed, or the call did not go as it expects."""
-
-
-Words = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) else v)]
-
-
-class _Step(BaseModel):
-    """One step as written in a script file."""
-
-    model_config = ConfigDict(extra="forbid")
-    say: Words | None = None
-    press: Words | None = None  # YAML reads `press: 5` as a number
-    silence: bool = False
-    hear: Words = ""
-    hear_regex: str = ""
-    hangup: bool = False
-    # The call ends by being put through to this number.
-    transfer_to: Words = ""
-    # Relay: speak, then interrupt the answer after this many tokens (`hear` checks what
-    # was heard of it).
-    interrupt_after: int = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _one_action(self) -> _Step:
-        if (self.say is not None) + (self.press is not None) + self.silence > 1:
-            raise ValueError("only one of say, press, silence")
-        return self
-
-
-class _Script(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    caller: str | None = Field(default=None, alias="from")
-    callee: str | None = Field(default=None, alias="to")
-    language: str | None = None  # the caller's language, e.g. es-ES
-    steps: Annotated[list[_Step], Field(min_length=1)]
-
-
-@dataclass
-class Step:
-    action: Input | None  # None: only an expectation (the welcome)
-    hear: str = ""
-    hear_regex: str = ""
-    hangup: bool = False
-    transfer_to: str = ""
-
-    @property
-    def ends_call(self) -> bool:
-        return self.hangup or bool(self.transfer_to)
-
-    @classmethod
-    def of(cls, raw: _Step) -> Step:
-        action: Input | None = None
-        if raw.say is not None:
-            action = Input("speech", raw.say, raw.interrupt_after)
-        elif raw.press is not None:
-            action = Input("digits", raw.press)
-        elif raw.silence:
-            action = Input("silence")
-        return cls(action, raw.hear, raw.hear_regex, raw.hangup, raw.transfer_to)
-
-    def check(self, index: int, turn: Turn) -> None:
-        heard = " ".join(turn.heard)
-        if self.hear and self.hear.lower() not in heard.lower():
-            raise ScriptError(f"step {index}: expected to hear {self.hear!r}, heard {heard!r}")
-        if self.hear_regex and not re.search(self.hear_regex, heard, re.IGNORECASE):
-            raise ScriptError(f"step {index}: expected /{self.hear_regex}/, heard {heard!r}")
-        if self.transfer_to and turn.dialed != self.transfer_to:
-            dialed = turn.dialed or "nobody"
-            raise ScriptError(f"step {index}: expected a transfer to {self.transfer_to}, {dialed}")
-
-
-def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ScriptError(f"cannot read {path}: {error}") from error
-    try:
-        script = _Script.model_validate(raw)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}"
-            for e in error.errors(include_url=False)
-        )
-        raise ScriptError(f"{path}: {problems}") from None
-    numbers = {"from": script.caller, "to": script.callee, "language": script.language}
-    return {k: v for k, v in numbers.items() if v}, [Step.of(step) for step in script.steps]
 
 
 def run_script(call: Call, steps: list[Step], path: str = "", answered_by: str = "human") -> None:
     """Play the steps; raise ScriptError at the first one that does not go as written.
     With `path`, the call is one the deployment placed: the script answers it there."""
     position = 0  # the step whose answer the next turn carries
+    answered: Turn | None = None
     if steps[0].action is not None:
         steps = [Step(None), *steps]
 
     def answer(turn: Turn) -> Input:
-        nonlocal position
+        nonlocal position, answered
+        answered = turn
         steps[position].check(position, turn)
         if steps[position].ends_call:
             raise ScriptError(f"step {position}: expected the call to end, it went on")
@@ -161,12 +61,8 @@ def run_script(call: Call, steps: list[Step], path: str = "", answered_by: str =
     if position >= len(steps):
         return  # every step played; the caller hung up
     # The deployment ended the call while step `position` was the latest: check it against
-    # what was said last (the request that hung up may have said nothing more).
-    said = [turn for turn in call.turns if turn.heard] or call.turns
-    last = said[-1]
-    if call.dialed and not last.dialed:  # put through by a later request (a warm transfer)
-        last = replace(last, dialed=call.dialed)
-    steps[position].check(position, last)
+    # what was heard since the caller last spoke.
+    steps[position].check(position, since(call.turns, answered))
     if position < len(steps) - 1:
         raise ScriptError(f"the call ended after step {position}, before the script did")
 
@@ -253,24 +149,6 @@ def answer_calls(args: argparse.Namespace, defaults: CallerSettings) -> int:
     finally:
         rest.stop()
     return 0
-
-
-class CallerSettings(BaseSettings):
-    """Defaults read like the services read theirs: the environment, then ./.env (where
-    `make run` finds its settings), so `make call` signs with the token the server checks."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
-
-    AURA_BASE_URL: str = ""
-    PORT: int = 8000
-    TWILIO_ACCOUNT_SID: str = "AC" + "0" * 32
-    TWILIO_AUTH_TOKEN: str = ""
-    PUBLIC_BASE_URL: str = ""
-    ADMIN_API_TOKEN: str = ""  # to print a realtime call's words from its transcript
-
-    @property
-    def url(self) -> str:
-        return self.AURA_BASE_URL or f"http://localhost:{self.PORT}"
 
 
 def realtime_call(args: argparse.Namespace, defaults: CallerSettings) -> int:

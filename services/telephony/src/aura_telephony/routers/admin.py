@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from aura_telephony.calls import Calls
 from aura_telephony.errors import DownstreamError, describe
 from aura_telephony.outbound import Outbound, OutboundCall, OutboundError, PlacedCall
+from aura_telephony.post_call import outcome
 from aura_telephony.records import (
     languages_json,
     messages_json,
@@ -79,6 +80,10 @@ class CallTranscript(BaseModel):
     tool_calls: list[ToolCall] = []
     languages: list[str] = []  # the languages the call used, first to last
     recording: CallRecording | None = None
+    # answered, transferred, voicemail, refused or abandoned, as the post-call record says
+    outcome: str = ""
+    # The department a transfer was for ("" when the deployment's own number), or None.
+    transferred_to: str | None = None
 
 
 async def require_admin(request: Request) -> None:
@@ -131,6 +136,10 @@ async def transcript(
         tool_calls=[ToolCall.model_validate(c) for c in tool_calls_json(found)],
         languages=languages_json(found, calls.settings.languages[0]),
         recording=CallRecording.model_validate(recorded) if recorded else None,
+        outcome=outcome(found),
+        transferred_to=next(
+            (e.detail for e in reversed(found.events) if e.kind == "transferred"), None
+        ),
     )
 
 
