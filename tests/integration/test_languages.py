@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from aura_dev.stack import Stack
-from aura_phone.cli import load_script, run_script
+from aura_phone.cli import run_script
 from aura_phone.relay import RelayPlayer, welcome
+from aura_phone.script import load_script
 from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import phrases

@@ -20,8 +20,9 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
 from aura_dev.stack import Stack, free_port
-from aura_phone.cli import load_script, main, run_script
+from aura_phone.cli import main, run_script
 from aura_phone.relay import Action, Heard, RelayError, RelayPlayer, welcome
+from aura_phone.script import load_script
 from aura_phone.simulator import Call
 from aura_phone.twilio import Twilio, new_call_sid
 from aura_telephony import phrases
