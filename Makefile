@@ -162,12 +162,14 @@ deploy: $(HELM) ## helm upgrade --install into the cluster (--wait), then helm t
 ifeq ($(CLUSTER),kind)
 	$(HELM) upgrade --install aura deploy/helm/aura --namespace aura --create-namespace \
 	  -f deploy/kind/aura-values.yaml --set image.tag=$(REVISION) \
-	  --set twilio.authToken=$(KIND_TOKEN) --wait --timeout 5m
+	  --set twilio.authToken=$(KIND_TOKEN) --set telephony.adminApiToken=$(KIND_TOKEN) \
+	  --wait --timeout 5m
 	$(HELM) test aura --namespace aura --logs
 else
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(HELM) upgrade --install aura deploy/helm/aura \
 	  --namespace aura --create-namespace -f deploy/cluster/aura-values.yaml \
 	  --set image.tag=$(REVISION) --set twilio.authToken=$(KIND_TOKEN) \
+	  --set telephony.adminApiToken=$(KIND_TOKEN) \
 	  --set otel.endpoint=http://$$(deploy/cluster/jaeger.sh address) --wait --timeout 5m
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(HELM) test aura --namespace aura --logs
 endif

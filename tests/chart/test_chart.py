@@ -17,11 +17,13 @@ import yaml
 
 from aura_llm.knowledge.documents import load_knowledge
 from aura_llm.tools import ToolsConfig
+from aura_phone.scenarios import load_suite
 from aura_telephony import phrases
 from aura_telephony.config import Settings as TelephonySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "aura"
+SAMPLE_SUITE = ROOT / "evals" / "sample-bakery"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 KUBERNETES_VERSIONS = ["1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0"]
 CRDS = ["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule"]
@@ -155,7 +157,7 @@ def test_every_container_is_hardened(values: Path) -> None:
         assert security["runAsNonRoot"] is True, name
         assert not container["image"].endswith(":latest"), name
         assert container["resources"]["limits"]["memory"], name
-    assert seen == 4  # three services and the helm test pod
+    assert seen == 5  # three services and the helm test pods (health, aura-eval)
     for obj in objects:
         assert obj["metadata"].get("namespace", "voice") == "voice"
 
@@ -239,7 +241,7 @@ def test_grpc_over_tls_with_a_given_token() -> None:
             probe = pod["containers"][0]["readinessProbe"]["exec"]["command"]
             assert probe[0] == "/opt/aura/bin/aura-probe"
             assert probe[-2:] == ["--ca", "/etc/aura/grpc-tls/ca.crt"]
-    test_pod = find(objects, "Pod")
+    test_pod = find(objects, "Pod", "-test")
     assert test_pod["spec"]["containers"][0]["args"][-2:] == ["--ca", "/etc/aura/grpc-tls/ca.crt"]
 
 
@@ -389,7 +391,22 @@ def test_network_policies_admit_only_whom_they_must() -> None:
 
     # Every rule of every policy: the webhooks are open to the ingress controller only, the
     # gRPC ports to telephony only, and only the metrics ports to the scrapers.
-    assert policies["aura-telephony"]["ingress"] == [rule(ingress, 8000), rule(scrapers, 9466)]
+    tests = [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "aura",
+                    "app.kubernetes.io/instance": "aura",
+                    "app.kubernetes.io/component": "test",
+                }
+            }
+        }
+    ]
+    assert policies["aura-telephony"]["ingress"] == [
+        rule(ingress, 8000),
+        rule(tests, 8000),  # helm test's health check and aura-eval's calls
+        rule(scrapers, 9466),
+    ]
     assert policies["aura-llm"]["ingress"] == [rule(grpc_clients, 50051), rule(scrapers, 9464)]
     assert policies["aura-memory"]["ingress"] == [rule(grpc_clients, 50052), rule(scrapers, 9465)]
     telephony = find(objects, "Deployment", "-telephony")["spec"]["template"]["spec"]
@@ -598,3 +615,49 @@ def test_recording_reaches_telephony_and_its_settings_load(tmp_path: Path) -> No
     default = env(find(render(), "Deployment", "-telephony"))
     assert default["CALL_RECORDING"]["value"] == "off"
     assert "RECORDING_NOTICE" not in default
+
+
+def test_helm_test_plays_the_chosen_suite_with_the_releases_tokens(tmp_path: Path) -> None:
+    objects = render(ci("default"))
+    pod = find(objects, "Pod", "-eval")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["/opt/aura/bin/aura-eval"]
+    assert container["args"] == ["--suite", "/etc/aura/evals", "--min-pass-rate", "1"]
+    variables = {e["name"]: e for e in container["env"]}
+    assert variables["AURA_BASE_URL"]["value"] == "http://aura-telephony:80"
+    for secret in ("TWILIO_AUTH_TOKEN", "ADMIN_API_TOKEN"):
+        assert variables[secret]["valueFrom"]["secretKeyRef"]["key"] == secret
+    smoke = find(objects, "ConfigMap", "-evals")["data"]
+    assert sorted(smoke) == sorted(p.name for p in (CHART / "files/evals/smoke").glob("*.yaml"))
+    # Every shipped suite loads as aura-eval reads it; the chart's sample-bakery suite is
+    # the sample suite's smoke scenarios, as they are.
+    for name, text in smoke.items():
+        (tmp_path / name).write_text(text)
+    assert len(load_suite(tmp_path)) == len(smoke)
+    chosen = render(ci("default"), "tests.eval.suite=sample-bakery")
+    bakery = find(chosen, "ConfigMap", "-evals")["data"]
+    sample = {s.path.split("/")[-1] for s in load_suite(SAMPLE_SUITE, ("smoke",))}
+    assert set(bakery) == sample
+    for name, text in bakery.items():
+        assert text == (SAMPLE_SUITE / name).read_text()
+    # The operator's own scenarios join the suite; without the switch there is no pod.
+    own = tmp_path / "own.yaml"
+    own.write_text(
+        yaml.safe_dump(
+            {
+                "tests": {
+                    "eval": {
+                        "scenarios": {"hours.yaml": {"name": "Hours", "steps": [{"say": "hi"}]}}
+                    }
+                }
+            }
+        )
+    )
+    with_own = find(render(own), "ConfigMap", "-evals")["data"]
+    assert yaml.safe_load(with_own["hours.yaml"]) == {"name": "Hours", "steps": [{"say": "hi"}]}
+    assert not [
+        o
+        for o in render(None, "tests.eval.enabled=false")
+        if o["metadata"]["name"].endswith("-eval")
+    ]
