@@ -86,6 +86,8 @@ def test_the_readme_and_docs_name_only_real_settings() -> None:
         # Variables of the tools around Aura, not of its services.
         "AURA_BASE_URL",
         "AURA_AUTH_TOKEN",
+        "AURA_EVAL_CALLER_MODEL",
+        "EVAL_ARGS",
         "BENCH_ARGS",
         "BASE_IMAGE",
         "CA_BUNDLE",
