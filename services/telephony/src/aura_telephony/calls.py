@@ -288,7 +288,9 @@ class Calls:
         else:
             # With several languages, the welcome offers the others by key.
             document = self.twiml.ask(said, offer=len(self.phrasebook.languages) > 1)
-        return Reply(document, [Turn("assistant", said)])
+        # Two turns: a realtime model says the greeting alone (Twilio said `before`).
+        first = [Turn("assistant", before)] if before else []
+        return Reply(document, [*first, Turn("assistant", greeting)])
 
     async def consented(
         self,
