@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aura_phone.script import ScriptError, Step, Words, _Step
+from aura_phone.script import ScriptError, Step, Words, _Step, read_yaml
 
 
 class Persona(BaseModel):
@@ -129,22 +128,8 @@ class Scenario:
     judge: list[str] = field(default_factory=list)
 
 
-def _problems(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}"
-        for e in error.errors(include_url=False)
-    )
-
-
 def load_scenario(path: Path) -> Scenario:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ScriptError(f"cannot read {path}: {error}") from error
-    try:
-        parsed = _Scenario.model_validate(raw)
-    except ValidationError as error:
-        raise ScriptError(f"{path}: {_problems(error)}") from None
+    parsed = read_yaml(path, _Scenario)
     return Scenario(
         name=parsed.name,
         path=str(path),

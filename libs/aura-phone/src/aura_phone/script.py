@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import yaml
 from pydantic import (
@@ -121,19 +121,27 @@ def since(turns: list[Turn], answered: Turn | None) -> Turn:
     return replace(tail[-1], heard=heard, dialed=dialed, hung_up=tail[-1].hung_up)
 
 
-def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
+FileModel = TypeVar("FileModel", bound=BaseModel)
+
+
+def read_yaml(path: Path, model: type[FileModel]) -> FileModel:
+    """A YAML file read as `model`; ScriptError naming the file and each bad field."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise ScriptError(f"cannot read {path}: {error}") from error
     try:
-        script = _Script.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}"
             for e in error.errors(include_url=False)
         )
         raise ScriptError(f"{path}: {problems}") from None
+
+
+def load_script(path: Path) -> tuple[dict[str, str], list[Step]]:
+    script = read_yaml(path, _Script)
     numbers = {"from": script.caller, "to": script.callee, "language": script.language}
     return {k: v for k, v in numbers.items() if v}, [Step.of(step) for step in script.steps]
 
