@@ -2,7 +2,8 @@
 provider (judge criteria and the model-played caller skipped, never passed); a changed
 answer in the knowledge fails the right scenario with a readable reason; the judge scores
 a call through the deployment's own model (fake OpenAI and Gemini servers, their official
-SDKs); a caller a model plays reaches its goal."""
+SDKs); a caller a model plays reaches its goal; a realtime call is played as audio and its
+words read back."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from xml.etree import ElementTree
 
 import pytest
 
+from aura_dev.fake_realtime import FakeOpenAIRealtime, Rule
 from aura_dev.stack import Stack
 from aura_llm.config import SAMPLE_KNOWLEDGE_BASE
+from aura_phone.evaluate import Target, run_suite
+from aura_phone.scenarios import load_suite
 from tests.support.fake_vendors import FakeGemini, FakeOpenAI, FakeVendor, Reply, serving_in_thread
+from tests.support.realtime import realtime_fake
 
 TOKEN = "eval-token"
 ADMIN = "eval-admin"
@@ -186,3 +191,44 @@ def test_a_caller_a_model_plays_reaches_its_goal(tmp_path: Path) -> None:
     first = caller.requests[0].body["messages"]
     assert "Find out whether the bakery delivers cakes." in first[0]["content"]
     assert "How can I help" in first[1]["content"]  # the caller model heard the welcome
+
+
+REALTIME = """
+name: A realtime call
+steps:
+  - hear: I'm Aura                       # the welcome the model said
+  - say: when do you open on saturday
+    hear: "You said: when do you open on saturday"
+  - say: please put me through to orders
+    transfer_to: "+15555550112"
+checks:
+  - transferred: {department: orders}
+  - tool: transfer_call
+    arguments: {department: orders}
+"""
+
+
+def test_a_realtime_call_is_played_as_audio_and_read_back(tmp_path: Path) -> None:
+    fake = FakeOpenAIRealtime()
+    fake.script.transcripts.extend(
+        ["when do you open on saturday", "please put me through to orders"]
+    )
+    fake.script.rules.append(
+        Rule("put me through", "", ("transfer_call", {"department": "orders"}))
+    )
+    (tmp_path / "realtime.yaml").write_text(REALTIME)
+    with realtime_fake(fake):
+        env = {
+            "VOICE_MODE": "realtime",
+            "AI_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-local",
+            "OPENAI_BASE_URL": f"{fake.url}/v1",
+        }
+        with eval_stack(tmp_path, **env).running() as stack:
+            target = Target(stack.base_url, TOKEN, admin_token=ADMIN, realtime=True)
+            [run] = run_suite(target, load_suite(tmp_path / "realtime.yaml"))
+    failed = [(c.name, c.reason) for c in run.checks if c.status != "pass"]
+    assert not run.error, run.transcript
+    assert not failed, (failed, run.transcript)
+    assert run.latencies_ms  # each answer's first audio, timed
+    assert run.dialed == "+15555550112"

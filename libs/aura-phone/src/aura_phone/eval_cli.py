@@ -1,5 +1,5 @@
-"""`aura-eval`: run a suite of scenarios against an Aura deployment, in gather or relay
-mode, and report the pass rate of each scenario and check.
+"""`aura-eval`: run a suite of scenarios against an Aura deployment, in any voice mode
+(--realtime for Media Streams), and report the pass rate of each scenario and check.
 
   aura-eval --suite evals/sample-bakery                  # against make run
   aura-eval --suite evals/sample-bakery --repeat 5 --concurrency 4 \\
@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--url", default=defaults.url, help="the deployment (default: as aura-call)"
     )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play Twilio Media Streams (VOICE_MODE=realtime): the caller speaks audio "
+        "(espeak-ng when installed), the assistant's words are read from the transcript API",
+    )
     parser.add_argument("--quiet", action="store_true", help="no line per call")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.concurrency < 1 or not 0 <= args.min_pass_rate <= 1:
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         defaults.PUBLIC_BASE_URL,
         defaults.TWILIO_ACCOUNT_SID,
         defaults.ADMIN_API_TOKEN,
+        realtime=args.realtime,
     )
 
     def show(run: Run) -> None:

@@ -7,8 +7,10 @@ model-played caller) is skipped, never passed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +18,11 @@ from typing import Any, Literal
 
 import httpx
 
+from aura_phone.media import StreamError, StreamPlayer, stream_welcome
 from aura_phone.scenarios import Check, Persona, Scenario
 from aura_phone.script import Step, since
 from aura_phone.simulator import Call, CallError, Input, Turn
+from aura_phone.twilio import Twilio, new_call_sid
 
 Status = Literal["pass", "fail", "skipped"]
 # Where a caller played by a model comes from: an OpenAI-compatible chat API.
@@ -37,6 +41,9 @@ class Target:
     account_sid: str = "AC" + "0" * 32
     admin_token: str = ""
     timeout: float = 15.0
+    # Twilio Media Streams (VOICE_MODE=realtime): the caller speaks audio; what the
+    # assistant said is read back from the transcript API.
+    realtime: bool = False
 
 
 @dataclass
@@ -59,6 +66,8 @@ class Run:
     # What happened, in order: (who, text); who is caller, aura or call.
     transcript: list[tuple[str, str]] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    dialed: str = ""  # the number the call was put through to
+    hung_up: bool = False  # the deployment ended the call
     error: str = ""  # the call could not be played to its end
     skipped: str = ""  # the scenario cannot run here (a model-played caller without a key)
 
@@ -94,38 +103,62 @@ def run_scenario(target: Target, scenario: Scenario, index: int = 0) -> Run:
         if caller is None:
             return run
     with httpx.Client(timeout=target.timeout) as client:
-        call = Call(
-            target.base_url,
-            target.auth_token,
-            target.public_url,
-            account_sid=target.account_sid,
-            client=client,
-            language=scenario.language or "",
-            caller=scenario.caller_number or Call.caller,
-            callee=scenario.callee_number or Call.callee,
-        )
-        run.call_sid = call.call_sid
-        answers: dict[int, Input] = {}
-        try:
+        if target.realtime:
             if caller is not None:
-                _play_persona(call, caller, answers)
-            else:
-                run.checks += _play_steps(call, scenario.steps, answers)
-        except CallError as error:
-            run.error = str(error)
-            call.ended = True
-        run.transcript, ends = _transcript(call, answers)
-        for result in run.checks:
-            if result.turn is not None and result.turn < len(ends):
-                result.at = ends[result.turn]
-        run.latencies_ms = [t.seconds * 1000 for t in call.turns]
-        record = _record(client, target, call.call_sid) if not run.error else None
+                run.skipped = "a model-played caller is not played over realtime streams"
+                return run
+            asyncio.run(_play_stream(client, target, scenario, run))
+        else:
+            _play_twiml(client, target, scenario, run, caller)
+        record = _record(client, target, run.call_sid) if not run.error else None
         for check in scenario.checks:
-            run.checks.append(_checked(check, call, run, record, target))
+            run.checks.append(_checked(check, run, record, target))
         if scenario.judge:
-            run.checks += _judged(client, target, call.call_sid, scenario.judge, run.error)
+            run.checks += _judged(client, target, run.call_sid, scenario.judge, run.error)
     _place(run)
     return run
+
+
+def _call(client: httpx.Client, target: Target, scenario: Scenario, call_sid: str = "") -> Call:
+    return Call(
+        target.base_url,
+        target.auth_token,
+        target.public_url,
+        account_sid=target.account_sid,
+        client=client,
+        language=scenario.language or "",
+        caller=scenario.caller_number or Call.caller,
+        callee=scenario.callee_number or Call.callee,
+        call_sid=call_sid or new_call_sid(),
+    )
+
+
+def _play_twiml(
+    client: httpx.Client,
+    target: Target,
+    scenario: Scenario,
+    run: Run,
+    caller: Callable[[Turn], Input] | None,
+) -> None:
+    """A call in gather or relay mode, followed as Twilio follows TwiML."""
+    call = _call(client, target, scenario)
+    run.call_sid = call.call_sid
+    answers: dict[int, Input] = {}
+    try:
+        if caller is not None:
+            _play_persona(call, caller, answers)
+        else:
+            run.checks += _play_steps(call, scenario.steps, answers)
+    except CallError as error:
+        run.error = str(error)
+        call.ended = True
+    run.transcript, ends = _transcript(call, answers)
+    for result in run.checks:
+        if result.turn is not None and result.turn < len(ends):
+            result.at = ends[result.turn]
+    run.latencies_ms = [t.seconds * 1000 for t in call.turns]
+    run.dialed = call.dialed
+    run.hung_up = bool(call.turns) and call.turns[-1].hung_up
 
 
 # --- playing the call ---------------------------------------------------------------
@@ -170,6 +203,126 @@ def _play_steps(call: Call, steps: list[Step], answers: dict[int, Input]) -> lis
             name = f"step {later} is played"
             results.append(CheckResult(name, "fail", f"the call ended at step {position}"))
     return results
+
+
+# A realtime answer: it must begin within this long of the caller's words, and it is over
+# once no audio has come for QUIET_SECONDS and what came has been played.
+ANSWER_SECONDS = 30.0
+QUIET_SECONDS = 1.0
+# How long the assistant's words of an answer heard may take to reach the transcript.
+STORED_SECONDS = 5.0
+
+
+async def _play_stream(client: httpx.Client, target: Target, scenario: Scenario, run: Run) -> None:
+    """A call in realtime mode: the caller's words spoken as audio over Twilio Media
+    Streams (espeak-ng when installed, else a tone: a real speech-to-speech model needs
+    the former), the assistant's answers heard as audio and read back, as words, from the
+    transcript API; when the stream ends, its <Connect action> is followed as Twilio does."""
+    call = _call(client, target, scenario)
+    run.call_sid = call.call_sid
+    twilio = Twilio(
+        auth_token=target.auth_token,
+        public_base_url=target.public_url,
+        account_sid=target.account_sid,
+        caller=call.caller,
+        callee=call.callee,
+    )
+    steps = scenario.steps
+    if steps[0].action is not None:
+        steps = [Step(None), *steps]
+    player = StreamPlayer(target.base_url, twilio, call.call_sid)
+    try:
+        welcome = await asyncio.to_thread(
+            stream_welcome, target.base_url, twilio, call.call_sid, target.timeout
+        )
+        await player.open(welcome)
+    except (StreamError, httpx.HTTPError, OSError) as error:
+        run.error = f"the stream did not open: {error}"
+        return
+    read = 0  # the assistant's turns already read back
+    position = 0
+    try:
+        for position, step in enumerate(steps):
+            action = step.action if position else None
+            if action is not None:
+                run.transcript.append(("caller", _spoken(action)))
+                if action.kind == "speech":
+                    await player.say(action.value)
+                elif action.kind == "digits":
+                    for digit in action.value:
+                        await player.press(digit)
+            spoke = time.perf_counter()
+            latency = await _answer(player, spoke)
+            if latency is not None:
+                run.latencies_ms.append(latency)
+            words, read = await _words(client, target, call.call_sid, read)
+            turn = Turn("/api/voice/stream", words or [], (latency or 0) / 1000)
+            run.transcript += [("aura", text) for text in words or []]
+            if player.closed.is_set():
+                after = await asyncio.to_thread(_after_stream, call, run)
+                run.transcript += [("aura", text) for text in after]
+                turn = Turn(turn.path, turn.heard + after, turn.seconds, dialed=run.dialed)
+            for name, problem in step.expectations(position, turn):
+                if words is None and " hears " in name:
+                    reason = "a realtime call's words need ADMIN_API_TOKEN"
+                    run.checks.append(CheckResult(name, "skipped", reason))
+                    continue
+                status: Status = "fail" if problem else "pass"
+                at = len(run.transcript) - 1 if problem else None
+                run.checks.append(CheckResult(name, status, problem, at))
+            if player.closed.is_set():
+                break
+        for later in range(position + 1, len(steps)):
+            reason = f"the call ended at step {position}"
+            run.checks.append(CheckResult(f"step {later} is played", "fail", reason))
+    finally:
+        if not player.closed.is_set():
+            await player.hang_up()
+            await asyncio.to_thread(call.hang_up)  # the status callback, as Twilio sends it
+        else:
+            await player.close()
+
+
+def _after_stream(call: Call, run: Run) -> list[str]:
+    """The stream ended: Twilio posts its <Connect action>, and follows what comes back
+    (a transfer's dial, a goodbye, a fallback to turns). What the caller heard there."""
+    try:
+        call.follow("/api/voice/stream/ended", lambda turn: Input("hangup"))
+    except CallError as error:
+        run.error = str(error)
+        call.hang_up()
+    run.dialed = call.dialed
+    run.hung_up = bool(call.turns) and call.turns[-1].hung_up
+    return [text for turn in call.turns for text in turn.heard if text]
+
+
+async def _answer(player: StreamPlayer, since: float) -> float | None:
+    """Wait for the answer to `since` to be played to its end (or the stream to close);
+    ms from `since` to its first audio, or None when none came."""
+    deadline = since + ANSWER_SECONDS
+    began: float | None = None
+    while time.perf_counter() < deadline and not player.closed.is_set():
+        began = next((t for t in player.playback.audio_since if t >= since), began)
+        if began is not None and not player.playing and player.quiet_seconds > QUIET_SECONDS:
+            break
+        await asyncio.sleep(0.05)
+    return (began - since) * 1000 if began is not None else None
+
+
+async def _words(
+    client: httpx.Client, target: Target, call_sid: str, read: int
+) -> tuple[list[str] | None, int]:
+    """The assistant's turns stored after the first `read` (None without the admin
+    token), and how many there are now. An answer is stored once heard: it may lag."""
+    if not target.admin_token:
+        return None, read
+    deadline = time.perf_counter() + STORED_SECONDS
+    while True:
+        record = await asyncio.to_thread(_record, client, target, call_sid)
+        said = [t["text"] for t in (record or {}).get("turns", []) if t.get("role") == "assistant"]
+        if len(said) > read or time.perf_counter() > deadline:
+            return said[read:], len(said)
+        await asyncio.sleep(0.2)
 
 
 _CALLER_PROMPT = (
@@ -267,9 +420,7 @@ def _heard(run: Run) -> list[tuple[int, str]]:
     return [(i, text) for i, (who, text) in enumerate(run.transcript) if who == "aura"]
 
 
-def _checked(
-    check: Check, call: Call, run: Run, record: dict[str, Any] | None, target: Target
-) -> CheckResult:
+def _checked(check: Check, run: Run, record: dict[str, Any] | None, target: Target) -> CheckResult:
     name = check.name
     if run.error:
         return CheckResult(name, "fail", f"the call did not finish: {run.error}")
@@ -294,12 +445,12 @@ def _checked(
         limit = float(check.max_turn_ms or 0)
         return _verdict(name, slowest <= limit, f"the slowest turn took {slowest:.0f} ms")
     if kind == "ended":
-        ended = bool(call.turns) and call.turns[-1].hung_up
+        ended = run.hung_up
         return _verdict(
             name, ended == check.ended, "the deployment hung up" if ended else "the caller hung up"
         )
     if kind == "transferred":
-        return _transferred(check, call, record, name)
+        return _transferred(check, run, record, name)
     assert record is not None
     if kind == "outcome":
         outcome = record.get("outcome", "")
@@ -321,8 +472,8 @@ def _verdict(name: str, held: bool, reason: str) -> CheckResult:
     return CheckResult(name, "pass" if held else "fail", "" if held else reason)
 
 
-def _transferred(check: Check, call: Call, record: dict[str, Any] | None, name: str) -> CheckResult:
-    dialed = call.dialed
+def _transferred(check: Check, run: Run, record: dict[str, Any] | None, name: str) -> CheckResult:
+    dialed = run.dialed
     wanted = check.transferred
     said = f"put through to {dialed}" if dialed else "never put through"
     if wanted is True or wanted is False:

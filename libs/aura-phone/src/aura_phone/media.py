@@ -232,6 +232,11 @@ class StreamPlayer:
     def playing(self) -> bool:
         return any(kind == "media" for kind, _ in self._queue)
 
+    @property
+    def quiet_seconds(self) -> float:
+        """How long since the deployment last sent audio."""
+        return time.perf_counter() - self._last_audio
+
     async def speak(self, ulaw: bytes, tag: Callable[[bytes], bytes] | None = None) -> None:
         """Send `ulaw` as the caller's voice, 20 ms frames in real time (each through
         `tag` first, when given: the benchmark marks frames to time them)."""

@@ -157,6 +157,11 @@ class Call:
         at each <Gather>, having seen the turn that asked."""
         self._follow("/api/voice", self.params(CallStatus="ringing"), answer)
 
+    def follow(self, path: str, answer: Callable[[Turn], Input]) -> None:
+        """Post `path` as a webhook of this call (e.g. a <Connect action> when a stream
+        ended) and follow the call from there."""
+        self._follow(path, self.params(), answer)
+
     def pick_up(
         self, answer_path: str, answer: Callable[[Turn], Input], answered_by: str = "human"
     ) -> None:
