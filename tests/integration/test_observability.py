@@ -31,6 +31,7 @@ from aura_dev.fake_realtime import FakeGeminiLive, FakeOpenAIRealtime, Rule, Scr
 from aura_dev.stack import Stack, free_port
 from aura_phone.media import StreamPlayer, stream_welcome
 from aura_phone.relay import Action, RelayError, RelayPlayer
+from aura_phone.rest import FakeTwilioRest
 from aura_phone.twilio import Twilio
 from aura_telephony import phrases
 from aura_telephony.metrics import CALL_EVENT_NAMES, REJECTION_REASONS
@@ -101,6 +102,15 @@ def business() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture(scope="module")
+def twilio_api() -> Iterator[FakeTwilioRest]:
+    """Twilio's REST API for the recordings (CALL_RECORDING=on), with signed callbacks."""
+    fake = FakeTwilioRest(ACCOUNT, TOKEN)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
 def speech_model() -> Iterator[FakeGeminiLive]:
     """The realtime model of the scenario's Media Streams call: Gemini Live's fake (the
     OpenAI fake above speaks HTTP only, so the realtime chain fails over to this one)."""
@@ -116,6 +126,7 @@ def stack(
     redis: RedisServer,
     business: WebhookReceiver,
     speech_model: FakeGeminiLive,
+    twilio_api: FakeTwilioRest,
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("observed")
     stack = Stack(
@@ -141,6 +152,9 @@ def stack(
             "POST_CALL_WEBHOOK_SECRET": "observed-secret",
             "POST_CALL_RETRY_SECONDS": "0.5",
             "POST_CALL_POLL_SECONDS": "0.5",
+            # Calls hear the recording notice first; one is recorded, then refuses.
+            "CALL_RECORDING": "on",
+            "TWILIO_API_BASE_URL": twilio_api.url,
         },
         log_dir=workdir,
         cwd=workdir,
@@ -190,6 +204,7 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
 
         second = new_call_sid()
         post("/api/voice", second)
+        post("/api/voice/consent", second, Digits="9")  # no recording, from the notice
         post("/api/voice/process", second, SpeechResult="")  # silence: a reprompt
         # Twilio retries a webhook it got no answer to: the retry is replayed from memory.
         retried = twilio.call_params(second, Digits="5", From=unique_number())
@@ -204,12 +219,16 @@ def play_calls(stack: Stack, fake_model: FakeOpenAI, redis: RedisServer) -> None
         post("/api/voice/status", second, CallStatus="no-answer")
 
         # The model takes a message with a tool: a tool call, an action, a message kept.
+        # The call is recorded after its notice, until the caller says no.
         message = new_call_sid()
         post("/api/voice", message)
+        post("/api/voice/consent", message)
         note = {"caller_name": "Jo", "callback_number": "555 0100", "message": "Call me."}
         fake_model.script(CallTools((("take_message", note),)), Reply("Thanks, I've noted it."))
         taken = post("/api/voice/process", message, SpeechResult="please take a message")
         assert taken.spoken == "Thanks, I've noted it."
+        refused = post("/api/voice/process", message, SpeechResult="please don't record me")
+        assert refused.spoken == phrases.english().RECORDING_STOPPED
         post("/api/voice/status", message, CallStatus="completed")
 
         # An outbound call that reaches an answering machine: the voicemail message.

@@ -94,6 +94,7 @@ class FakeTwilioRest:
     # False: callbacks are only kept in `callbacks` (url, params), for a test to deliver.
     post_callbacks: bool = True
     callbacks: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    url: str = ""  # where it listens, once started
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -118,7 +119,8 @@ class FakeTwilioRest:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://{host}:{self._server.server_address[1]}"
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        return self.url
 
     def stop(self) -> None:
         if self._server is not None:
