@@ -50,6 +50,17 @@ def test_a_malformed_scenario_is_refused_naming_what_is_wrong(
     assert str(path) in str(refused.value)
 
 
+def test_a_mounted_configmap_is_read_once(tmp_path: Path) -> None:
+    # Kubernetes keeps a ConfigMap's files in a hidden, timestamped directory, with
+    # ..data and each file's name as links to it.
+    hidden = tmp_path / "..2026_12_05_00_00_00.1"
+    hidden.mkdir()
+    (hidden / "a.yaml").write_text("name: one\nsteps: [{say: hi}]\n")
+    (tmp_path / "..data").symlink_to(hidden.name)
+    (tmp_path / "a.yaml").symlink_to("..data/a.yaml")
+    assert [s.name for s in load_suite(tmp_path)] == ["one"]
+
+
 def test_names_are_unique_and_a_bad_suite_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -146,10 +146,16 @@ def load_scenario(path: Path) -> Scenario:
 
 
 def load_suite(path: Path, tags: tuple[str, ...] = ()) -> list[Scenario]:
-    """The scenarios of a file, or of every .yaml/.yml file under a directory (sorted);
+    """The scenarios of a file, or of every .yaml/.yml file under a directory (sorted,
+    hidden ones left out: a mounted ConfigMap keeps its files twice, under ..data/ too);
     with `tags`, only those carrying one of them. Names must be unique."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in (".yaml", ".yml")
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     elif path.is_file():
         files = [path]
     else:
