@@ -54,6 +54,7 @@ fi
 [[ -x $K8S_BIN/kube-proxy ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1
 for name in $(printf '%s\n' "${netns[@]}" | sort -u); do ip netns delete "$name" 2>/dev/null; done
 ip link delete aura0 2>/dev/null
+ip link delete "$NODE_LINK" 2>/dev/null  # the node's address (env.sh)
 if [[ -d $CLUSTER ]]; then
   grep -o " $CLUSTER[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$CLUSTER"

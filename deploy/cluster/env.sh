@@ -14,8 +14,11 @@ export KUBECONFIG=$CLUSTER/admin.kubeconfig
 CONTAINERD_SOCKET=$CLUSTER/containerd/containerd.sock
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 NODE_NAME=aura-node
-# The address pods and the host reach the node on: the default route's source address.
-NODE_IP=${NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
+# The address pods and the host reach the node on: on a dummy interface up.sh makes and
+# down.sh removes, so that the cluster's components listen there (and on loopback), never
+# on the machine's outward-facing address.
+NODE_IP=${NODE_IP:-10.250.0.1}
+NODE_LINK=aura-node0
 POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/16
 API_SERVICE_IP=10.96.0.1

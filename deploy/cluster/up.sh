@@ -21,6 +21,13 @@ if [[ -f $CLUSTER/pids ]]; then
 fi
 mkdir -p "$CLUSTER"/{pki,logs,etcd,containerd,kubelet,cni/net.d,cni/ipam}
 
+# --- the node's own address -----------------------------------------------------------------
+# A dummy interface with NODE_IP: the API server, kubelet, CoreDNS and Jaeger listen there
+# (the rest on loopback), reachable from this machine and its pods, not from its network.
+ip link show "$NODE_LINK" >/dev/null 2>&1 || ip link add "$NODE_LINK" type dummy
+ip addr replace "$NODE_IP/32" dev "$NODE_LINK"
+ip link set "$NODE_LINK" up
+
 # --- certificates -----------------------------------------------------------------------
 pki=$CLUSTER/pki
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=aura-cluster-ca" \
@@ -87,6 +94,7 @@ start etcd "$ETCD_BIN" --name aura --data-dir "$CLUSTER/etcd" \
   --initial-cluster aura=http://127.0.0.1:2380 --unsafe-no-fsync
 start kube-apiserver "$K8S_BIN/kube-apiserver" \
   --etcd-servers=http://127.0.0.1:2379 --advertise-address="$NODE_IP" --secure-port=6443 \
+  --bind-address="$NODE_IP" \
   --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true \
   --client-ca-file="$pki/ca.crt" --tls-cert-file="$pki/apiserver.crt" \
   --tls-private-key-file="$pki/apiserver.key" \
@@ -117,6 +125,8 @@ state = "$CLUSTER/containerd/state"
   address = "$CONTAINERD_SOCKET"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
   # This VM refuses a negative oom_score_adj (kubelet asks -998 for sandboxes): keep
   # every container's at or above containerd's own instead of failing to start it.
   restrict_oom_score_adj = true
@@ -165,6 +175,9 @@ authentication:
   webhook: {enabled: true}
   x509: {clientCAFile: "$pki/ca.crt"}
 authorization: {mode: Webhook}
+address: "$NODE_IP"
+healthzBindAddress: 127.0.0.1
+readOnlyPort: 0
 tlsCertFile: "$pki/kubelet.crt"
 tlsPrivateKeyFile: "$pki/kubelet.key"
 cgroupDriver: cgroupfs
@@ -187,6 +200,9 @@ kind: KubeProxyConfiguration
 mode: iptables
 clusterCIDR: "$POD_CIDR"
 hostnameOverride: "$NODE_NAME"
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["$NODE_IP/32"]
 clientConnection: {kubeconfig: "$CLUSTER/kube-proxy.kubeconfig"}
 conntrack: {maxPerCore: 0}
 EOF

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -203,3 +204,44 @@ def test_one_turn_is_one_trace_across_the_three_services_in_jaeger(
     assert len(roots) == 1
     assert roots[0]["operationName"].startswith("POST /api/voice/process")
     assert any(s["operationName"].startswith("llm.attempt") for s in trace["spans"])
+
+
+LOCAL_CLUSTER = ROOT / ".tools" / "cluster"
+
+
+@pytest.mark.skipif(
+    not (LOCAL_CLUSTER / "pids").exists(),
+    reason="the cluster of deploy/cluster only (kind keeps its components in a container)",
+)
+def test_the_cluster_listens_only_on_its_own_addresses() -> None:
+    """The API server, kubelet, CoreDNS, Jaeger and the rest listen on the node's address
+    (a dummy interface the cluster scripts make) or on loopback: never on the machine's
+    outward-facing address, nor on every address."""
+    started = {}
+    for line in (LOCAL_CLUSTER / "pids").read_text().splitlines():
+        name, pid = line.split()
+        started[int(pid)] = name
+    if (LOCAL_CLUSTER / "jaeger.pid").exists():
+        started[int((LOCAL_CLUSTER / "jaeger.pid").read_text())] = "jaeger"
+    kubeconfig = Path(os.environ["KUBECONFIG"]).read_text()
+    node_ip = re.search(r"server: \"?https://([0-9.]+):", kubeconfig)
+    assert node_ip is not None, kubeconfig
+    route = subprocess.run(
+        ["ip", "-4", "route", "get", "1.1.1.1"], capture_output=True, text=True, check=False
+    ).stdout
+    outward = re.search(r" src ([0-9.]+)", route)
+    assert outward is None or outward.group(1) != node_ip.group(1)
+    listening = subprocess.run(
+        ["ss", "-Hltunp"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    seen: dict[str, set[str]] = {}
+    for line in listening.splitlines():
+        owner = re.search(r'users:\(\("[^"]+",pid=(\d+)', line)
+        if owner is None or int(owner.group(1)) not in started:
+            continue
+        host = line.split()[4].rsplit(":", 1)[0].strip("[]").split("%")[0]
+        seen.setdefault(started[int(owner.group(1))], set()).add(host)
+    assert {"kube-apiserver", "kubelet", "coredns"} <= set(seen), seen
+    allowed = {"127.0.0.1", "::1", node_ip.group(1)}
+    strays = {name: hosts - allowed for name, hosts in seen.items() if hosts - allowed}
+    assert not strays, f"listening beyond the node's address and loopback: {strays}"
