@@ -14,8 +14,8 @@ export KUBECONFIG=$CLUSTER/admin.kubeconfig
 CONTAINERD_SOCKET=$CLUSTER/containerd/containerd.sock
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 NODE_NAME=aura-node
-# The address pods and the host reach the node on: on a dummy interface up.sh makes and
-# down.sh removes, so that the cluster's components listen there (and on loopback), never
+# The address pods and the host reach the node on: on an interface up.sh makes (a bridge
+# without ports) and down.sh removes, so that the cluster's components listen there (and on loopback), never
 # on the machine's outward-facing address.
 NODE_IP=${NODE_IP:-10.250.0.1}
 NODE_LINK=aura-node0

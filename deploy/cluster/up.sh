@@ -22,9 +22,10 @@ fi
 mkdir -p "$CLUSTER"/{pki,logs,etcd,containerd,kubelet,cni/net.d,cni/ipam}
 
 # --- the node's own address -----------------------------------------------------------------
-# A dummy interface with NODE_IP: the API server, kubelet, CoreDNS and Jaeger listen there
-# (the rest on loopback), reachable from this machine and its pods, not from its network.
-ip link show "$NODE_LINK" >/dev/null 2>&1 || ip link add "$NODE_LINK" type dummy
+# An interface of the cluster's own with NODE_IP: the API server, kubelet, CoreDNS and
+# Jaeger listen there (the rest on loopback), reachable from this machine and its pods,
+# not from its network. A bridge without ports: not every kernel has the dummy driver.
+ip link show "$NODE_LINK" >/dev/null 2>&1 || ip link add "$NODE_LINK" type bridge
 ip addr replace "$NODE_IP/32" dev "$NODE_LINK"
 ip link set "$NODE_LINK" up
 

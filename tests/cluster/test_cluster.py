@@ -215,7 +215,7 @@ LOCAL_CLUSTER = ROOT / ".tools" / "cluster"
 )
 def test_the_cluster_listens_only_on_its_own_addresses() -> None:
     """The API server, kubelet, CoreDNS, Jaeger and the rest listen on the node's address
-    (a dummy interface the cluster scripts make) or on loopback: never on the machine's
+    (on an interface the cluster scripts make) or on loopback: never on the machine's
     outward-facing address, nor on every address."""
     started = {}
     for line in (LOCAL_CLUSTER / "pids").read_text().splitlines():
