@@ -10,7 +10,7 @@ import pytest
 
 from aura_phone import reports
 from aura_phone.eval_cli import main
-from aura_phone.evaluate import CheckResult, Run
+from aura_phone.evaluate import CheckResult, Run, caller_number
 from aura_phone.scenarios import load_suite
 from aura_phone.script import ScriptError
 
@@ -102,3 +102,13 @@ def test_pass_rates_count_what_was_checked_and_skips_never_pass() -> None:
     page = reports.page([summary], 0.8)
     assert "heard nothing" in page
     assert "<script" not in page  # self-contained and inert
+
+
+def test_each_call_rings_from_a_number_of_its_own_unless_the_scenario_names_one() -> None:
+    [hours] = load_suite(SUITE / "01-saturday-hours.yaml")
+    numbers = {caller_number(hours) for _ in range(50)}
+    assert len(numbers) > 45  # a repeated suite never meets the per-number hourly limit
+    assert all(n.startswith("+1555") and len(n) == 12 for n in numbers)
+    [message] = load_suite(SUITE / "11-leave-a-message.yaml")
+    message.caller_number = "+15550100"
+    assert caller_number(message) == "+15550100"
