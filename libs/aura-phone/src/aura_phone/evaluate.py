@@ -23,7 +23,7 @@ from aura_phone.media import StreamError, StreamPlayer, stream_welcome
 from aura_phone.scenarios import Check, Persona, Scenario
 from aura_phone.script import Step, since
 from aura_phone.simulator import Call, CallError, Input, Turn
-from aura_phone.twilio import Twilio, new_call_sid
+from aura_phone.twilio import new_call_sid
 
 Status = Literal["pass", "fail", "skipped"]
 # Where a caller played by a model comes from: an OpenAI-compatible chat API.
@@ -228,13 +228,7 @@ async def _play_stream(client: httpx.Client, target: Target, scenario: Scenario,
     transcript API; when the stream ends, its <Connect action> is followed as Twilio does."""
     call = _call(client, target, scenario)
     run.call_sid = call.call_sid
-    twilio = Twilio(
-        auth_token=target.auth_token,
-        public_base_url=target.public_url,
-        account_sid=target.account_sid,
-        caller=call.caller,
-        callee=call.callee,
-    )
+    twilio = call.twilio
     steps = scenario.steps
     if steps[0].action is not None:
         steps = [Step(None), *steps]

@@ -117,6 +117,11 @@ class Call:
         if self.client is None:
             self.client = httpx.Client(timeout=self.timeout)
 
+    @property
+    def twilio(self) -> Twilio:
+        """How this call's webhooks are signed (and its WebSockets, for a stream)."""
+        return self._twilio
+
     def params(self, **extra: str) -> dict[str, str]:
         """The parameters Twilio sends with every voice webhook of this call."""
         return self._twilio.call_params(self.call_sid, **extra)
