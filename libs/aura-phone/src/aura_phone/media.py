@@ -27,7 +27,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from aura_phone.twilio import Twilio, ring
+from aura_phone.twilio import Twilio, post_webhook, ring
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # the stdlib's G.711 codec
@@ -58,15 +58,8 @@ def stream_welcome(
         raise StreamError(f"the welcome answered HTTP {response.status_code}")
     prompt = ElementTree.fromstring(response.text).find("Gather")  # noqa: S314
     if prompt is not None and prompt.get("input") == "dtmf" and prompt.get("action"):
-        path = prompt.get("action", "")
         params = twilio.call_params(call_sid, Digits=prompt_key)
-        base = base_url.rstrip("/")
-        response = httpx.post(
-            f"{base}{path}",
-            data=params,
-            headers=twilio.headers(base, path, params),
-            timeout=timeout,
-        )
+        response = post_webhook(base_url, twilio, prompt.get("action", ""), params, timeout)
         if response.status_code != 200:
             raise StreamError(f"the notice's webhook answered HTTP {response.status_code}")
     return parse_stream(response.text)

@@ -68,13 +68,19 @@ class Twilio:
         }
 
 
-def ring(base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0) -> httpx.Response:
-    """Ring the deployment as Twilio does: a signed POST /api/voice for a new call."""
-    params = twilio.call_params(call_sid)
+def post_webhook(
+    base_url: str, twilio: Twilio, path: str, params: Mapping[str, str], timeout: float = 10.0
+) -> httpx.Response:
+    """One webhook delivery to the deployment at `base_url`, signed as Twilio signs."""
     base_url = base_url.rstrip("/")
     return httpx.post(
-        f"{base_url}/api/voice",
-        data=params,
-        headers=twilio.headers(base_url, "/api/voice", params),
+        f"{base_url}{path}",
+        data=dict(params),
+        headers=twilio.headers(base_url, path, params),
         timeout=timeout,
     )
+
+
+def ring(base_url: str, twilio: Twilio, call_sid: str, timeout: float = 10.0) -> httpx.Response:
+    """Ring the deployment as Twilio does: a signed POST /api/voice for a new call."""
+    return post_webhook(base_url, twilio, "/api/voice", twilio.call_params(call_sid), timeout)

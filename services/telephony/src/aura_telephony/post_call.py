@@ -181,13 +181,18 @@ class PostCallSender:
             job = {}
         age = time.time() - delivery.created_at.timestamp() if delivery.created_at else 0.0
         unsummarised = "summary" not in job
+
+        def kept() -> str:
+            """A retry's payload: the job with a summary made now (one model call per
+            call, not one per attempt), or "" to keep the job as it was."""
+            return json.dumps(job) if unsummarised and "summary" in job else ""
+
         try:
             body = await self._body(delivery, job, age)
             delivered = await self._post(delivery.id, body)
         except RecordingPendingError:
-            kept = json.dumps(job) if unsummarised and "summary" in job else ""
             await self._backends.memory.settle_delivery(
-                delivery.id, False, _RECORDING_POLL_SECONDS, _RPC_SECONDS, kept
+                delivery.id, False, _RECORDING_POLL_SECONDS, _RPC_SECONDS, kept()
             )
             return
         except DownstreamError as error:
@@ -212,9 +217,7 @@ class PostCallSender:
         wait = min(first * 2**delivery.attempts, _MAX_BACKOFF_SECONDS)
         # Jitter (not a secret): receivers that recover see no stampede.
         wait *= 0.5 + random.random() / 2  # noqa: S311
-        # The retry keeps a summary made now: one model call per call, not one per attempt.
-        kept = json.dumps(job) if unsummarised and "summary" in job else ""
-        await self._backends.memory.settle_delivery(delivery.id, False, wait, _RPC_SECONDS, kept)
+        await self._backends.memory.settle_delivery(delivery.id, False, wait, _RPC_SECONDS, kept())
 
     async def _body(self, delivery: Delivery, job: dict[str, Any], age: float) -> bytes:
         """The record to send; a summary it makes is kept in `job` for the retries.
