@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 , := ,
 
 .PHONY: help setup tools run call eval test lint fmt proto settings bench clean images base-image e2e-containers container-engine \
-	kind-up kind-load deploy e2e-kind kind-down
+	kind-up kind-load deploy e2e-kind kind-ingress-url kind-down
 
 # Containers: docker or podman, whichever is here; images tagged with the git revision.
 ENGINE ?= $(or $(shell command -v podman 2>/dev/null),$(shell command -v docker 2>/dev/null))
@@ -128,13 +128,16 @@ e2e-containers: $(SYNCED) ## Run the three images (read-only, non-root) and the 
 # registries). Elsewhere (no Docker engine, no registry, as on the build machines) the same
 # targets run a single-node cluster of upstream components built from source through the
 # Go module proxy (deploy/cluster; needs root): CLUSTER=local, or CLUSTER=kind to insist.
+# Either way Twilio's path is the real one: HTTPS through Traefik with a certificate the
+# cluster scripts make (its CA is what the e2e suite trusts), NetworkPolicies enforced.
 CLUSTER ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),kind,local)
 KIND_CLUSTER ?= aura
 KIND_NODE_IMAGE ?= kindest/node:v1.34.0
 KIND_TOKEN ?= kind-e2e-token
 TRAEFIK_CHART_VERSION ?= 37.1.1
 LOCAL_KUBECONFIG := $(CURDIR)/.tools/cluster/admin.kubeconfig
-LOCAL_PUBLIC_URL := https://calls.aura.test
+KIND_INGRESS_URL := https://localhost:8443
+KIND_CERTS := .tools/kind-ingress
 
 kind-up: $(HELM) ## Start the cluster: kind with Traefik, or the local single-node cluster
 ifeq ($(CLUSTER),kind)
@@ -143,11 +146,16 @@ ifeq ($(CLUSTER),kind)
 	$(HELM) repo add traefik https://traefik.github.io/charts --force-update
 	$(HELM) upgrade --install traefik traefik/traefik --version $(TRAEFIK_CHART_VERSION) \
 	  --namespace traefik --create-namespace -f deploy/kind/traefik-values.yaml --wait
+	scripts/ingress-cert.sh $(KIND_CERTS) localhost
+	kubectl create namespace aura --dry-run=client -o yaml | kubectl apply -f -
+	kubectl -n aura create secret tls aura-tls --cert $(KIND_CERTS)/tls.crt \
+	  --key $(KIND_CERTS)/tls.key --dry-run=client -o yaml | kubectl apply -f -
 else
 	scripts/system-packages.sh cluster
 	deploy/cluster/build-tools.sh
 	deploy/cluster/up.sh
 	deploy/cluster/jaeger.sh start
+	deploy/cluster/ingress.sh start
 endif
 
 kind-load: images ## Build the images and load them into the cluster
@@ -174,21 +182,32 @@ else
 	KUBECONFIG=$(LOCAL_KUBECONFIG) $(HELM) test aura --namespace aura --logs
 endif
 
-e2e-kind: $(SYNCED) ## The black-box e2e suite, and the cluster's own tests, through the cluster
+# The e2e suite calls the public https:// URL as Twilio would, through the ingress, and
+# signs for it; SSL_CERT_FILE is the cluster's ingress CA.
+e2e-kind: $(SYNCED) ## The black-box e2e suite, and the cluster's own tests, through the ingress
 ifeq ($(CLUSTER),kind)
-	AURA_BASE_URL=http://localhost:8080 AURA_AUTH_TOKEN=$(KIND_TOKEN) $(VENV)/bin/pytest tests/e2e
+	AURA_BASE_URL=$(KIND_INGRESS_URL) AURA_PUBLIC_BASE_URL=$(KIND_INGRESS_URL) \
+	  SSL_CERT_FILE=$(KIND_CERTS)/ca.crt AURA_AUTH_TOKEN=$(KIND_TOKEN) HELM=$(HELM) \
+	  $(VENV)/bin/pytest tests/e2e tests/cluster
 else
-	export KUBECONFIG=$(LOCAL_KUBECONFIG) \
-	  AURA_BASE_URL=http://$$(KUBECONFIG=$(LOCAL_KUBECONFIG) .tools/k8s-*/bin/kubectl -n aura \
-	    get service aura-telephony -o jsonpath='{.spec.clusterIP}:{.spec.ports[0].port}') \
-	  AURA_PUBLIC_BASE_URL=$(LOCAL_PUBLIC_URL) AURA_AUTH_TOKEN=$(KIND_TOKEN) \
-	  AURA_JAEGER_URL=http://$$(deploy/cluster/jaeger.sh query-address) HELM=$(HELM); \
+	export KUBECONFIG=$(LOCAL_KUBECONFIG) AURA_BASE_URL=$$(deploy/cluster/ingress.sh url) \
+	  AURA_PUBLIC_BASE_URL=$$(deploy/cluster/ingress.sh url) SSL_CERT_FILE=$$(deploy/cluster/ingress.sh ca) \
+	  AURA_AUTH_TOKEN=$(KIND_TOKEN) AURA_JAEGER_URL=http://$$(deploy/cluster/jaeger.sh query-address) \
+	  HELM=$(HELM); \
 	$(VENV)/bin/pytest tests/e2e tests/cluster
+endif
+
+kind-ingress-url: ## The HTTPS base URL the cluster's ingress serves the release at
+ifeq ($(CLUSTER),kind)
+	@echo $(KIND_INGRESS_URL)
+else
+	@deploy/cluster/ingress.sh url
 endif
 
 kind-down: ## Delete the cluster
 ifeq ($(CLUSTER),kind)
 	kind delete cluster --name $(KIND_CLUSTER)
+	rm -rf $(KIND_CERTS)
 else
 	deploy/cluster/jaeger.sh stop
 	deploy/cluster/down.sh

@@ -36,6 +36,7 @@ for group in "$@"; do
       need ctr containerd
       need iptables iptables
       need conntrack conntrack
+      need ipset ipset
       need openssl openssl
       need gcc gcc libc6-dev
       need buildah buildah

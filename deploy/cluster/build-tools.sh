@@ -2,7 +2,8 @@
 # Builds the parts of a single-node Kubernetes cluster from source through the Go module
 # proxy (no container registry or download site is needed), cached under .tools/ by
 # version: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
-# and kubectl; etcd; CoreDNS; Jaeger; and the pause program for the pod sandbox image.
+# and kubectl; etcd; CoreDNS; Jaeger; Traefik (the ingress controller); kube-router (its
+# NetworkPolicy firewall only); and the pause program for the pod sandbox image.
 # Usage: deploy/cluster/build-tools.sh   (versions below, or from the environment)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -96,4 +97,20 @@ func main() { etcdmain.Main(os.Args) }'
 fi
 build_one coredns "$COREDNS_VERSION" "github.com/coredns/coredns@v$COREDNS_VERSION"
 build_one jaeger "$JAEGER_VERSION" "github.com/jaegertracing/jaeger/cmd/jaeger@v$JAEGER_VERSION"
+build_one kube-router "$KUBE_ROUTER_VERSION" \
+  "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@v$KUBE_ROUTER_VERSION"
+# Traefik is built in a copy of its own module: its go.mod's replace directives (forks of
+# two dependencies) apply only there, not to a module that requires it. 3.6 is the newest
+# line whose every dependency the module proxy serves (3.7 needs a nested module it does
+# not: github.com/traefik/traefik/dynamic/ext).
+traefik_out=$tools/traefik-$TRAEFIK_VERSION/bin traefik_src=$tools/build/traefik-$TRAEFIK_VERSION
+if ! built "$traefik_out/traefik"; then
+  go mod download "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION"
+  rm -rf "$traefik_src" && mkdir -p "$traefik_out" "$tools/build"
+  cp -r "$GOPATH/pkg/mod/github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" "$traefik_src"
+  chmod -R u+w "$traefik_src"
+  (cd "$traefik_src" && go build -trimpath \
+    -ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+    -o "$traefik_out/traefik" ./cmd/traefik)
+fi
 echo "built into $tools"

@@ -36,7 +36,7 @@ for pid in "${pods[@]}"; do
 done
 if [[ -f $CLUSTER/pids ]]; then
   # The node first (so that nothing restarts pods), the store last.
-  for name in kubelet kube-proxy coredns kube-scheduler kube-controller-manager containerd \
+  for name in kubelet kube-router kube-proxy coredns kube-scheduler kube-controller-manager containerd \
               kube-apiserver etcd; do
     pid=$(awk -v n="$name" '$1 == n {print $2}' "$CLUSTER/pids")
     [[ -n $pid ]] && kill "$pid" 2>/dev/null
@@ -52,6 +52,21 @@ fi
 # would run on, orphaned.
 ((${#pods[@]} + ${#shims[@]})) && kill -9 "${pods[@]}" "${shims[@]}" 2>/dev/null
 [[ -x $K8S_BIN/kube-proxy ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1
+# kube-router's firewall: its jumps, chains and ipsets, by the names it alone uses (not its
+# --cleanup-config, which would also clear every IPVS service and route it did not make).
+for chain in INPUT FORWARD OUTPUT; do
+  iptables -L "$chain" --line-numbers 2>/dev/null | awk '/kube-router netpol/ {print $1}' \
+    | sort -rn | xargs -r -n1 iptables -D "$chain" 2>/dev/null
+done
+chains=$(iptables -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-(ROUTER-|POD-FW-|NWPLCY-)/ {print $2}')
+for chain in $chains; do iptables -F "$chain" 2>/dev/null; done
+for chain in $chains; do iptables -X "$chain" 2>/dev/null; done
+ipset list -n 2>/dev/null | grep -E '^(TMP-)?(inet6:)?KUBE-(SRC|DST)-' | xargs -r -n1 ipset destroy 2>/dev/null
+# The public name's line in /etc/hosts (deploy/cluster/ingress.sh).
+if grep -q "# aura-cluster$" /etc/hosts 2>/dev/null; then
+  sed '/# aura-cluster$/d' /etc/hosts > "/etc/hosts.aura-$$" && cat "/etc/hosts.aura-$$" > /etc/hosts
+  rm -f "/etc/hosts.aura-$$"
+fi
 for name in $(printf '%s\n' "${netns[@]}" | sort -u); do ip netns delete "$name" 2>/dev/null; done
 ip link delete aura0 2>/dev/null
 ip link delete "$NODE_LINK" 2>/dev/null  # the node's address (env.sh)

@@ -3,7 +3,9 @@
 # machines where kind cannot run (no Docker engine, no registry to pull its node image):
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy
 # built from source (deploy/cluster/build-tools.sh), Debian's containerd and CNI plugins
-# (a bridge network for pods), and CoreDNS for Service names. Everything lives under
+# (a bridge network for pods), CoreDNS for Service names, and kube-router's firewall to
+# enforce NetworkPolicies (the bridge plugin enforces none). deploy/cluster/ingress.sh
+# adds the ingress controller. Everything lives under
 # .tools/cluster (certificates, data, logs, kubeconfig); deploy/cluster/down.sh removes it.
 # Needs root. Usage: deploy/cluster/up.sh
 set -euo pipefail
@@ -11,10 +13,10 @@ cd "$(dirname "$0")/../.."
 source deploy/cluster/env.sh
 
 [[ $(id -u) -eq 0 ]] || { echo "the cluster needs root (kubelet, containerd, iptables)" >&2; exit 1; }
-for tool in containerd ctr openssl iptables; do
+for tool in containerd ctr openssl iptables ipset; do
   command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/system-packages.sh cluster" >&2; exit 1; }
 done
-[[ -x $K8S_BIN/kubelet && -x $ETCD_BIN && -x $COREDNS_BIN ]] \
+[[ -x $K8S_BIN/kubelet && -x $ETCD_BIN && -x $COREDNS_BIN && -x $KUBE_ROUTER_BIN ]] \
   || { echo "the cluster's programs are not built: run deploy/cluster/build-tools.sh" >&2; exit 1; }
 if [[ -f $CLUSTER/pids ]]; then
   echo "a cluster is already up (deploy/cluster/down.sh stops it)" >&2; exit 1
@@ -48,6 +50,7 @@ certificate admin "/O=system:masters/CN=aura-admin"
 certificate controller-manager "/CN=system:kube-controller-manager"
 certificate scheduler "/CN=system:kube-scheduler"
 certificate kube-proxy "/CN=system:kube-proxy"
+certificate kube-router "/CN=system:kube-router"
 certificate kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "IP:$NODE_IP,DNS:$NODE_NAME"
 openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
 openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -68,7 +71,7 @@ contexts:
 current-context: aura
 EOF
 }
-for name in admin controller-manager scheduler kube-proxy kubelet; do kubeconfig "$name"; done
+for name in admin controller-manager scheduler kube-proxy kube-router kubelet; do kubeconfig "$name"; done
 
 start() {  # <name> <command...>: in the background, logged, remembered for down.sh
   local name=$1; shift
@@ -222,6 +225,38 @@ cat > "$CLUSTER/Corefile" <<EOF
 }
 EOF
 start coredns "$COREDNS_BIN" -conf "$CLUSTER/Corefile"
+
 wait_for "node $NODE_NAME" 120 \
   "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
+
+# NetworkPolicies, enforced: kube-router's firewall alone (the bridge plugin routes pods,
+# kube-proxy serves Services), iptables rules and ipsets per pod; started once the node is
+# registered, where it finds its own address. What it may read:
+"$K8S_BIN/kubectl" apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:kube-router"}
+rules:
+  - apiGroups: [""]
+    resources: [namespaces, pods, nodes, services, endpoints]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:kube-router"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:kube-router"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-router"}]
+EOF
+# No health or metrics listener (they would be on every address), IPv4 only (the pods').
+start kube-router "$KUBE_ROUTER_BIN" --kubeconfig="$CLUSTER/kube-router.kubeconfig" \
+  --hostname-override="$NODE_NAME" --run-firewall=true --run-router=false \
+  --run-service-proxy=false --enable-cni=false --enable-ipv4=true --enable-ipv6=false \
+  --service-cluster-ip-range="$SERVICE_CIDR" --health-port=0 --metrics-port=0
+wait_for "kube-router's firewall" 60 iptables -S KUBE-ROUTER-FORWARD
 echo "cluster up: export KUBECONFIG=$KUBECONFIG"

@@ -384,7 +384,12 @@ def test_network_policies_admit_only_whom_they_must() -> None:
             }
         }
     ]
-    scrapers: list[dict[str, Any]] = [{"namespaceSelector": {}}]
+    scrapers = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
 
     def rule(sources: list[dict[str, Any]], port: int) -> dict[str, Any]:
         return {"from": sources, "ports": [{"port": port, "protocol": "TCP"}]}
