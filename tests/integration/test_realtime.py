@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
+import grpc
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from aura.llm.v1 import llm_service_pb2_grpc as llm_grpc
 from aura_dev.fake_realtime import FakeGeminiLive, FakeOpenAIRealtime, Rule
 from aura_dev.stack import Stack
 from aura_phone.media import StreamError, StreamPlayer, parse_stream, stream_welcome, tone_ulaw
@@ -59,6 +61,9 @@ def realtime_env(
         # google-genai speaks only wss:// to a base URL: the fake's certificate is trusted.
         "SSL_CERT_FILE": str(gemini.certificate),
         "RELAY_IDLE_SECONDS": "30",
+        # As the chart deploys it: the gRPC hops carry a shared token, the conversation's
+        # bidirectional stream too.
+        "GRPC_AUTH_TOKEN": "realtime-grpc-token",
         **extra,
     }
 
@@ -368,3 +373,13 @@ async def test_a_live_stream_is_handed_over_when_its_replica_stops(
             assert second.playback.received_ms == 0
         finally:
             await second.hang_up()
+
+
+def test_a_conversation_without_the_grpc_token_is_refused(stack: Stack) -> None:
+    """The llm service refuses a bidirectional stream that does not carry the shared token,
+    as it refuses every other call."""
+    with grpc.insecure_channel(stack.llm_address) as channel:
+        replies = llm_grpc.LlmServiceStub(channel).Converse(iter([]), timeout=5)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(iter(replies))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

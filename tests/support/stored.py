@@ -13,9 +13,13 @@ ROLES = {memory_pb.ROLE_USER: "user", memory_pb.ROLE_ASSISTANT: "assistant"}
 
 
 def transcript(stack: Stack, call_sid: str) -> memory_pb.Transcript:
+    token = stack.env.get("GRPC_AUTH_TOKEN", "")  # presented as telephony presents it
+    metadata: tuple[tuple[str, str | bytes], ...] = (
+        (("authorization", f"Bearer {token}"),) if token else ()
+    )
     with grpc.insecure_channel(stack.memory_address) as channel:
         reply = memory_grpc.MemoryServiceStub(channel).GetTranscript(
-            memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5
+            memory_pb.GetTranscriptRequest(call_id=call_sid), timeout=5, metadata=metadata
         )
     return reply.transcript
 

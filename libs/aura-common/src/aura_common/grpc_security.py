@@ -76,8 +76,34 @@ class _BearerStream(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(_with_token(client_call_details, self._token), request)
 
 
+class _BearerStreamStream(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_stream_stream(
+        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return await continuation(_with_token(client_call_details, self._token), request_iterator)
+
+
+class _BearerStreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_stream_unary(
+        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return await continuation(_with_token(client_call_details, self._token), request_iterator)
+
+
 def bearer_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
-    return [_BearerUnary(token), _BearerStream(token)]
+    """The token on calls of every kind: a realtime conversation is a bidirectional stream."""
+    return [
+        _BearerUnary(token),
+        _BearerStream(token),
+        _BearerStreamStream(token),
+        _BearerStreamUnary(token),
+    ]
 
 
 class TokenCheck(grpc.aio.ServerInterceptor):
@@ -103,24 +129,28 @@ async def _refuse(context: grpc.aio.ServicerContext[Any, Any]) -> None:
 
 
 def _refusal(handler: Any) -> Any:
-    """A handler of the same kind as `handler` that refuses the call."""
-    if handler.unary_stream is not None:
+    """A handler of the same kind as `handler` (unary or streaming, each way) that refuses
+    the call."""
 
-        async def refuse_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            await _refuse(context)
-            yield  # pragma: no cover - abort raises
-
-        return grpc.unary_stream_rpc_method_handler(
-            refuse_stream,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+    async def refuse_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+        await _refuse(context)
+        yield  # pragma: no cover - abort raises
 
     async def refuse_unary(request: Any, context: Any) -> Any:
         await _refuse(context)
 
-    return grpc.unary_unary_rpc_method_handler(
-        refuse_unary,
+    make: Callable[..., Any]
+    refuse: Callable[[Any, Any], Any]
+    if handler.stream_stream is not None:
+        make, refuse = grpc.stream_stream_rpc_method_handler, refuse_stream
+    elif handler.stream_unary is not None:
+        make, refuse = grpc.stream_unary_rpc_method_handler, refuse_unary
+    elif handler.unary_stream is not None:
+        make, refuse = grpc.unary_stream_rpc_method_handler, refuse_stream
+    else:
+        make, refuse = grpc.unary_unary_rpc_method_handler, refuse_unary
+    return make(
+        refuse,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
