@@ -12,54 +12,20 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from aura_telephony import phrases
+from tests.cluster.kube import ROOT, helm_upgrade, kubectl, node_address, pods, ready
 from tests.support import eventually
 from tests.support.twilio import TwilioPlayer, Twiml, new_call_sid
-
-ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "aura"
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("KUBECONFIG") or not os.environ.get("AURA_BASE_URL"),
     reason="needs a cluster: make kind-up kind-load deploy e2e-kind",
 )
-
-
-def kubectl(*args: str) -> str:
-    binary = next(iter(sorted((ROOT / ".tools").glob("k8s-*/bin/kubectl"))), None)
-    command = [str(binary) if binary else "kubectl", "-n", NAMESPACE, *args]
-    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout
-
-
-def pods(component: str) -> list[dict[str, Any]]:
-    found = json.loads(
-        kubectl("get", "pods", "-l", f"app.kubernetes.io/component={component}", "-o", "json")
-    )
-    items: list[dict[str, Any]] = found["items"]
-    return items
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions", [])
-    alive = "deletionTimestamp" not in pod["metadata"]
-    return alive and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-@pytest.fixture(scope="module")
-def twilio() -> Iterator[TwilioPlayer]:
-    with httpx.Client(base_url=os.environ["AURA_BASE_URL"], timeout=20) as client:
-        yield TwilioPlayer(
-            client=client,
-            auth_token=os.environ.get("AURA_AUTH_TOKEN", ""),
-            public_base_url=os.environ.get("AURA_PUBLIC_BASE_URL", ""),
-        )
 
 
 def say(twilio: TwilioPlayer, call_sid: str, said: str) -> Twiml:
@@ -136,26 +102,7 @@ def test_a_helm_upgrade_with_calls_in_flight_gives_no_5xx(twilio: TwilioPlayer) 
         thread.start()
     try:
         # A new pod template for every Deployment: each rolls its pods over.
-        subprocess.run(
-            [
-                os.environ.get("HELM", "helm"),
-                "upgrade",
-                "aura",
-                str(ROOT / "deploy" / "helm" / "aura"),
-                "--namespace",
-                NAMESPACE,
-                "--reuse-values",
-                "--set-string",
-                f"podAnnotations.aura/rollout={new_call_sid()}",
-                "--wait",
-                "--timeout",
-                "5m",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=360,
-        )
+        helm_upgrade(f"podAnnotations.aura/rollout={new_call_sid()}")
     finally:
         done.set()
         for thread in callers:
@@ -223,14 +170,12 @@ def test_the_cluster_listens_only_on_its_own_addresses() -> None:
         started[int(pid)] = name
     if (LOCAL_CLUSTER / "jaeger.pid").exists():
         started[int((LOCAL_CLUSTER / "jaeger.pid").read_text())] = "jaeger"
-    kubeconfig = Path(os.environ["KUBECONFIG"]).read_text()
-    node_ip = re.search(r"server: \"?https://([0-9.]+):", kubeconfig)
-    assert node_ip is not None, kubeconfig
+    node_ip = node_address()
     route = subprocess.run(
         ["ip", "-4", "route", "get", "1.1.1.1"], capture_output=True, text=True, check=False
     ).stdout
     outward = re.search(r" src ([0-9.]+)", route)
-    assert outward is None or outward.group(1) != node_ip.group(1)
+    assert outward is None or outward.group(1) != node_ip
     listening = subprocess.run(
         ["ss", "-Hltunp"], capture_output=True, text=True, check=True, timeout=30
     ).stdout
@@ -242,6 +187,6 @@ def test_the_cluster_listens_only_on_its_own_addresses() -> None:
         host = line.split()[4].rsplit(":", 1)[0].strip("[]").split("%")[0]
         seen.setdefault(started[int(owner.group(1))], set()).add(host)
     assert {"kube-apiserver", "kubelet", "coredns"} <= set(seen), seen
-    allowed = {"127.0.0.1", "::1", node_ip.group(1)}
+    allowed = {"127.0.0.1", "::1", node_ip}
     strays = {name: hosts - allowed for name, hosts in seen.items() if hosts - allowed}
     assert not strays, f"listening beyond the node's address and loopback: {strays}"

@@ -14,7 +14,8 @@ SCRIPT = Path(__file__).parent / "scripts" / "bakery.yaml"
 
 
 def target(twilio: TwilioPlayer) -> list[str]:
-    args = ["--url", str(twilio.client.base_url).rstrip("/"), "--token", twilio.auth_token]
+    url = str(twilio.client.base_url).rstrip("/")
+    args = ["--url", url, "--token", twilio.auth_token, "--from", twilio.caller]
     return [*args, "--public-url", twilio.public_base_url] if twilio.public_base_url else args
 
 

@@ -8,6 +8,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -163,6 +164,50 @@ def test_malformed_scripts(
     path.write_text(script)
     assert main(["--url", "http://127.0.0.1:9", "--script", str(path)]) == 1
     assert complaint in capsys.readouterr().err
+
+
+@contextlib.contextmanager
+def answering(seen: list[dict[str, str]]) -> Iterator[str]:
+    """An HTTP deployment on loopback that greets and hangs up, keeping each form it got."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            seen.append(dict(parse_qsl(body, keep_blank_values=True)))
+            answer = b"<Response><Say>How can I help?</Say><Hangup/></Response>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+
+
+def test_the_command_lines_numbers_win_over_the_scripts(tmp_path: Path) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text('from: "+15551230000"\nto: "+15559870000"\nsteps:\n  - hear: help\n')
+    seen: list[dict[str, str]] = []
+    with answering(seen) as url:
+        assert main(["--url", url, "--script", str(script), "--quiet"]) == 0
+        assert (
+            main(["--url", url, "--script", str(script), "--quiet", "--from", "+15550001111"]) == 0
+        )
+    rung = [
+        (form["From"], form["To"]) for form in seen if "CallStatus" in form and form.get("From")
+    ]
+    assert rung[0] == ("+15551230000", "+15559870000")
+    assert ("+15550001111", "+15559870000") in rung
 
 
 # --- a relay deployment that goes away ------------------------------------------------------

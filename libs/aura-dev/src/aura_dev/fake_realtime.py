@@ -150,8 +150,9 @@ class EnergyVad:
 class _Fake:
     """What both fakes share: the server, the script, refusing connections."""
 
-    def __init__(self, script: Script | None = None) -> None:
+    def __init__(self, script: Script | None = None, host: str = "127.0.0.1") -> None:
         self.script = script or Script()
+        self.host = host  # another address of this machine, for pods of a local cluster
         self._server: Server | None = None
         self.url = ""
         self.connections = 0
@@ -172,14 +173,14 @@ class _Fake:
     ) -> None:
         self._server = await serve(
             handler,
-            "127.0.0.1",
+            self.host,
             port,
             process_request=self._process_request,
             ssl=tls,
             max_size=None,
         )
         bound = next(iter(self._server.sockets)).getsockname()[1]
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{bound}"
+        self.url = f"{'https' if tls else 'http'}://{self.host}:{bound}"
 
     def _tagged(self, chunk: bytes) -> bytes:
         if not self.script.tag_audio or len(chunk) < 8:

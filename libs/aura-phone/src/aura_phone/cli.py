@@ -196,8 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the URL to sign for, when the deployment checks another one (default: "
         "$PUBLIC_BASE_URL, or from .env)",
     )
-    parser.add_argument("--from", dest="caller", default="+15551230000")
-    parser.add_argument("--to", dest="callee", default="+15559870000")
+    parser.add_argument(
+        "--from",
+        dest="caller",
+        help="the caller's number (default: the script's, else +15551230000)",
+    )
+    parser.add_argument(
+        "--to", dest="callee", help="the number called (default: the script's, else +15559870000)"
+    )
     parser.add_argument("--script", type=Path, help="a YAML script of steps and expectations")
     parser.add_argument("--quiet", action="store_true", help="print only failures")
     parser.add_argument(
@@ -238,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         help="play Twilio Media Streams (VOICE_MODE=realtime): speak as audio, hear audio",
     )
     args = parser.parse_args(argv)
+    given = {"from": args.caller, "to": args.callee}  # the command line's win over a script's
+    args.caller = args.caller or "+15551230000"
+    args.callee = args.callee or "+15559870000"
     if args.answer_calls:
         return answer_calls(args, defaults)
     if args.realtime:
@@ -247,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         steps: list[Step] = []
         if args.script:
             numbers, steps = load_script(args.script)
-            args.caller = numbers.get("from", args.caller)
-            args.callee = numbers.get("to", args.callee)
+            args.caller = given["from"] or numbers.get("from", args.caller)
+            args.callee = given["to"] or numbers.get("to", args.callee)
             args.language = numbers.get("language", args.language)
         call = Call(
             args.url,

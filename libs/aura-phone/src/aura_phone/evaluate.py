@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from aura_phone.media import StreamError, StreamPlayer, stream_welcome
 from aura_phone.scenarios import Check, Persona, Scenario
 from aura_phone.script import Step, since
 from aura_phone.simulator import Call, CallError, Input, Turn
-from aura_phone.twilio import new_call_sid
+from aura_phone.twilio import new_call_sid, new_caller_number
 
 Status = Literal["pass", "fail", "skipped"]
 # Where a caller played by a model comes from: an OpenAI-compatible chat API.
@@ -121,10 +120,9 @@ def run_scenario(target: Target, scenario: Scenario, index: int = 0) -> Run:
 
 
 def caller_number(scenario: Scenario) -> str:
-    """The scenario's `from`, else a number of its own for each call (in the 555 range no
-    one is given): a suite repeated many times must not meet the deployment's
-    MAX_CALLS_PER_NUMBER_PER_HOUR, as real callers do not."""
-    return scenario.caller_number or f"+1555{secrets.randbelow(10**7):07d}"
+    """The scenario's `from`, else a number of its own for each call: a suite repeated
+    many times must not meet the deployment's per-number limit."""
+    return scenario.caller_number or new_caller_number()
 
 
 def _call(client: httpx.Client, target: Target, scenario: Scenario, call_sid: str = "") -> Call:
