@@ -2,7 +2,7 @@
 the pods as the chart runs them, a deleted llm pod in the middle of a call, a helm upgrade
 with calls in flight, and one trace per turn across the three services in Jaeger.
 
-Run by `make e2e-kind` with KUBECONFIG, AURA_BASE_URL (telephony's Service),
+Run by `make e2e-kind` with KUBECONFIG, AURA_BASE_URL (the ingress's https:// URL),
 AURA_PUBLIC_BASE_URL, AURA_AUTH_TOKEN, AURA_JAEGER_URL and HELM set; skipped otherwise."""
 
 from __future__ import annotations
