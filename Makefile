@@ -186,9 +186,9 @@ endif
 # signs for it; SSL_CERT_FILE is the cluster's ingress CA.
 e2e-kind: $(SYNCED) ## The black-box e2e suite, and the cluster's own tests, through the ingress
 ifeq ($(CLUSTER),kind)
-	AURA_BASE_URL=$(KIND_INGRESS_URL) AURA_PUBLIC_BASE_URL=$(KIND_INGRESS_URL) \
-	  SSL_CERT_FILE=$(KIND_CERTS)/ca.crt AURA_AUTH_TOKEN=$(KIND_TOKEN) HELM=$(HELM) \
-	  $(VENV)/bin/pytest tests/e2e tests/cluster
+	KUBECONFIG=$${KUBECONFIG:-$$HOME/.kube/config} AURA_BASE_URL=$(KIND_INGRESS_URL) \
+	  AURA_PUBLIC_BASE_URL=$(KIND_INGRESS_URL) SSL_CERT_FILE=$(KIND_CERTS)/ca.crt \
+	  AURA_AUTH_TOKEN=$(KIND_TOKEN) HELM=$(HELM) $(VENV)/bin/pytest tests/e2e tests/cluster
 else
 	export KUBECONFIG=$(LOCAL_KUBECONFIG) AURA_BASE_URL=$$(deploy/cluster/ingress.sh url) \
 	  AURA_PUBLIC_BASE_URL=$$(deploy/cluster/ingress.sh url) SSL_CERT_FILE=$$(deploy/cluster/ingress.sh ca) \

@@ -36,8 +36,8 @@ for pid in "${pods[@]}"; do
 done
 if [[ -f $CLUSTER/pids ]]; then
   # The node first (so that nothing restarts pods), the store last.
-  for name in kubelet kube-router kube-proxy coredns kube-scheduler kube-controller-manager containerd \
-              kube-apiserver etcd; do
+  for name in kubelet kube-router kube-proxy coredns kube-scheduler kube-controller-manager \
+              containerd kube-apiserver etcd; do
     pid=$(awk -v n="$name" '$1 == n {print $2}' "$CLUSTER/pids")
     [[ -n $pid ]] && kill "$pid" 2>/dev/null
   done

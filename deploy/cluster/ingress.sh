@@ -14,14 +14,7 @@ certs=$CLUSTER/ingress
 case "${1:-}" in
   start)
     scripts/ingress-cert.sh "$certs" "$PUBLIC_HOST"
-    if ! podman image exists "$TRAEFIK_IMAGE"; then
-      image=$(buildah from scratch)
-      buildah copy "$image" "$TRAEFIK_BIN" /traefik >/dev/null
-      buildah config --entrypoint '["/traefik"]' --user 65532:65532 "$image"
-      buildah commit -q "$image" "$TRAEFIK_IMAGE" >/dev/null
-      buildah rm "$image" >/dev/null
-    fi
-    deploy/cluster/load.sh "$TRAEFIK_IMAGE"
+    deploy/cluster/program-image.sh "$TRAEFIK_IMAGE" "$TRAEFIK_BIN" 65532
     "${kubectl[@]}" apply -f - <<EOF
 apiVersion: v1
 kind: Namespace

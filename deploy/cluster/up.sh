@@ -4,9 +4,9 @@
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy
 # built from source (deploy/cluster/build-tools.sh), Debian's containerd and CNI plugins
 # (a bridge network for pods), CoreDNS for Service names, and kube-router's firewall to
-# enforce NetworkPolicies (the bridge plugin enforces none). deploy/cluster/ingress.sh
-# adds the ingress controller. Everything lives under
-# .tools/cluster (certificates, data, logs, kubeconfig); deploy/cluster/down.sh removes it.
+# enforce NetworkPolicies (the bridge plugin enforces none); deploy/cluster/ingress.sh adds
+# the ingress controller. Everything lives under .tools/cluster (certificates, data, logs,
+# kubeconfig); deploy/cluster/down.sh removes it.
 # Needs root. Usage: deploy/cluster/up.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -162,14 +162,7 @@ start containerd containerd --config "$CLUSTER/containerd/config.toml"
 wait_for "containerd" 30 ctr --address "$CONTAINERD_SOCKET" version
 # The pod sandbox image: Kubernetes' own pause program, built with the other programs,
 # alone in an image (no registry to pull registry.k8s.io/pause from).
-if ! podman image exists "$PAUSE_IMAGE"; then
-  sandbox=$(buildah from scratch)
-  buildah copy "$sandbox" "$K8S_BIN/pause" /pause >/dev/null
-  buildah config --entrypoint '["/pause"]' --user 65535:65535 "$sandbox"
-  buildah commit -q "$sandbox" "$PAUSE_IMAGE" >/dev/null
-  buildah rm "$sandbox" >/dev/null
-fi
-deploy/cluster/load.sh "$PAUSE_IMAGE"
+deploy/cluster/program-image.sh "$PAUSE_IMAGE" "$K8S_BIN/pause" 65535
 
 cat > "$CLUSTER/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -225,7 +218,6 @@ cat > "$CLUSTER/Corefile" <<EOF
 }
 EOF
 start coredns "$COREDNS_BIN" -conf "$CLUSTER/Corefile"
-
 wait_for "node $NODE_NAME" 120 \
   "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
 

@@ -51,58 +51,45 @@ class GrpcSecurity:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
 
 
-def _with_token(details: Any, token: str) -> Any:
-    metadata = [*(details.metadata or ()), ("authorization", f"Bearer {token}")]
-    return details._replace(metadata=metadata)
+class _Bearer:
+    """Adds `authorization: Bearer <token>` to a call's metadata. grpc.aio files each
+    interceptor under one kind of call, hence one subclass per kind."""
 
-
-class _BearerUnary(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(_with_token(client_call_details, self._token), request)
+    async def _call(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), ("authorization", f"Bearer {self._token}")]
+        return await continuation(details._replace(metadata=metadata), request)
 
 
-class _BearerStream(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    async def intercept_unary_stream(
-        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
-    ) -> Any:
-        return await continuation(_with_token(client_call_details, self._token), request)
+class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._call(continuation, details, request)
 
 
-class _BearerStreamStream(grpc.aio.StreamStreamClientInterceptor):
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    async def intercept_stream_stream(
-        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await continuation(_with_token(client_call_details, self._token), request_iterator)
+class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._call(continuation, details, request)
 
 
-class _BearerStreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    def __init__(self, token: str) -> None:
-        self._token = token
+class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await self._call(continuation, details, requests)
 
-    async def intercept_stream_unary(
-        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await continuation(_with_token(client_call_details, self._token), request_iterator)
+
+class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await self._call(continuation, details, requests)
 
 
 def bearer_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
     """The token on calls of every kind: a realtime conversation is a bidirectional stream."""
     return [
-        _BearerUnary(token),
-        _BearerStream(token),
-        _BearerStreamStream(token),
+        _BearerUnaryUnary(token),
+        _BearerUnaryStream(token),
         _BearerStreamUnary(token),
+        _BearerStreamStream(token),
     ]
 
 
