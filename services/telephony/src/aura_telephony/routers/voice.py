@@ -84,6 +84,22 @@ async def get_calls(request: Request) -> Calls:
 AppCalls = Annotated[Calls, Depends(get_calls)]
 
 
+def placed(
+    purpose: Annotated[
+        str, Query(max_length=300, description="An outbound call's purpose (POST /api/calls)")
+    ] = "",
+    voicemail: Annotated[
+        str, Query(max_length=500, description="An outbound call's voicemail message")
+    ] = "",
+) -> Placed | None:
+    """An outbound call's purpose: set only in the answer URL of a call Aura placed (and
+    carried through the recording notice's), which Twilio signs with its query."""
+    return Placed(purpose, voicemail) if purpose else None
+
+
+Outbound = Annotated[Placed | None, Depends(placed)]
+
+
 def delivery_key(request: Request, params: dict[str, str]) -> str:
     # The query is part of what was delivered: ?reprompts=1 and ?reprompts=2 differ.
     target = f"{request.url.path}?{request.url.query}"
@@ -106,22 +122,11 @@ async def incoming_call(
     params: Params,
     form: Annotated[VoiceWebhook, Depends(webhook_form(VoiceWebhook))],
     calls: AppCalls,
-    purpose: PurposeQuery = "",
-    voicemail: VoicemailQuery = "",
+    outbound: Outbound,
 ) -> Response:
     url = relay_url(request, calls.settings, form.CallSid)
-    # Set only in the answer URL of a call Aura placed, which Twilio signs with its query.
-    outbound = Placed(purpose, voicemail) if purpose else None
     key = delivery_key(request, params)
     return twiml_response(await calls.incoming(form, key, url, outbound))
-
-
-PurposeQuery = Annotated[
-    str, Query(max_length=300, description="An outbound call's purpose (POST /api/calls)")
-]
-VoicemailQuery = Annotated[
-    str, Query(max_length=500, description="An outbound call's voicemail message")
-]
 
 
 @router.post(
@@ -136,12 +141,10 @@ async def recording_consent(
     params: Params,
     form: Annotated[GatherResult, Depends(webhook_form(GatherResult))],
     calls: AppCalls,
-    purpose: PurposeQuery = "",
-    voicemail: VoicemailQuery = "",
+    outbound: Outbound,
 ) -> Response:
     url = relay_url(request, calls.settings, form.CallSid)
     callback = public_base(request, calls.settings).rstrip("/") + STATUS_PATH
-    outbound = Placed(purpose, voicemail) if purpose else None
     key = delivery_key(request, params)
     return twiml_response(await calls.consented(form, key, url, callback, outbound))
 
