@@ -51,13 +51,12 @@ def receiver() -> Iterator[WebhookReceiver]:
 def recording_stack(
     tmp_path: Path, rest: FakeTwilioRest, receiver: WebhookReceiver, **extra: str
 ) -> Stack:
-    assert rest._server is not None
     port = free_port()
     env = {
         "CALL_RECORDING": "on",
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{rest._server.server_address[1]}",
+        "TWILIO_API_BASE_URL": rest.url,
         "ADMIN_API_TOKEN": "admin-token",
         # Twilio calls back on the public URL; here that is the stack's own address.
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",

@@ -44,12 +44,11 @@ def rest() -> Iterator[FakeTwilioRest]:
 
 
 def outbound_settings(rest: FakeTwilioRest, **overrides: Any) -> dict[str, Any]:
-    assert rest._server is not None
     return {
         "ADMIN_API_TOKEN": "admin-secret",
         "TWILIO_ACCOUNT_SID": ACCOUNT,
         "TWILIO_PHONE_NUMBER": OURS,
-        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{rest._server.server_address[1]}",
+        "TWILIO_API_BASE_URL": rest.url,
         "OUTBOUND_ALLOWED_PREFIXES": "+1555,+4420",
         **overrides,
     }

@@ -40,12 +40,11 @@ def rest() -> Iterator[FakeTwilioRest]:
 
 
 async def recording_rig(make_rig: RigFactory, rest: FakeTwilioRest, **env: Any) -> Rig:
-    assert rest._server is not None
     settings = {
         "CALL_RECORDING": "on",
         "ADMIN_API_TOKEN": "admin-secret",
         "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{rest._server.server_address[1]}",
+        "TWILIO_API_BASE_URL": rest.url,
         **env,
     }
     return await make_rig(**settings)
